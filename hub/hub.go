@@ -1,0 +1,414 @@
+// Package hub owns the live side of Herald on one node: the sessions of
+// connected clients, per-user fan-out of broker events to them, history
+// replay when a client resumes from a cursor, acks, presence, and the
+// keep-alive schedule. Transports (WebSocket, SSE) live in the server and
+// plug in through the Writer interface; back-ends plug in through
+// broker.Broker and Presence.
+package hub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/heraldhq/herald/pkg/broker"
+	"github.com/heraldhq/herald/pkg/notification"
+)
+
+// Presence counts a user's sessions across the cluster. The embedded mode
+// has no Presence: the hub's own counts are the whole truth.
+type Presence interface {
+	Join(ctx context.Context, user string) error
+	Leave(ctx context.Context, user string) error
+	Count(ctx context.Context, user string) (int, error)
+}
+
+// AckFunc observes acks, e.g. to cancel a pending push fallback.
+type AckFunc func(user string, ids []string)
+
+// ErrClosing is returned by Attach once Shutdown has begun.
+var ErrClosing = errors.New("hub: shutting down")
+
+// Options tune a Hub. Zero values take the defaults.
+type Options struct {
+	SessionQueue int           // frames a session may have unwritten before it is cut off (256)
+	WriteTimeout time.Duration // deadline for one batched write (10s)
+	KeepAlive    time.Duration // interval of WS pings and SSE heartbeats (25s)
+	ReplayPage   int           // history page size during replay (500)
+	Logger       *slog.Logger
+	Metrics      *Metrics
+	OnAck        AckFunc
+}
+
+func (o Options) withDefaults() Options {
+	if o.SessionQueue <= 0 {
+		o.SessionQueue = 256
+	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = 10 * time.Second
+	}
+	if o.KeepAlive <= 0 {
+		o.KeepAlive = 25 * time.Second
+	}
+	if o.ReplayPage <= 0 {
+		o.ReplayPage = 500
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Metrics == nil {
+		o.Metrics = NewMetrics(nil)
+	}
+	return o
+}
+
+const shardCount = 64
+
+// Hub fans events out to this node's sessions. Users are spread over
+// shards so that fan-out for different users never contends on one lock.
+type Hub struct {
+	opts     Options
+	broker   broker.Broker
+	presence Presence
+	seed     maphash.Seed
+	shards   [shardCount]shard
+
+	closing  atomic.Bool
+	sessions sync.WaitGroup // one per attached session, done when detached and its writer finished
+	nextID   atomic.Uint64
+
+	stop chan struct{}
+	done chan struct{}
+}
+
+type shard struct {
+	mu    sync.RWMutex
+	users map[string]*userState
+}
+
+// userState is one user's presence on this node. sessions is replaced, never
+// mutated, so Dispatch can range over it after releasing the shard lock.
+type userState struct {
+	sessions []*Session
+	ready    chan struct{} // closed once the broker subscription is active (or failed)
+	err      error         // set before ready is closed when Subscribe failed
+}
+
+// New returns a hub delivering the events of b. The broker's handler must
+// call Dispatch. presence may be nil (single node).
+func New(b broker.Broker, presence Presence, opts Options) *Hub {
+	h := &Hub{
+		opts:     opts.withDefaults(),
+		broker:   b,
+		presence: presence,
+		seed:     maphash.MakeSeed(),
+		stop:     make(chan struct{}),
+		done:     make(chan struct{}),
+	}
+	for i := range h.shards {
+		h.shards[i].users = make(map[string]*userState)
+	}
+	go h.keepAliveLoop()
+	return h
+}
+
+func (h *Hub) shard(user string) *shard {
+	return &h.shards[maphash.String(h.seed, user)%shardCount]
+}
+
+// Dispatch hands an event from the broker to the user's sessions on this
+// node. It never blocks on a client: each session has a bounded queue.
+func (h *Hub) Dispatch(ev *notification.Event) {
+	sh := h.shard(ev.User)
+	sh.mu.RLock()
+	us := sh.users[ev.User]
+	var sessions []*Session
+	if us != nil {
+		sessions = us.sessions
+	}
+	sh.mu.RUnlock()
+	for _, s := range sessions {
+		s.deliver(ev)
+	}
+}
+
+// AttachRequest describes a new client session.
+type AttachRequest struct {
+	User      string
+	SessionID string              // the token's session claim, for logout and devices
+	Transport string              // "ws" or "sse", for metrics
+	Since     notification.Cursor // resume after this cursor
+	Resume    bool                // Since was given by the client
+	Writer    Writer
+}
+
+// Attach registers a session, makes sure this node receives the user's
+// events, and, when the client resumes, replays what it missed before
+// releasing live traffic, so the client sees every event once, in order.
+// The caller must call Detach when the transport ends.
+func (h *Hub) Attach(ctx context.Context, req AttachRequest) (*Session, error) {
+	if h.closing.Load() {
+		return nil, ErrClosing
+	}
+	s := &Session{
+		hub:       h,
+		id:        h.nextID.Add(1),
+		user:      req.User,
+		sid:       req.SessionID,
+		transport: req.Transport,
+		w:         req.Writer,
+		replaying: req.Resume,
+		last:      req.Since,
+	}
+	h.sessions.Add(1)
+	if err := h.join(ctx, s); err != nil {
+		h.sessions.Done()
+		return nil, err
+	}
+	if h.presence != nil {
+		if err := h.presence.Join(ctx, s.user); err != nil {
+			h.leave(s)
+			h.sessions.Done()
+			return nil, fmt.Errorf("hub presence join: %w", err)
+		}
+	}
+	h.opts.Metrics.connections.WithLabelValues(s.transport).Inc()
+	if req.Resume {
+		h.replay(ctx, s, req.Since)
+	} else {
+		h.opts.Metrics.resumes.WithLabelValues("none").Inc()
+	}
+	return s, nil
+}
+
+// join adds s to its user's sessions and waits until the broker delivers the
+// user's events to this node.
+func (h *Hub) join(ctx context.Context, s *Session) error {
+	sh := h.shard(s.user)
+	sh.mu.Lock()
+	us := sh.users[s.user]
+	creator := us == nil
+	if creator {
+		us = &userState{ready: make(chan struct{})}
+		sh.users[s.user] = us
+	}
+	us.sessions = appendSession(us.sessions, s)
+	sh.mu.Unlock()
+
+	if creator {
+		if err := h.broker.Subscribe(ctx, s.user); err != nil {
+			us.err = fmt.Errorf("hub subscribe: %w", err)
+			sh.mu.Lock()
+			if sh.users[s.user] == us {
+				delete(sh.users, s.user)
+			}
+			sh.mu.Unlock()
+			close(us.ready)
+			return us.err
+		}
+		close(us.ready)
+		return nil
+	}
+	select {
+	case <-us.ready:
+	case <-ctx.Done():
+		h.leave(s)
+		return ctx.Err()
+	}
+	if us.err != nil {
+		return us.err
+	}
+	return nil
+}
+
+func appendSession(list []*Session, s *Session) []*Session {
+	out := make([]*Session, len(list), len(list)+1)
+	copy(out, list)
+	return append(out, s)
+}
+
+// leave removes s from its user; the last session out unsubscribes the node.
+func (h *Hub) leave(s *Session) {
+	sh := h.shard(s.user)
+	sh.mu.Lock()
+	us := sh.users[s.user]
+	if us == nil {
+		sh.mu.Unlock()
+		return
+	}
+	out := make([]*Session, 0, len(us.sessions))
+	for _, o := range us.sessions {
+		if o != s {
+			out = append(out, o)
+		}
+	}
+	found := len(out) != len(us.sessions)
+	us.sessions = out
+	last := found && len(out) == 0
+	if last {
+		delete(sh.users, s.user)
+	}
+	sh.mu.Unlock()
+	if last && us.err == nil {
+		// Wait for an in-flight Subscribe so the counts stay balanced.
+		<-us.ready
+		if us.err == nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			if err := h.broker.Unsubscribe(ctx, s.user); err != nil {
+				h.opts.Logger.Warn("unsubscribe failed", "user", s.user, "err", err)
+			}
+			cancel()
+		}
+	}
+}
+
+// replay sends the events after since, then releases live events held back
+// meanwhile. The subscription is already active, so anything published
+// after the history read is in the held-back queue; duplicates are dropped
+// by cursor.
+func (h *Hub) replay(ctx context.Context, s *Session, since notification.Cursor) {
+	cur := since
+	for {
+		events, _, err := h.broker.History(ctx, s.user, cur, h.opts.ReplayPage)
+		if errors.Is(err, broker.ErrReset) {
+			h.opts.Metrics.resumes.WithLabelValues("reset").Inc()
+			s.reset(ctx)
+			return
+		}
+		if err != nil {
+			h.opts.Logger.Warn("history replay failed", "user", s.user, "err", err)
+			h.opts.Metrics.resumes.WithLabelValues("failed").Inc()
+			s.reset(ctx)
+			return
+		}
+		for _, ev := range events {
+			s.enqueueReplayed(ev)
+		}
+		if len(events) < h.opts.ReplayPage {
+			break
+		}
+		cur = events[len(events)-1].Cursor
+	}
+	h.opts.Metrics.resumes.WithLabelValues("recovered").Inc()
+	s.endReplay(notification.Cursor{})
+}
+
+// Detach ends a session: the transport calls it when the connection ends.
+func (h *Hub) Detach(s *Session) {
+	if !s.markDetached() {
+		return
+	}
+	h.leave(s)
+	if h.presence != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := h.presence.Leave(ctx, s.user); err != nil {
+			h.opts.Logger.Warn("presence leave failed", "user", s.user, "err", err)
+		}
+		cancel()
+	}
+	h.opts.Metrics.connections.WithLabelValues(s.transport).Dec()
+	s.waitWriter()
+	h.sessions.Done()
+}
+
+// Ack records that a client displayed notifications.
+func (h *Hub) Ack(user string, ids []string) {
+	h.opts.Metrics.acks.Add(float64(len(ids)))
+	if h.opts.OnAck != nil && len(ids) > 0 {
+		h.opts.OnAck(user, ids)
+	}
+}
+
+// MalformedAck counts a client frame that could not be understood.
+func (h *Hub) MalformedAck() { h.opts.Metrics.malformedFrames.Inc() }
+
+// Presence reports how many sessions the user has, across the cluster when
+// a Presence back-end is configured, else on this node.
+func (h *Hub) Presence(ctx context.Context, user string) (int, error) {
+	if h.presence != nil {
+		n, err := h.presence.Count(ctx, user)
+		if err != nil {
+			return 0, fmt.Errorf("hub presence: %w", err)
+		}
+		return n, nil
+	}
+	return h.LocalSessions(user), nil
+}
+
+// LocalSessions counts the user's sessions on this node.
+func (h *Hub) LocalSessions(user string) int {
+	sh := h.shard(user)
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	if us := sh.users[user]; us != nil {
+		return len(us.sessions)
+	}
+	return 0
+}
+
+// Shutdown refuses new sessions, closes every session with CloseShutdown
+// (WebSocket 1012: reconnect elsewhere) and waits for them to drain.
+func (h *Hub) Shutdown(ctx context.Context) error {
+	if h.closing.Swap(true) {
+		return nil
+	}
+	close(h.stop)
+	<-h.done
+	for i := range h.shards {
+		sh := &h.shards[i]
+		sh.mu.RLock()
+		var all []*Session
+		for _, us := range sh.users {
+			all = append(all, us.sessions...)
+		}
+		sh.mu.RUnlock()
+		for _, s := range all {
+			s.close(CloseShutdown)
+		}
+	}
+	drained := make(chan struct{})
+	go func() { h.sessions.Wait(); close(drained) }()
+	select {
+	case <-drained:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("hub shutdown: %w", ctx.Err())
+	}
+}
+
+// keepAliveLoop pings every session once per KeepAlive interval, a few
+// shards at a time so the work is spread over the interval.
+func (h *Hub) keepAliveLoop() {
+	defer close(h.done)
+	const steps = 16
+	t := time.NewTicker(h.opts.KeepAlive / steps)
+	defer t.Stop()
+	step := 0
+	var batch []*Session
+	for {
+		select {
+		case <-h.stop:
+			return
+		case <-t.C:
+		}
+		for i := step; i < shardCount; i += steps {
+			sh := &h.shards[i]
+			sh.mu.RLock()
+			for _, us := range sh.users {
+				batch = append(batch, us.sessions...)
+			}
+			sh.mu.RUnlock()
+		}
+		for _, s := range batch {
+			s.keepAlive()
+		}
+		clear(batch)
+		batch = batch[:0]
+		step = (step + 1) % steps
+	}
+}

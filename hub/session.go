@@ -1,0 +1,289 @@
+package hub
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/heraldhq/herald/pkg/notification"
+)
+
+// CloseReason says why the hub ends a session; transports map it to a
+// WebSocket close code or simply end the stream.
+type CloseReason int
+
+const (
+	CloseNormal       CloseReason = iota
+	CloseShutdown                 // node going away: reconnect elsewhere (WS 1012)
+	CloseSlowConsumer             // the client did not keep up (WS 1013)
+	CloseWriteFailed              // a write failed or timed out
+)
+
+func (r CloseReason) String() string {
+	switch r {
+	case CloseShutdown:
+		return "shutdown"
+	case CloseSlowConsumer:
+		return "slow_consumer"
+	case CloseWriteFailed:
+		return "write_failed"
+	default:
+		return "normal"
+	}
+}
+
+// Writer is a session's transport. The hub calls WriteEvents and KeepAlive
+// from at most one goroutine at a time, and only while something is to be
+// sent: an idle session has no goroutine of the hub's.
+type Writer interface {
+	// WriteEvents writes frames for the events (notification, retract or
+	// reset), in order, as one batch where the transport allows.
+	WriteEvents(ctx context.Context, events []*notification.Event) error
+	// KeepAlive proves the peer is alive (WS ping) or keeps intermediaries
+	// from timing out (SSE comment).
+	KeepAlive(ctx context.Context) error
+	// Close ends the transport; the transport then calls Hub.Detach.
+	Close(reason CloseReason)
+}
+
+// Session is one connected client (a browser tab) of one user.
+type Session struct {
+	hub       *Hub
+	id        uint64
+	user      string
+	sid       string
+	transport string
+	w         Writer
+
+	mu        sync.Mutex
+	queue     []*notification.Event
+	spare     []*notification.Event
+	pending   []*notification.Event // live events held back during replay
+	replaying bool
+	writing   bool
+	ping      bool // a keep-alive is due
+	closed    bool
+	detached  bool
+	idle      *sync.Cond // signalled when the writer stops
+	last      notification.Cursor
+}
+
+// User returns the session's user id.
+func (s *Session) User() string { return s.user }
+
+// SessionID returns the token session claim the session was opened with.
+func (s *Session) SessionID() string { return s.sid }
+
+// deliver queues a live event, or holds it back while replay runs.
+func (s *Session) deliver(ev *notification.Event) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	if s.replaying {
+		if len(s.pending) >= s.hub.opts.SessionQueue*4 {
+			s.closeLocked(CloseSlowConsumer)
+			return
+		}
+		s.pending = append(s.pending, ev)
+		return
+	}
+	s.enqueueLocked(ev)
+}
+
+// enqueueReplayed queues an event read from history during replay.
+func (s *Session) enqueueReplayed(ev *notification.Event) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.closed {
+		s.enqueueLocked(ev)
+	}
+}
+
+// enqueueLocked drops events the session already has (by cursor), tells the
+// client when the history epoch changed under it, and starts a writer.
+func (s *Session) enqueueLocked(ev *notification.Event) {
+	if ev.Kind != notification.KindReset && !s.last.IsZero() {
+		if ev.Cursor.Epoch == s.last.Epoch {
+			if ev.Cursor.Seq <= s.last.Seq {
+				return
+			}
+		} else {
+			// The history was lost and started again: cursors the client
+			// holds are void. Say so before the first event of the new one.
+			s.pushLocked(notification.NewResetEvent(s.user, notification.Cursor{}))
+		}
+	}
+	s.pushLocked(ev)
+	if ev.Kind != notification.KindReset || !ev.Cursor.IsZero() {
+		s.last = ev.Cursor
+	}
+}
+
+func (s *Session) pushLocked(ev *notification.Event) {
+	if s.closed {
+		return
+	}
+	// Replayed history may exceed the live limit: a resuming client is
+	// allowed its backlog, but a live client that stops reading is not.
+	limit := s.hub.opts.SessionQueue
+	if s.replaying {
+		limit += s.hub.opts.ReplayPage
+	}
+	if len(s.queue) >= limit {
+		s.closeLocked(CloseSlowConsumer)
+		return
+	}
+	s.queue = append(s.queue, ev)
+	s.startWriterLocked()
+}
+
+func (s *Session) startWriterLocked() {
+	if !s.writing {
+		s.writing = true
+		go s.writeLoop()
+	}
+}
+
+// reset tells the client its cursor could not be resumed and continues from
+// the current head of the history.
+func (s *Session) reset(ctx context.Context) {
+	var head notification.Cursor
+	if _, h, err := s.hub.broker.History(ctx, s.user, notification.Cursor{}, 1); err == nil {
+		head = h
+	}
+	s.mu.Lock()
+	s.pushLocked(notification.NewResetEvent(s.user, head))
+	s.last = head
+	s.mu.Unlock()
+	s.endReplay(head)
+}
+
+// endReplay releases the live events held back during replay.
+func (s *Session) endReplay(notification.Cursor) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	pending := s.pending
+	s.pending = nil
+	for _, ev := range pending {
+		if s.closed {
+			break
+		}
+		s.enqueueLocked(ev)
+	}
+	s.replaying = false
+}
+
+// keepAlive schedules a ping unless a write is already proving liveness.
+func (s *Session) keepAlive() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || s.writing {
+		return
+	}
+	s.ping = true
+	s.startWriterLocked()
+}
+
+// writeLoop is the session's short-lived writer: it drains the queue in
+// batches and exits when there is nothing left to send.
+func (s *Session) writeLoop() {
+	m := s.hub.opts.Metrics
+	for {
+		s.mu.Lock()
+		if s.closed || (len(s.queue) == 0 && !s.ping) {
+			s.writing = false
+			if s.idle != nil {
+				s.idle.Broadcast()
+			}
+			s.mu.Unlock()
+			return
+		}
+		batch := s.queue
+		s.queue = s.spare[:0]
+		s.spare = nil
+		ping := s.ping && len(batch) == 0
+		s.ping = false
+		s.mu.Unlock()
+
+		ctx, cancel := context.WithTimeout(context.Background(), s.hub.opts.WriteTimeout)
+		var err error
+		if ping {
+			err = s.w.KeepAlive(ctx)
+		} else {
+			err = s.w.WriteEvents(ctx, batch)
+		}
+		cancel()
+		if err == nil && !ping {
+			now := time.Now()
+			frames := m.frames.WithLabelValues(s.transport)
+			frames.Add(float64(len(batch)))
+			for _, ev := range batch {
+				if ev.Kind == notification.KindNotification && !ev.Created.IsZero() {
+					m.latency.Observe(now.Sub(ev.Created).Seconds())
+				}
+			}
+		}
+		clear(batch)
+		s.mu.Lock()
+		if s.spare == nil {
+			s.spare = batch[:0]
+		}
+		s.mu.Unlock()
+		if err != nil {
+			if !errors.Is(err, context.Canceled) {
+				s.hub.opts.Logger.Debug("session write failed", "user", s.user, "transport", s.transport, "err", err)
+			}
+			s.close(CloseWriteFailed)
+		}
+	}
+}
+
+// close ends the session from the hub's side.
+func (s *Session) close(reason CloseReason) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closeLocked(reason)
+}
+
+func (s *Session) closeLocked(reason CloseReason) {
+	if s.closed {
+		return
+	}
+	s.closed = true
+	s.queue = nil
+	s.pending = nil
+	if reason == CloseSlowConsumer {
+		s.hub.opts.Metrics.slowConsumers.Inc()
+	}
+	// Close may block on the network; never under the session lock.
+	go s.w.Close(reason)
+}
+
+// markDetached reports whether this is the first Detach of the session.
+func (s *Session) markDetached() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.detached {
+		return false
+	}
+	s.detached = true
+	s.closed = true
+	s.queue = nil
+	s.pending = nil
+	return true
+}
+
+// waitWriter blocks until the session's writer goroutine has exited.
+func (s *Session) waitWriter() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for s.writing {
+		if s.idle == nil {
+			s.idle = sync.NewCond(&s.mu)
+		}
+		s.idle.Wait()
+	}
+}

@@ -1,0 +1,115 @@
+package notification
+
+import (
+	"bytes"
+	"encoding/json"
+	"testing"
+	"time"
+)
+
+func TestParseCursor(t *testing.T) {
+	cases := []struct {
+		in   string
+		want Cursor
+		ok   bool
+	}{
+		{"abc123-42", Cursor{"abc123", 42}, true},
+		{"a-b-7", Cursor{}, false},
+		{"e-0", Cursor{"e", 0}, true},
+		{"-5", Cursor{}, false},
+		{"abc-", Cursor{}, false},
+		{"abc", Cursor{}, false},
+		{"abc-x", Cursor{}, false},
+		{"ab c-1", Cursor{}, false},
+		{"abc-18446744073709551616", Cursor{}, false},
+	}
+	for _, tc := range cases {
+		got, err := ParseCursor(tc.in)
+		if (err == nil) != tc.ok || got != tc.want {
+			t.Errorf("ParseCursor(%q) = %v, %v; want %v ok=%v", tc.in, got, err, tc.want, tc.ok)
+		}
+		if tc.ok && got.String() != tc.in {
+			t.Errorf("round trip %q → %q", tc.in, got.String())
+		}
+	}
+}
+
+func FuzzParseCursor(f *testing.F) {
+	for _, s := range []string{"abc-1", "", "-", "a-b-c", "x-99999999999999999999"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		c, err := ParseCursor(s)
+		if err != nil {
+			return
+		}
+		back, err := ParseCursor(c.String())
+		if err != nil || back != c {
+			t.Fatalf("%q parsed to %v, which does not round trip", s, c)
+		}
+	})
+}
+
+func TestEnvelopeRoundTrip(t *testing.T) {
+	n := &Notification{ID: "01J", User: "alice", Title: "Hi", Body: "there", Tag: "c1",
+		Data: json.RawMessage(`{"k":"v"}`), CreatedAt: time.Date(2026, 11, 22, 10, 0, 0, 123456000, time.UTC)}
+	ev, err := NewEvent(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur := Cursor{"ep", 7}
+	back, err := UnmarshalEnvelope("alice", cur, ev.MarshalEnvelope())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back.ID != ev.ID || back.Tag != ev.Tag || back.Kind != ev.Kind || !back.Created.Equal(ev.Created) ||
+		!bytes.Equal(back.Payload, ev.Payload) || back.Cursor != cur || back.User != "alice" {
+		t.Fatalf("round trip mismatch: %+v vs %+v", back, ev)
+	}
+}
+
+func FuzzUnmarshalEnvelope(f *testing.F) {
+	ev, _ := NewEvent(&Notification{ID: "x", User: "u", Title: "t"})
+	f.Add(ev.MarshalEnvelope())
+	f.Add([]byte{1, 1})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		e, err := UnmarshalEnvelope("u", Cursor{"e", 1}, b)
+		if err != nil {
+			return
+		}
+		if _, err := UnmarshalEnvelope("u", e.Cursor, e.MarshalEnvelope()); err != nil {
+			t.Fatalf("re-encoded envelope does not decode: %v", err)
+		}
+	})
+}
+
+func TestFramesCarryTheCursor(t *testing.T) {
+	ev, _ := NewEvent(&Notification{ID: "n1", User: "alice", Title: "Hi"})
+	ev.Cursor = Cursor{"ep", 3}
+	var ws struct {
+		Type         string
+		Notification Notification
+	}
+	if err := json.Unmarshal(ev.WSFrame(), &ws); err != nil {
+		t.Fatalf("ws frame %s: %v", ev.WSFrame(), err)
+	}
+	if ws.Type != "notification" || ws.Notification.Cursor != "ep-3" || ws.Notification.ID != "n1" {
+		t.Fatalf("ws frame %s", ev.WSFrame())
+	}
+	want := "id: ep-3\nevent: notification\ndata: " + string(ev.JSON()) + "\n\n"
+	if string(ev.SSEFrame()) != want {
+		t.Fatalf("sse frame %q, want %q", ev.SSEFrame(), want)
+	}
+	r, _ := NewRetractEvent("alice", "n1", "c1", time.Now())
+	r.Cursor = Cursor{"ep", 4}
+	if got := string(r.WSFrame()); got != `{"type":"retract","cursor":"ep-4","id":"n1","tag":"c1"}` {
+		t.Fatalf("retract frame %s", got)
+	}
+	reset := NewResetEvent("alice", Cursor{"ep", 9})
+	if got := string(reset.WSFrame()); got != `{"type":"reset","cursor":"ep-9"}` {
+		t.Fatalf("reset frame %s", got)
+	}
+	if got := string(reset.SSEFrame()); got != "id: ep-9\nevent: reset\ndata: {\"cursor\":\"ep-9\"}\n\n" {
+		t.Fatalf("reset sse %q", got)
+	}
+}

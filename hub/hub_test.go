@@ -1,0 +1,311 @@
+package hub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/heraldhq/herald/pkg/broker"
+	"github.com/heraldhq/herald/pkg/notification"
+)
+
+// stubBroker serves History from a fixed list and lets the test dispatch
+// live events itself; it stands in for the back-ends, which have their own
+// conformance suite.
+type stubBroker struct {
+	mu      sync.Mutex
+	history map[string][]*notification.Event
+	epoch   string
+	subs    map[string]int
+	// onHistory runs before History answers, to inject live traffic
+	// exactly while a replay is in progress.
+	onHistory func()
+}
+
+func newStubBroker() *stubBroker {
+	return &stubBroker{history: map[string][]*notification.Event{}, subs: map[string]int{}, epoch: "ep"}
+}
+
+func (b *stubBroker) add(user string, n int) []*notification.Event {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []*notification.Event
+	for i := 0; i < n; i++ {
+		seq := uint64(len(b.history[user]) + 1)
+		ev, _ := notification.NewEvent(&notification.Notification{ID: fmt.Sprint(user, seq), User: user, Title: fmt.Sprint(seq)})
+		ev.Cursor = notification.Cursor{Epoch: b.epoch, Seq: seq}
+		b.history[user] = append(b.history[user], ev)
+		out = append(out, ev)
+	}
+	return out
+}
+
+func (b *stubBroker) Publish(context.Context, []*notification.Event) error { return nil }
+func (b *stubBroker) Subscribe(_ context.Context, u string) error {
+	b.mu.Lock()
+	b.subs[u]++
+	b.mu.Unlock()
+	return nil
+}
+func (b *stubBroker) Unsubscribe(_ context.Context, u string) error {
+	b.mu.Lock()
+	b.subs[u]--
+	b.mu.Unlock()
+	return nil
+}
+func (b *stubBroker) Ready(context.Context) error { return nil }
+func (b *stubBroker) Close() error                { return nil }
+
+func (b *stubBroker) History(_ context.Context, user string, since notification.Cursor, limit int) ([]*notification.Event, notification.Cursor, error) {
+	if f := b.onHistory; f != nil {
+		b.onHistory = nil
+		f()
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	all := b.history[user]
+	var head notification.Cursor
+	if len(all) > 0 {
+		head = all[len(all)-1].Cursor
+	}
+	if since.IsZero() {
+		if len(all) > limit {
+			all = all[len(all)-limit:]
+		}
+		return all, head, nil
+	}
+	if since.Epoch != b.epoch || since.Seq > head.Seq {
+		return nil, head, broker.ErrReset
+	}
+	rest := all[since.Seq:]
+	if len(rest) > limit {
+		rest = rest[:limit]
+	}
+	return rest, head, nil
+}
+
+// recorder is a Writer that records frames.
+type recorder struct {
+	mu     sync.Mutex
+	frames []string
+	closed chan CloseReason
+	block  chan struct{} // when set, writes wait on it
+}
+
+func newRecorder() *recorder { return &recorder{closed: make(chan CloseReason, 1)} }
+
+func (r *recorder) WriteEvents(ctx context.Context, evs []*notification.Event) error {
+	if r.block != nil {
+		select {
+		case <-r.block:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, ev := range evs {
+		r.frames = append(r.frames, string(ev.WSFrame()))
+	}
+	return nil
+}
+func (r *recorder) KeepAlive(context.Context) error { return nil }
+func (r *recorder) Close(reason CloseReason) {
+	select {
+	case r.closed <- reason:
+	default:
+	}
+}
+
+func (r *recorder) wait(t *testing.T, n int) []string {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r.mu.Lock()
+		got := append([]string(nil), r.frames...)
+		r.mu.Unlock()
+		if len(got) >= n {
+			return got
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("got %d frames, want %d: %v", len(got), n, got)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func notifFrame(ev *notification.Event) string { return string(ev.WSFrame()) }
+
+func TestReplayMergesLiveTrafficWithoutGapOrDuplicate(t *testing.T) {
+	b := newStubBroker()
+	h := New(b, nil, Options{ReplayPage: 3})
+	defer h.Shutdown(context.Background())
+	old := b.add("alice", 10)
+	var live []*notification.Event
+	// While the first history page is read, three more events are published
+	// and dispatched live; two of them will also be in later pages.
+	b.onHistory = func() {
+		live = b.add("alice", 3)
+		for _, ev := range live {
+			h.Dispatch(ev)
+		}
+	}
+	rec := newRecorder()
+	s, err := h.Attach(context.Background(), AttachRequest{User: "alice", Transport: "ws", Writer: rec,
+		Since: old[3].Cursor, Resume: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Detach(s)
+	more := b.add("alice", 2)
+	for _, ev := range more {
+		h.Dispatch(ev)
+	}
+	got := rec.wait(t, 11)
+	var want []string
+	for _, ev := range append(append(old[4:], live...), more...) {
+		want = append(want, notifFrame(ev))
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("frames:\n got %v\nwant %v", got, want)
+	}
+}
+
+func TestForeignCursorGetsResetAtHead(t *testing.T) {
+	b := newStubBroker()
+	h := New(b, nil, Options{})
+	defer h.Shutdown(context.Background())
+	evs := b.add("alice", 2)
+	rec := newRecorder()
+	s, err := h.Attach(context.Background(), AttachRequest{User: "alice", Writer: rec,
+		Since: notification.Cursor{Epoch: "old", Seq: 5}, Resume: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Detach(s)
+	h.Dispatch(evs[1]) // already covered by the head: dropped
+	next := b.add("alice", 1)[0]
+	h.Dispatch(next)
+	got := rec.wait(t, 2)
+	if got[0] != `{"type":"reset","cursor":"ep-2"}` || got[1] != notifFrame(next) || len(got) != 2 {
+		t.Fatalf("frames %v", got)
+	}
+}
+
+func TestNewEpochMidStreamTellsClient(t *testing.T) {
+	b := newStubBroker()
+	h := New(b, nil, Options{})
+	defer h.Shutdown(context.Background())
+	rec := newRecorder()
+	s, _ := h.Attach(context.Background(), AttachRequest{User: "alice", Writer: rec})
+	defer h.Detach(s)
+	first := b.add("alice", 1)[0]
+	h.Dispatch(first)
+	b.epoch = "new"
+	b.history["alice"] = nil
+	second := b.add("alice", 1)[0]
+	h.Dispatch(second)
+	got := rec.wait(t, 3)
+	if got[1] != `{"type":"reset","cursor":""}` || got[2] != notifFrame(second) {
+		t.Fatalf("frames %v", got)
+	}
+}
+
+func TestSlowConsumerIsClosed(t *testing.T) {
+	b := newStubBroker()
+	h := New(b, nil, Options{SessionQueue: 4, WriteTimeout: time.Minute})
+	defer h.Shutdown(context.Background())
+	slow := newRecorder()
+	slow.block = make(chan struct{})
+	defer close(slow.block)
+	fast := newRecorder()
+	s1, _ := h.Attach(context.Background(), AttachRequest{User: "slow", Writer: slow})
+	defer h.Detach(s1)
+	s2, _ := h.Attach(context.Background(), AttachRequest{User: "fast", Writer: fast})
+	defer h.Detach(s2)
+	for _, ev := range b.add("slow", 10) {
+		h.Dispatch(ev)
+	}
+	for _, ev := range b.add("fast", 3) {
+		h.Dispatch(ev)
+	}
+	select {
+	case r := <-slow.closed:
+		if r != CloseSlowConsumer {
+			t.Fatalf("closed with %v", r)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("slow consumer not closed")
+	}
+	fast.wait(t, 3)
+}
+
+func TestLastSessionUnsubscribes(t *testing.T) {
+	b := newStubBroker()
+	h := New(b, nil, Options{})
+	defer h.Shutdown(context.Background())
+	s1, _ := h.Attach(context.Background(), AttachRequest{User: "a", Writer: newRecorder()})
+	s2, _ := h.Attach(context.Background(), AttachRequest{User: "a", Writer: newRecorder()})
+	if b.subs["a"] != 1 || h.LocalSessions("a") != 2 {
+		t.Fatalf("subs %d sessions %d", b.subs["a"], h.LocalSessions("a"))
+	}
+	h.Detach(s1)
+	h.Detach(s1) // idempotent
+	if b.subs["a"] != 1 {
+		t.Fatalf("unsubscribed while a session remains")
+	}
+	h.Detach(s2)
+	if b.subs["a"] != 0 || h.LocalSessions("a") != 0 {
+		t.Fatalf("subs %d after last session left", b.subs["a"])
+	}
+}
+
+func TestAttachAfterShutdownFails(t *testing.T) {
+	h := New(newStubBroker(), nil, Options{})
+	rec := newRecorder()
+	s, _ := h.Attach(context.Background(), AttachRequest{User: "a", Writer: rec})
+	go func() {
+		<-rec.closed
+		h.Detach(s)
+	}()
+	if err := h.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Attach(context.Background(), AttachRequest{User: "a", Writer: newRecorder()}); !errors.Is(err, ErrClosing) {
+		t.Fatalf("err %v", err)
+	}
+}
+
+// discard is a Writer that drops frames, for benchmarks.
+type discard struct{}
+
+func (discard) WriteEvents(context.Context, []*notification.Event) error { return nil }
+func (discard) KeepAlive(context.Context) error                        { return nil }
+func (discard) Close(CloseReason)                                      {}
+
+// BenchmarkDispatch measures the fan-out path for one event to one user
+// with several sessions: allocations per delivered frame.
+func BenchmarkDispatch(b *testing.B) {
+	for _, sessions := range []int{1, 4} {
+		b.Run(fmt.Sprintf("sessions=%d", sessions), func(b *testing.B) {
+			sb := newStubBroker()
+			h := New(sb, nil, Options{SessionQueue: 1 << 20})
+			defer h.Shutdown(context.Background())
+			for i := 0; i < sessions; i++ {
+				s, _ := h.Attach(context.Background(), AttachRequest{User: "u", Writer: discard{}})
+				defer h.Detach(s)
+			}
+			ev, _ := notification.NewEvent(&notification.Notification{ID: "x", User: "u", Title: "t"})
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				ev.Cursor = notification.Cursor{Epoch: "ep", Seq: uint64(i + 1)}
+				h.Dispatch(ev)
+			}
+			b.ReportMetric(float64(b.N*sessions)/b.Elapsed().Seconds(), "frames/s")
+		})
+	}
+}

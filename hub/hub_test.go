@@ -283,8 +283,8 @@ func TestAttachAfterShutdownFails(t *testing.T) {
 type discard struct{}
 
 func (discard) WriteEvents(context.Context, []*notification.Event) error { return nil }
-func (discard) KeepAlive(context.Context) error                        { return nil }
-func (discard) Close(CloseReason)                                      {}
+func (discard) KeepAlive(context.Context) error                          { return nil }
+func (discard) Close(CloseReason)                                        {}
 
 // BenchmarkDispatch measures the fan-out path for one event to one user
 // with several sessions: allocations per delivered frame.

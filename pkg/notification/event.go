@@ -179,3 +179,16 @@ const KindReset Kind = 3
 func NewResetEvent(user string, head Cursor) *Event {
 	return &Event{User: user, Cursor: head, Kind: KindReset, Payload: []byte("{}")}
 }
+
+// EnvelopeCreated reads the creation time from an envelope without decoding
+// the rest, for retention checks.
+func EnvelopeCreated(b []byte) (time.Time, bool) {
+	if len(b) < 3 || b[0] != envelopeVersion {
+		return time.Time{}, false
+	}
+	us, n := binary.Varint(b[2:])
+	if n <= 0 {
+		return time.Time{}, false
+	}
+	return time.UnixMicro(us), true
+}

@@ -1,0 +1,116 @@
+// Package loadgen drives a running Herald node for measurements: it opens
+// many live sessions from loopback source addresses, sends notifications
+// through the server API, and reports connection cost, throughput and
+// end-to-end latency. It only ever targets loopback addresses, and every
+// run is bounded in count and time.
+package loadgen
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// Options describe one run.
+type Options struct {
+	BaseURL   string                            // e.g. http://127.0.0.1:8080 (loopback only)
+	APIKey    string                            // server API key
+	MintToken func(user string) (string, error) // user token for a session
+	Transport string                            // "ws" or "sse"
+	Sessions  int                               // live sessions to open, one user each
+	Users     int                               // distinct users (default Sessions)
+	ServerPID int                               // when set, RSS growth is reported
+	Sources   int                               // 127.0.0.x source addresses to spread over (default 16)
+	Timeout   time.Duration                     // hard bound on the whole run (default 5m)
+	Progress  func(format string, args ...any)  // progress lines; nil for none
+}
+
+func (o *Options) defaults() error {
+	u, err := url.Parse(o.BaseURL)
+	if err != nil {
+		return fmt.Errorf("loadgen: base url: %w", err)
+	}
+	host := u.Hostname()
+	ips, err := net.LookupIP(host)
+	if err != nil || len(ips) == 0 {
+		return fmt.Errorf("loadgen: resolve %s: %v", host, err)
+	}
+	for _, ip := range ips {
+		if !ip.IsLoopback() {
+			return fmt.Errorf("loadgen: %s is not a loopback address; load is only sent to 127.0.0.0/8", host)
+		}
+	}
+	if o.Transport == "" {
+		o.Transport = "ws"
+	}
+	if o.Transport != "ws" && o.Transport != "sse" {
+		return fmt.Errorf("loadgen: transport %q: want ws or sse", o.Transport)
+	}
+	if o.Users <= 0 {
+		o.Users = o.Sessions
+	}
+	if o.Sources <= 0 {
+		o.Sources = 16
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 5 * time.Minute
+	}
+	if o.Progress == nil {
+		o.Progress = func(string, ...any) {}
+	}
+	return nil
+}
+
+// dialerFor spreads outgoing connections over 127.0.0.2.. so one machine
+// can open more connections than one source address has ephemeral ports.
+func dialerFor(i, sources int) *net.Dialer {
+	ip := net.IPv4(127, 0, byte(i%sources/250), byte(2+i%sources%250))
+	return &net.Dialer{LocalAddr: &net.TCPAddr{IP: ip}, Timeout: 10 * time.Second}
+}
+
+func userName(i int) string { return "lg" + strconv.Itoa(i) }
+
+// RSS returns the resident set size of pid in bytes (Linux).
+func RSS(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "VmRSS:") {
+			f := strings.Fields(line)
+			if len(f) >= 2 {
+				kb, err := strconv.ParseInt(f[1], 10, 64)
+				return kb * 1024, err
+			}
+		}
+	}
+	return 0, errors.New("VmRSS not found")
+}
+
+// counter is a tiny atomic counter with a name for progress lines.
+type counter struct{ n atomic.Int64 }
+
+func (c *counter) add(d int64) int64 { return c.n.Add(d) }
+func (c *counter) get() int64        { return c.n.Load() }
+
+func httpClient(sources int) *http.Client {
+	var next atomic.Int64
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return dialerFor(int(next.Add(1)), sources).DialContext(ctx, network, addr)
+		},
+		MaxIdleConns:        512,
+		MaxIdleConnsPerHost: 512,
+		IdleConnTimeout:     30 * time.Second,
+	}
+	return &http.Client{Transport: tr, Timeout: 30 * time.Second}
+}

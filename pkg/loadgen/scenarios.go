@@ -1,0 +1,277 @@
+package loadgen
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// IdleResult is the outcome of Idle.
+type IdleResult struct {
+	Scenario      string  `json:"scenario"`
+	Transport     string  `json:"transport"`
+	Sessions      int     `json:"sessions"`
+	ConnectPerSec float64 `json:"connect_per_sec"`
+	RSSBefore     int64   `json:"rss_before_bytes,omitempty"`
+	RSSAfter      int64   `json:"rss_after_bytes,omitempty"`
+	BytesPerConn  float64 `json:"bytes_per_conn,omitempty"`
+}
+
+// Idle opens o.Sessions sessions, lets them settle and reports the server's
+// RSS growth per connection.
+func Idle(ctx context.Context, o Options) (*IdleResult, error) {
+	if err := o.defaults(); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
+	defer cancel()
+	res := &IdleResult{Scenario: "idle", Transport: o.Transport, Sessions: o.Sessions}
+	if o.ServerPID > 0 {
+		res.RSSBefore, _ = RSS(o.ServerPID)
+	}
+	sessions, took, err := openSessions(ctx, &o, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer closeAll(sessions)
+	res.ConnectPerSec = float64(o.Sessions) / took.Seconds()
+	if o.ServerPID > 0 {
+		time.Sleep(3 * time.Second) // let the server settle
+		res.RSSAfter, _ = RSS(o.ServerPID)
+		res.BytesPerConn = float64(res.RSSAfter-res.RSSBefore) / float64(o.Sessions)
+	}
+	return res, nil
+}
+
+// Latency summarises end-to-end delivery times in milliseconds.
+type Latency struct {
+	P50 float64 `json:"p50_ms"`
+	P90 float64 `json:"p90_ms"`
+	P99 float64 `json:"p99_ms"`
+	Max float64 `json:"max_ms"`
+}
+
+func summarize(d []time.Duration) Latency {
+	if len(d) == 0 {
+		return Latency{}
+	}
+	slices.Sort(d)
+	pct := func(p float64) float64 {
+		i := int(p * float64(len(d)-1))
+		return float64(d[i].Microseconds()) / 1000
+	}
+	return Latency{P50: pct(.50), P90: pct(.90), P99: pct(.99), Max: pct(1)}
+}
+
+// latencies collects receive-minus-send times from many goroutines.
+type latencies struct {
+	mu   sync.Mutex
+	d    []time.Duration
+	recv atomic.Int64
+}
+
+func (l *latencies) observe(recv time.Time, sent int64) {
+	l.recv.Add(1)
+	if sent == 0 {
+		return
+	}
+	d := recv.Sub(time.Unix(0, sent))
+	l.mu.Lock()
+	l.d = append(l.d, d)
+	l.mu.Unlock()
+}
+
+// UnicastOptions add the send side to Options.
+type UnicastOptions struct {
+	Options
+	Messages int     // notifications to send
+	Rate     float64 // per second; 0 = as fast as possible
+	Workers  int     // concurrent API callers (default 32)
+}
+
+// UnicastResult is the outcome of Unicast.
+type UnicastResult struct {
+	Scenario      string  `json:"scenario"`
+	Transport     string  `json:"transport"`
+	Sessions      int     `json:"sessions"`
+	Sent          int64   `json:"sent"`
+	Delivered     int64   `json:"delivered"`
+	SendErrors    int64   `json:"send_errors"`
+	TargetRate    float64 `json:"target_rate"`
+	AchievedRate  float64 `json:"achieved_rate"`
+	DeliveredRate float64 `json:"delivered_rate"`
+	Latency       Latency `json:"latency"`
+}
+
+// Unicast opens the sessions, sends o.Messages notifications to random
+// users (one recipient each) and measures send-to-frame latency.
+func Unicast(ctx context.Context, o UnicastOptions) (*UnicastResult, error) {
+	if err := o.defaults(); err != nil {
+		return nil, err
+	}
+	if o.Workers <= 0 {
+		o.Workers = 32
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
+	defer cancel()
+	lat := &latencies{d: make([]time.Duration, 0, o.Messages)}
+	sessions, _, err := openSessions(ctx, &o.Options, lat.observe)
+	if err != nil {
+		return nil, err
+	}
+	defer closeAll(sessions)
+	time.Sleep(time.Second) // let subscriptions settle
+
+	client := httpClient(o.Sources)
+	var sent, errs atomic.Int64
+	jobs := make(chan int)
+	var wg sync.WaitGroup
+	for w := 0; w < o.Workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range jobs {
+				user := userName(rand.IntN(o.Users))
+				if err := postNotification(ctx, client, &o.Options, []string{user}); err != nil {
+					errs.Add(1)
+					continue
+				}
+				sent.Add(1)
+			}
+		}()
+	}
+	start := time.Now()
+	var interval time.Duration
+	if o.Rate > 0 {
+		interval = time.Duration(float64(time.Second) / o.Rate)
+	}
+	lastProgress := start
+	for i := 0; i < o.Messages && ctx.Err() == nil; i++ {
+		if interval > 0 {
+			if wait := time.Until(start.Add(time.Duration(i) * interval)); wait > 0 {
+				time.Sleep(wait)
+			}
+		}
+		select {
+		case jobs <- i:
+		case <-ctx.Done():
+		}
+		if time.Since(lastProgress) > time.Second {
+			lastProgress = time.Now()
+			o.Progress("sent %d/%d, delivered %d", sent.Load(), o.Messages, lat.recv.Load())
+		}
+	}
+	close(jobs)
+	wg.Wait()
+	sendTime := time.Since(start)
+	deadline := time.Now().Add(10 * time.Second)
+	for lat.recv.Load() < sent.Load() && time.Now().Before(deadline) && ctx.Err() == nil {
+		time.Sleep(10 * time.Millisecond)
+	}
+	total := time.Since(start)
+	lat.mu.Lock()
+	defer lat.mu.Unlock()
+	return &UnicastResult{
+		Scenario: "unicast", Transport: o.Transport, Sessions: o.Sessions,
+		Sent: sent.Load(), Delivered: lat.recv.Load(), SendErrors: errs.Load(),
+		TargetRate: o.Rate, AchievedRate: float64(sent.Load()) / sendTime.Seconds(),
+		DeliveredRate: float64(lat.recv.Load()) / total.Seconds(),
+		Latency:       summarize(lat.d),
+	}, nil
+}
+
+// FanoutOptions add rounds to Options.
+type FanoutOptions struct {
+	Options
+	Rounds int // default 20
+}
+
+// FanoutResult is the outcome of Fanout: per round, the time from the API
+// call to the last of the users receiving the notification.
+type FanoutResult struct {
+	Scenario   string  `json:"scenario"`
+	Transport  string  `json:"transport"`
+	Users      int     `json:"users"`
+	Rounds     int     `json:"rounds"`
+	Incomplete int     `json:"incomplete_rounds"`
+	LastFrame  Latency `json:"last_frame"`
+}
+
+// Fanout sends one notification to every user per round (one API call) and
+// measures when the last frame arrives.
+func Fanout(ctx context.Context, o FanoutOptions) (*FanoutResult, error) {
+	if err := o.defaults(); err != nil {
+		return nil, err
+	}
+	if o.Rounds <= 0 {
+		o.Rounds = 20
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
+	defer cancel()
+	var recv atomic.Int64
+	sessions, _, err := openSessions(ctx, &o.Options, func(time.Time, int64) { recv.Add(1) })
+	if err != nil {
+		return nil, err
+	}
+	defer closeAll(sessions)
+	time.Sleep(time.Second)
+	users := make([]string, o.Users)
+	for i := range users {
+		users[i] = userName(i)
+	}
+	client := httpClient(o.Sources)
+	res := &FanoutResult{Scenario: "fanout", Transport: o.Transport, Users: o.Users, Rounds: o.Rounds}
+	var times []time.Duration
+	for r := 0; r < o.Rounds && ctx.Err() == nil; r++ {
+		base := recv.Load()
+		start := time.Now()
+		if err := postNotification(ctx, client, &o.Options, users); err != nil {
+			return nil, err
+		}
+		want := base + int64(o.Sessions)
+		deadline := start.Add(10 * time.Second)
+		for recv.Load() < want && time.Now().Before(deadline) {
+			time.Sleep(200 * time.Microsecond)
+		}
+		if recv.Load() < want {
+			res.Incomplete++
+			continue
+		}
+		times = append(times, time.Since(start))
+		o.Progress("round %d: last frame after %v", r+1, times[len(times)-1])
+		time.Sleep(200 * time.Millisecond)
+	}
+	res.LastFrame = summarize(times)
+	return res, nil
+}
+
+func postNotification(ctx context.Context, client *http.Client, o *Options, to []string) error {
+	body, _ := json.Marshal(map[string]any{
+		"to": to, "title": "load", "body": "generated",
+		"data": json.RawMessage(fmt.Sprintf(`{"lgt":%d}`, time.Now().UnixNano())),
+	})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, o.BaseURL+"/v1/notifications", bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+o.APIKey)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		return fmt.Errorf("send: status %d", resp.StatusCode)
+	}
+	return nil
+}

@@ -1,0 +1,248 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gorilla/mux"
+	"github.com/oklog/ulid/v2"
+
+	"github.com/heraldhq/herald/pkg/notification"
+)
+
+// Limits on API input; every field is bounded so bad input gets a clear 4xx.
+const (
+	maxAPIBody       = 1 << 20
+	maxRecipients    = 100_000
+	maxUserIDLen     = 256
+	maxTitleLen      = 1024
+	maxBodyLen       = 8192
+	maxURLLen        = 2048
+	maxTagLen        = 256
+	maxDataLen       = 4096
+	maxIdemKeyLen    = 256
+	idempotencyTTL   = 24 * time.Hour
+	idempotencyInUse = 10 * time.Minute
+)
+
+// idempotencyStore remembers idempotency keys of the server API.
+type idempotencyStore interface {
+	Reserve(ctx context.Context, key string, ttl time.Duration) (prior []byte, fresh bool, err error)
+	Complete(ctx context.Context, key string, result []byte, ttl time.Duration) error
+	Release(ctx context.Context, key string) error
+}
+
+type sendRequest struct {
+	ID      string          `json:"id"`
+	To      []string        `json:"to"`
+	Type    string          `json:"type"`
+	Title   string          `json:"title"`
+	Body    string          `json:"body"`
+	URL     string          `json:"url"`
+	Icon    string          `json:"icon"`
+	Tag     string          `json:"tag"`
+	Urgency string          `json:"urgency"`
+	TTL     int             `json:"ttl"`
+	Data    json.RawMessage `json:"data"`
+}
+
+type sentNotification struct {
+	ID     string `json:"id"`
+	User   string `json:"user"`
+	Cursor string `json:"cursor,omitempty"`
+}
+
+type sendResponse struct {
+	Notifications []sentNotification `json:"notifications"`
+}
+
+func (req *sendRequest) validate() error {
+	bad := func(field, msg string) error {
+		return errf(http.StatusBadRequest, "invalid_field", field+": "+msg)
+	}
+	if len(req.To) == 0 {
+		return bad("to", "at least one recipient is required")
+	}
+	if len(req.To) > maxRecipients {
+		return bad("to", "too many recipients")
+	}
+	for _, u := range req.To {
+		if err := validUserID(u); err != nil {
+			return bad("to", err.Error())
+		}
+	}
+	if req.Title == "" && req.Body == "" {
+		return bad("title", "title or body is required")
+	}
+	checks := []struct {
+		field string
+		value string
+		max   int
+	}{
+		{"id", req.ID, maxIdemKeyLen}, {"type", req.Type, maxTagLen}, {"title", req.Title, maxTitleLen},
+		{"body", req.Body, maxBodyLen}, {"url", req.URL, maxURLLen}, {"icon", req.Icon, maxURLLen},
+		{"tag", req.Tag, maxTagLen},
+	}
+	for _, c := range checks {
+		if len(c.value) > c.max {
+			return bad(c.field, "too long")
+		}
+		if !utf8.ValidString(c.value) {
+			return bad(c.field, "not valid UTF-8")
+		}
+	}
+	switch req.Urgency {
+	case "", notification.UrgencyHigh, notification.UrgencyNormal, notification.UrgencyLow:
+	default:
+		return bad("urgency", "must be high, normal or low")
+	}
+	if req.TTL < 0 || req.TTL > 28*24*3600 {
+		return bad("ttl", "must be between 0 and 2419200 seconds")
+	}
+	if len(req.Data) > maxDataLen {
+		return bad("data", "too large")
+	}
+	if len(req.Data) > 0 && (req.Data[0] != '{' || !json.Valid(req.Data)) {
+		return bad("data", "must be a JSON object")
+	}
+	return nil
+}
+
+func validUserID(u string) error {
+	if u == "" || len(u) > maxUserIDLen || !utf8.ValidString(u) {
+		return errors.New("user ids must be 1-256 bytes of UTF-8")
+	}
+	for _, r := range u {
+		if r < 0x20 || r == 0x7f {
+			return errors.New("user ids must not contain control characters")
+		}
+	}
+	return nil
+}
+
+// handleSend is POST /v1/notifications.
+func (s *Server) handleSend(w http.ResponseWriter, r *http.Request) {
+	var req sendRequest
+	if err := decodeJSON(w, r, maxAPIBody, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	if err := req.validate(); err != nil {
+		writeError(w, err)
+		return
+	}
+	ctx := r.Context()
+	var idemKey string
+	if req.ID != "" {
+		idemKey = "notifications:" + req.ID
+		prior, fresh, err := s.idem.Reserve(ctx, idemKey, idempotencyInUse)
+		if err != nil {
+			s.log.Warn("idempotency reserve failed", "err", err)
+			writeError(w, errUnavailable)
+			return
+		}
+		if !fresh {
+			if prior == nil {
+				writeError(w, errf(http.StatusConflict, "in_progress", "a request with this id is still being processed"))
+				return
+			}
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Idempotent-Replayed", "true")
+			w.WriteHeader(http.StatusAccepted)
+			_, _ = w.Write(prior)
+			return
+		}
+	}
+	resp, err := s.publish(ctx, &req)
+	if err != nil {
+		if idemKey != "" {
+			_ = s.idem.Release(context.WithoutCancel(ctx), idemKey)
+		}
+		s.log.Warn("publish failed", "err", err, "recipients", len(req.To))
+		writeError(w, errUnavailable)
+		return
+	}
+	body, _ := json.Marshal(resp)
+	if idemKey != "" {
+		if err := s.idem.Complete(context.WithoutCancel(ctx), idemKey, body, idempotencyTTL); err != nil {
+			s.log.Warn("idempotency complete failed", "err", err)
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusAccepted)
+	_, _ = w.Write(body)
+}
+
+// publish turns a send request into one notification per distinct recipient
+// and hands them to the broker in one call.
+func (s *Server) publish(ctx context.Context, req *sendRequest) (*sendResponse, error) {
+	now := time.Now().UTC()
+	urgency := req.Urgency
+	if urgency == "" {
+		urgency = notification.UrgencyNormal
+	}
+	typ := req.Type
+	if typ == "" {
+		typ = "notification"
+	}
+	seen := make(map[string]struct{}, len(req.To))
+	events := make([]*notification.Event, 0, len(req.To))
+	for _, user := range req.To {
+		if _, dup := seen[user]; dup {
+			continue
+		}
+		seen[user] = struct{}{}
+		n := notification.Notification{
+			ID: ulid.Make().String(), User: user, Type: typ, Title: req.Title, Body: req.Body,
+			Icon: req.Icon, URL: req.URL, Tag: req.Tag, Urgency: urgency, TTL: req.TTL,
+			Data: req.Data, CreatedAt: now,
+		}
+		ev, err := notification.NewEvent(&n)
+		if err != nil {
+			return nil, err
+		}
+		events = append(events, ev)
+	}
+	if err := s.broker.Publish(ctx, events); err != nil {
+		return nil, err
+	}
+	s.published.Add(float64(len(events)))
+	resp := &sendResponse{Notifications: make([]sentNotification, len(events))}
+	for i, ev := range events {
+		resp.Notifications[i] = sentNotification{ID: ev.ID, User: ev.User, Cursor: ev.Cursor.String()}
+	}
+	return resp, nil
+}
+
+// handlePresence is GET /v1/users/{id}/presence.
+func (s *Server) handlePresence(w http.ResponseWriter, r *http.Request) {
+	user := mux.Vars(r)["id"]
+	if err := validUserID(user); err != nil {
+		writeError(w, errf(http.StatusBadRequest, "invalid_field", "id: "+err.Error()))
+		return
+	}
+	n, err := s.hub.Presence(r.Context(), user)
+	if err != nil {
+		writeError(w, errUnavailable)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"online": n > 0, "sessions": n})
+}
+
+// parseSince reads a resume cursor; an empty string means none.
+func parseSince(raw string) (notification.Cursor, bool, error) {
+	raw = strings.TrimSpace(raw)
+	if raw == "" {
+		return notification.Cursor{}, false, nil
+	}
+	c, err := notification.ParseCursor(raw)
+	if err != nil {
+		return c, false, errf(http.StatusBadRequest, "invalid_cursor", "since: malformed cursor")
+	}
+	return c, true, nil
+}

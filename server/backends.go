@@ -1,0 +1,51 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/heraldhq/herald/hub"
+	"github.com/heraldhq/herald/pkg/broker"
+	"github.com/heraldhq/herald/pkg/broker/localbroker"
+	"github.com/heraldhq/herald/pkg/store/boltstore"
+	"github.com/heraldhq/herald/server/config"
+)
+
+// backends are the broker and stores of one mode, closed together.
+type backends struct {
+	broker   broker.Broker
+	idem     idempotencyStore
+	presence hub.Presence // nil in embedded mode: the hub's counts are the truth
+	closers  []func() error
+}
+
+func (b *backends) close() error {
+	var errs []error
+	for i := len(b.closers) - 1; i >= 0; i-- {
+		if err := b.closers[i](); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// openEmbedded opens the on-disk store under the data directory and an
+// in-process broker over it.
+func openEmbedded(cfg *config.Config, r broker.Retention, h broker.Handler, log *slog.Logger) (*backends, error) {
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data dir: %w", err)
+	}
+	st, err := boltstore.Open(filepath.Join(cfg.DataDir, "herald.db"), boltstore.Options{Retention: r})
+	if err != nil {
+		return nil, fmt.Errorf("open embedded store: %w", err)
+	}
+	b := localbroker.New(st, h, localbroker.Options{Logger: log})
+	return &backends{
+		broker:  b,
+		idem:    st,
+		closers: []func() error{st.Close, b.Close},
+	}, nil
+}

@@ -1,0 +1,96 @@
+package server
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+
+	"github.com/heraldhq/herald/pkg/broker"
+	"github.com/heraldhq/herald/pkg/notification"
+)
+
+const (
+	defaultInboxLimit = 50
+	maxInboxLimit     = 500
+	maxAckIDs         = 1000
+)
+
+type inboxResponse struct {
+	Notifications []json.RawMessage `json:"notifications"`
+	Cursor        string            `json:"cursor"`
+	Reset         bool              `json:"reset,omitempty"`
+}
+
+// handleInbox is GET /v1/notifications: the user's recent notifications,
+// oldest first; with since, the ones after that cursor. A cursor that can no
+// longer be resumed from answers reset=true with the newest notifications.
+func (s *Server) handleInbox(w http.ResponseWriter, r *http.Request) {
+	user := userClaims(r).Subject
+	q := r.URL.Query()
+	since, _, err := parseSince(q.Get("since"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	limit := defaultInboxLimit
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxInboxLimit {
+			writeError(w, errf(http.StatusBadRequest, "invalid_field", "limit: must be 1-500"))
+			return
+		}
+		limit = n
+	}
+	events, head, err := s.broker.History(r.Context(), user, since, limit)
+	reset := false
+	if errors.Is(err, broker.ErrReset) {
+		reset = true
+		events, head, err = s.broker.History(r.Context(), user, notification.Cursor{}, limit)
+	}
+	if err != nil {
+		s.log.Warn("inbox read failed", "err", err)
+		writeError(w, errUnavailable)
+		return
+	}
+	resp := inboxResponse{Notifications: make([]json.RawMessage, 0, len(events)), Reset: reset}
+	for _, ev := range events {
+		if ev.Kind == notification.KindNotification {
+			resp.Notifications = append(resp.Notifications, ev.JSON())
+		}
+	}
+	// The cursor to continue from: the last event returned, else the head
+	// (nothing newer), else what the client gave.
+	switch {
+	case len(events) > 0:
+		resp.Cursor = events[len(events)-1].Cursor.String()
+	case !head.IsZero():
+		resp.Cursor = head.String()
+	default:
+		resp.Cursor = since.String()
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// handleAck is POST /v1/ack, for SSE clients: {"ids":["…"]}.
+func (s *Server) handleAck(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		IDs []string `json:"ids"`
+	}
+	if err := decodeJSON(w, r, 64<<10, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	if len(req.IDs) == 0 || len(req.IDs) > maxAckIDs {
+		writeError(w, errf(http.StatusBadRequest, "invalid_field", "ids: 1-1000 notification ids required"))
+		return
+	}
+	for _, id := range req.IDs {
+		if id == "" || len(id) > 128 {
+			writeError(w, errf(http.StatusBadRequest, "invalid_field", "ids: malformed id"))
+			return
+		}
+	}
+	s.hub.Ack(userClaims(r).Subject, req.IDs)
+	writeJSON(w, http.StatusOK, map[string]int{"acked": len(req.IDs)})
+}

@@ -1,0 +1,60 @@
+package server
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/gorilla/mux"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+func (s *Server) routes() http.Handler {
+	r := mux.NewRouter()
+	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { writeError(w, errNotFound) })
+	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		writeError(w, errf(http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed"))
+	})
+
+	// Server API (API key).
+	r.HandleFunc("/v1/notifications", s.requireAPIKey(s.handleSend)).Methods(http.MethodPost)
+	r.HandleFunc("/v1/users/{id}/presence", s.requireAPIKey(s.handlePresence)).Methods(http.MethodGet)
+
+	// User endpoints (user token); CORS for browser apps on allowed origins.
+	user := r.NewRoute().Subrouter()
+	user.Use(s.cors)
+	user.HandleFunc("/v1/ws", s.requireUser(s.handleWS)).Methods(http.MethodGet)
+	user.HandleFunc("/v1/sse", s.requireUser(s.handleSSE)).Methods(http.MethodGet, http.MethodOptions)
+	user.HandleFunc("/v1/notifications", s.requireUser(s.handleInbox)).Methods(http.MethodGet, http.MethodOptions)
+	user.HandleFunc("/v1/ack", s.requireUser(s.handleAck)).Methods(http.MethodPost, http.MethodOptions)
+
+	// Operations.
+	r.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	}).Methods(http.MethodGet)
+	r.HandleFunc("/readyz", s.handleReady).Methods(http.MethodGet)
+	r.Handle("/metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{})).Methods(http.MethodGet)
+	r.HandleFunc("/", s.handleIndex).Methods(http.MethodGet)
+
+	return accessLog(s.log, r)
+}
+
+func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.broker.Ready(ctx); err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "error": err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+func (s *Server) handleIndex(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = w.Write([]byte("Herald notification hub\n\n" +
+		"  GET  /v1/ws, /v1/sse       live notifications (user token)\n" +
+		"  GET  /v1/notifications     inbox (user token)\n" +
+		"  POST /v1/ack               acks (user token)\n" +
+		"  POST /v1/notifications     send (API key)\n" +
+		"  GET  /healthz /readyz /metrics\n"))
+}

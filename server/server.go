@@ -1,0 +1,130 @@
+// Package server is Herald's HTTP surface and process wiring: it loads the
+// back-ends for the configured mode, builds the hub, and serves the API,
+// the live transports, health and metrics.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/heraldhq/herald/hub"
+	"github.com/heraldhq/herald/pkg/broker"
+	"github.com/heraldhq/herald/pkg/notification"
+	"github.com/heraldhq/herald/pkg/token"
+	"github.com/heraldhq/herald/server/config"
+)
+
+// Server is one Herald node.
+type Server struct {
+	cfg      *config.Config
+	log      *slog.Logger
+	hub      *hub.Hub
+	broker   broker.Broker
+	idem     idempotencyStore
+	backends *backends
+	verifier tokenVerifier
+	apiKey   string
+
+	reg       *prometheus.Registry
+	published prometheus.Counter
+
+	handler http.Handler
+	http    *http.Server
+}
+
+// New opens the back-ends of cfg's mode (embedded unless RedisURL is set)
+// and builds a node ready to serve. cfg must be complete: secrets already
+// resolved (see Prepare).
+func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	verifier, err := token.NewVerifier(token.VerifierOptions{Secret: []byte(cfg.JWTSecret), JWKSURL: cfg.JWKSURL})
+	if err != nil {
+		return nil, fmt.Errorf("token verifier: %w", err)
+	}
+	s := &Server{cfg: cfg, log: log, verifier: verifier, apiKey: cfg.APIKey, reg: prometheus.NewRegistry()}
+	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	s.published = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "herald_notifications_published_total", Help: "Notifications appended to history and published.",
+	})
+	s.reg.MustRegister(s.published)
+
+	// The broker delivers into the hub, and the hub reads the broker: the
+	// handler is bound once both exist, before any subscription is made.
+	var h *hub.Hub
+	dispatch := func(ev *notification.Event) { h.Dispatch(ev) }
+	retention := broker.Retention{MaxCount: cfg.HistoryMaxCount, MaxAge: cfg.HistoryMaxAge}
+	if cfg.RedisURL != "" {
+		s.backends, err = openRedis(ctx, cfg, retention, dispatch, log)
+	} else {
+		s.backends, err = openEmbedded(cfg, retention, dispatch, log)
+	}
+	if err != nil {
+		return nil, err
+	}
+	s.broker, s.idem = s.backends.broker, s.backends.idem
+	h = hub.New(s.broker, s.backends.presence, hub.Options{
+		SessionQueue: cfg.SessionQueue,
+		WriteTimeout: cfg.WriteTimeout,
+		KeepAlive:    cfg.PingInterval,
+		Logger:       log,
+		Metrics:      hub.NewMetrics(s.reg),
+	})
+	s.hub = h
+	s.handler = s.routes()
+	return s, nil
+}
+
+// Handler returns the node's HTTP handler.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Hub returns the node's hub.
+func (s *Server) Hub() *hub.Hub { return s.hub }
+
+// Serve accepts connections on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	s.http = &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	err := s.http.Serve(ln)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops accepting connections, closes live sessions (WebSockets
+// with 1012 so clients reconnect to another node), waits for requests in
+// flight, then closes the back-ends.
+func (s *Server) Shutdown(ctx context.Context) error {
+	var errs []error
+	httpDone := make(chan error, 1)
+	if s.http != nil {
+		go func() { httpDone <- s.http.Shutdown(ctx) }()
+	} else {
+		httpDone <- nil
+	}
+	if err := s.hub.Shutdown(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	if err := <-httpDone; err != nil {
+		errs = append(errs, fmt.Errorf("http shutdown: %w", err))
+	}
+	if err := s.backends.close(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}

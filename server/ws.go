@@ -1,0 +1,115 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+
+	"github.com/coder/websocket"
+
+	"github.com/heraldhq/herald/hub"
+	"github.com/heraldhq/herald/pkg/notification"
+)
+
+// wsWriter is the hub's Writer over one WebSocket.
+type wsWriter struct {
+	c *websocket.Conn
+}
+
+func (w *wsWriter) WriteEvents(ctx context.Context, events []*notification.Event) error {
+	for _, ev := range events {
+		if err := w.c.Write(ctx, websocket.MessageText, ev.WSFrame()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (w *wsWriter) KeepAlive(ctx context.Context) error { return w.c.Ping(ctx) }
+
+func (w *wsWriter) Close(reason hub.CloseReason) {
+	switch reason {
+	case hub.CloseShutdown:
+		_ = w.c.Close(websocket.StatusServiceRestart, "server restarting, reconnect")
+	case hub.CloseSlowConsumer:
+		_ = w.c.Close(websocket.StatusTryAgainLater, "slow consumer")
+	case hub.CloseWriteFailed:
+		_ = w.c.CloseNow()
+	default:
+		_ = w.c.Close(websocket.StatusNormalClosure, "")
+	}
+}
+
+// clientFrame is what clients send: {"type":"ack","id":"…"} (or "ids").
+type clientFrame struct {
+	Type string   `json:"type"`
+	ID   string   `json:"id"`
+	IDs  []string `json:"ids"`
+}
+
+// handleWS is GET /v1/ws.
+func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
+	if !s.originAllowed(r) {
+		writeError(w, errf(http.StatusForbidden, "origin_not_allowed", "origin not allowed"))
+		return
+	}
+	since, resume, err := parseSince(r.URL.Query().Get("since"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	claims := userClaims(r)
+	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+		InsecureSkipVerify: true, // the origin was checked above against HERALD_ALLOWED_ORIGINS
+		CompressionMode:    websocket.CompressionDisabled,
+	})
+	if err != nil {
+		return // Accept has answered the request
+	}
+	c.SetReadLimit(s.cfg.WSReadLimit)
+	ctx := r.Context()
+	sess, err := s.hub.Attach(ctx, hub.AttachRequest{
+		User: claims.Subject, SessionID: claims.SessionID, Transport: "ws",
+		Since: since, Resume: resume, Writer: &wsWriter{c: c},
+	})
+	if err != nil {
+		if errors.Is(err, hub.ErrClosing) {
+			_ = c.Close(websocket.StatusServiceRestart, "server restarting, reconnect")
+		} else {
+			s.log.Warn("ws attach failed", "user", claims.Subject, "err", err)
+			_ = c.Close(websocket.StatusTryAgainLater, "temporarily unavailable")
+		}
+		return
+	}
+	defer s.hub.Detach(sess)
+	s.readWS(ctx, c, claims.Subject)
+}
+
+// readWS is the connection's only reader: it answers pings, takes acks and
+// notices when the peer goes away.
+func (s *Server) readWS(ctx context.Context, c *websocket.Conn, user string) {
+	var f clientFrame
+	for {
+		typ, data, err := c.Read(ctx)
+		if err != nil {
+			if websocket.CloseStatus(err) == -1 {
+				_ = c.CloseNow()
+			}
+			return
+		}
+		f = clientFrame{}
+		if typ != websocket.MessageText || json.Unmarshal(data, &f) != nil || f.Type != "ack" {
+			s.hub.MalformedAck()
+			continue
+		}
+		switch {
+		case f.ID != "" && len(f.ID) <= 128:
+			s.hub.Ack(user, []string{f.ID})
+		case len(f.IDs) > 0 && len(f.IDs) <= maxAckIDs:
+			s.hub.Ack(user, f.IDs)
+		default:
+			s.hub.MalformedAck()
+		}
+	}
+}

@@ -2,13 +2,38 @@ package server
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"log/slog"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/heraldhq/herald/pkg/broker"
+	"github.com/heraldhq/herald/pkg/broker/redisbroker"
+	"github.com/heraldhq/herald/pkg/store/redisstore"
 	"github.com/heraldhq/herald/server/config"
 )
 
+// openRedis connects to Redis and builds the cluster back-ends.
 func openRedis(ctx context.Context, cfg *config.Config, r broker.Retention, h broker.Handler, log *slog.Logger) (*backends, error) {
-	return nil, errors.New("not yet")
+	opt, err := redis.ParseURL(cfg.RedisURL)
+	if err != nil {
+		return nil, fmt.Errorf("HERALD_REDIS_URL: %w", err)
+	}
+	client := redis.NewClient(opt)
+	if err := client.Ping(ctx).Err(); err != nil {
+		log.Warn("redis not reachable yet; will keep trying", "err", err)
+	}
+	st := redisstore.New(client, redisstore.Options{NodeID: cfg.NodeID, PresenceTTL: cfg.PresenceTTL, Logger: log})
+	b, err := redisbroker.New(client, h, redisbroker.Options{Retention: r, Sharded: cfg.RedisSharded, Logger: log})
+	if err != nil {
+		_ = st.Close()
+		_ = client.Close()
+		return nil, fmt.Errorf("redis broker: %w", err)
+	}
+	return &backends{
+		broker:   b,
+		idem:     st,
+		presence: st,
+		closers:  []func() error{client.Close, st.Close, b.Close},
+	}, nil
 }

@@ -1,6 +1,7 @@
 package notification
 
 import (
+	"crypto/rand"
 	"errors"
 	"strconv"
 	"strings"
@@ -57,4 +58,15 @@ func ParseCursor(s string) (Cursor, error) {
 		}
 	}
 	return Cursor{Epoch: epoch, Seq: seq}, nil
+}
+
+// NewEpoch returns a random 10-character alphanumeric history epoch.
+func NewEpoch() string {
+	const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+	b := make([]byte, 10)
+	_, _ = rand.Read(b)
+	for i := range b {
+		b[i] = alphabet[int(b[i])%len(alphabet)]
+	}
+	return string(b)
 }

@@ -6,7 +6,6 @@ package boltstore
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -71,7 +70,7 @@ func Open(path string, opts Options) (*Store, error) {
 			s.epoch = string(e)
 			return nil
 		}
-		s.epoch = NewEpoch()
+		s.epoch = notification.NewEpoch()
 		return meta.Put(keyEpoch, []byte(s.epoch))
 	})
 	if err != nil {
@@ -79,17 +78,6 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("boltstore init: %w", err)
 	}
 	return s, nil
-}
-
-// NewEpoch returns a random 10-character alphanumeric history epoch.
-func NewEpoch() string {
-	const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
-	b := make([]byte, 10)
-	_, _ = rand.Read(b)
-	for i := range b {
-		b[i] = alphabet[int(b[i])%len(alphabet)]
-	}
-	return string(b)
 }
 
 // Epoch returns the store's history epoch.

@@ -106,7 +106,6 @@ func seqKey(seq uint64) []byte {
 // them in one transaction, trimming the users' histories to retention.
 func (s *Store) Append(_ context.Context, events []*notification.Event) error {
 	now := s.now()
-	var buf []byte
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		hist := tx.Bucket(bucketHistory)
 		for _, ev := range events {
@@ -118,8 +117,9 @@ func (s *Store) Append(_ context.Context, events []*notification.Event) error {
 			if err != nil {
 				return err
 			}
-			buf = ev.AppendEnvelope(buf[:0])
-			if err := ub.Put(seqKey(seq), buf); err != nil {
+			// bbolt keeps the value slice until the transaction ends, so
+			// each event needs its own.
+			if err := ub.Put(seqKey(seq), ev.MarshalEnvelope()); err != nil {
 				return err
 			}
 			ev.Cursor = notification.Cursor{Epoch: s.epoch, Seq: seq}

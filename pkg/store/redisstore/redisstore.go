@@ -243,3 +243,12 @@ func (s *Store) Close() error {
 	})
 	return nil
 }
+
+// StopHeartbeat stops refreshing the liveness key without removing it, as
+// a killed process would; for tests of dead-node handling.
+func (s *Store) StopHeartbeat() {
+	s.once.Do(func() {
+		close(s.stop)
+		<-s.done
+	})
+}

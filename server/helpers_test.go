@@ -15,6 +15,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/heraldhq/herald/pkg/redistest"
 	"github.com/heraldhq/herald/pkg/token"
 	"github.com/heraldhq/herald/server/config"
 )
@@ -49,6 +50,9 @@ func testConfig(t *testing.T) *config.Config {
 func startNode(t *testing.T, mutate func(*config.Config)) *testNode {
 	t.Helper()
 	cfg := testConfig(t)
+	if strings.Contains(t.Name(), "RedisMode") {
+		cfg.RedisURL = redistest.Start(t).URL()
+	}
 	if mutate != nil {
 		mutate(cfg)
 	}

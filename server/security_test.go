@@ -143,7 +143,7 @@ func TestSlowConsumerIsCutOffWithoutSlowingOthers(t *testing.T) {
 		return n.srv.Hub().LocalSessions("slow") == 1 && n.srv.Hub().LocalSessions("fast") == 1
 	})
 	big := strings.Repeat("x", 8000)
-	for i := 0; i < 400 && n.srv.Hub().LocalSessions("slow") > 0; i++ {
+	for i := 0; i < 4000 && n.srv.Hub().LocalSessions("slow") > 0; i++ {
 		status, body := n.send(map[string]any{"to": []string{"slow"}, "title": "t", "body": big})
 		if status != http.StatusAccepted {
 			t.Fatalf("send: %d %s", status, body)

@@ -3,7 +3,9 @@ package server
 import (
 	"context"
 	"errors"
+	"net"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
@@ -14,47 +16,19 @@ import (
 // sseRetry is the reconnect delay hint sent to EventSource clients.
 const sseRetry = "retry: 2000\n\n"
 
-// sseWriter is the hub's Writer over one event stream. The hub's writer
-// goroutine writes while the handler goroutine waits for the end, and the
-// handler returns only after Detach has waited out the writer.
-type sseWriter struct {
-	w    http.ResponseWriter
-	rc   *http.ResponseController
-	once sync.Once
-	done chan struct{}
-}
-
-func (w *sseWriter) deadline(ctx context.Context) {
-	if d, ok := ctx.Deadline(); ok {
-		_ = w.rc.SetWriteDeadline(d)
-	} else {
-		_ = w.rc.SetWriteDeadline(time.Time{})
-	}
-}
-
-func (w *sseWriter) WriteEvents(ctx context.Context, events []*notification.Event) error {
-	w.deadline(ctx)
-	for _, ev := range events {
-		if _, err := w.w.Write(ev.SSEFrame()); err != nil {
-			return err
-		}
-	}
-	return w.rc.Flush()
-}
-
-func (w *sseWriter) KeepAlive(ctx context.Context) error {
-	w.deadline(ctx)
-	if _, err := w.w.Write([]byte(": keep-alive\n\n")); err != nil {
-		return err
-	}
-	return w.rc.Flush()
-}
-
-func (w *sseWriter) Close(hub.CloseReason) {
-	w.once.Do(func() { close(w.done) })
+var sseHeaders = map[string]string{
+	"Content-Type":      "text/event-stream",
+	"Cache-Control":     "no-cache, no-transform",
+	"X-Accel-Buffering": "no", // nginx: do not buffer the stream
 }
 
 // handleSSE is GET /v1/sse. Resume with Last-Event-ID or ?since=.
+//
+// On HTTP/1.1 the stream is hijacked: the handler returns, and an idle
+// stream holds no goroutine at all. The hub's writer writes chunks straight
+// to the connection when there is something to send, and heartbeats reveal
+// peers that went away. Where hijacking is impossible (HTTP/2), the handler
+// stays to hold the stream open.
 func (s *Server) handleSSE(w http.ResponseWriter, r *http.Request) {
 	if !s.originAllowed(r) {
 		writeError(w, errf(http.StatusForbidden, "origin_not_allowed", "origin not allowed"))
@@ -69,33 +43,177 @@ func (s *Server) handleSSE(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	claims := userClaims(r)
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-cache, no-transform")
-	h.Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
-	w.WriteHeader(http.StatusOK)
-	sw := &sseWriter{w: w, rc: http.NewResponseController(w), done: make(chan struct{})}
-	if _, err := w.Write([]byte(sseRetry)); err != nil {
+	req := hub.AttachRequest{User: userClaims(r).Subject, SessionID: userClaims(r).SessionID,
+		Transport: "sse", Since: since, Resume: resume}
+	if r.ProtoMajor == 1 {
+		s.serveHijackedSSE(w, r, req)
 		return
 	}
-	if err := sw.rc.Flush(); err != nil {
-		return
+	s.serveHeldSSE(w, r, req)
+}
+
+// sseConn is the hub's Writer over a hijacked HTTP/1.1 connection, writing
+// chunked transfer encoding itself.
+type sseConn struct {
+	conn net.Conn
+	hub  *hub.Hub
+
+	mu   sync.Mutex
+	sess *hub.Session // set once attached
+	buf  []byte       // reused between writes; only the hub's writer writes
+	done bool
+}
+
+func (c *sseConn) write(ctx context.Context, body func([]byte) []byte) error {
+	if d, ok := ctx.Deadline(); ok {
+		_ = c.conn.SetWriteDeadline(d)
 	}
-	ctx := r.Context()
-	sess, err := s.hub.Attach(ctx, hub.AttachRequest{
-		User: claims.Subject, SessionID: claims.SessionID, Transport: "sse",
-		Since: since, Resume: resume, Writer: sw,
+	b := c.buf[:0]
+	b = append(b, "00000000\r\n"...) // chunk size, patched below
+	b = body(b)
+	n := len(b) - 10
+	size := strconv.AppendUint(nil, uint64(n), 16)
+	start := 8 - len(size)
+	copy(b[start:], size)
+	b = append(b, "\r\n"...)
+	_, err := c.conn.Write(b[start:])
+	if cap(b) <= 16<<10 {
+		c.buf = b[:0]
+	} else {
+		c.buf = nil // do not keep a large buffer on an idle connection
+	}
+	return err
+}
+
+func (c *sseConn) WriteEvents(ctx context.Context, events []*notification.Event) error {
+	return c.write(ctx, func(b []byte) []byte {
+		for _, ev := range events {
+			b = append(b, ev.SSEFrame()...)
+		}
+		return b
 	})
+}
+
+func (c *sseConn) KeepAlive(ctx context.Context) error {
+	return c.write(ctx, func(b []byte) []byte { return append(b, ": keep-alive\n\n"...) })
+}
+
+// Close ends the stream and the session.
+func (c *sseConn) Close(hub.CloseReason) {
+	c.mu.Lock()
+	if c.done {
+		c.mu.Unlock()
+		return
+	}
+	c.done = true
+	sess := c.sess
+	c.mu.Unlock()
+	_ = c.conn.Close()
+	if sess != nil {
+		c.hub.Detach(sess)
+	}
+}
+
+func (s *Server) serveHijackedSSE(w http.ResponseWriter, r *http.Request, req hub.AttachRequest) {
+	conn, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		s.serveHeldSSE(w, r, req)
+		return
+	}
+	_ = conn.SetDeadline(time.Time{})
+	head := make([]byte, 0, 512)
+	head = append(head, "HTTP/1.1 200 OK\r\n"...)
+	for k, v := range sseHeaders {
+		head = append(head, k+": "+v+"\r\n"...)
+	}
+	for k, vs := range w.Header() { // CORS headers set by middleware
+		for _, v := range vs {
+			head = append(head, k+": "+v+"\r\n"...)
+		}
+	}
+	head = append(head, "Date: "+time.Now().UTC().Format(http.TimeFormat)+"\r\nTransfer-Encoding: chunked\r\n\r\n"...)
+	head = append(head, strconv.FormatInt(int64(len(sseRetry)), 16)+"\r\n"+sseRetry+"\r\n"...)
+	if err := brw.Writer.Flush(); err == nil {
+		_ = conn.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
+		_, err = conn.Write(head)
+	}
+	if err != nil {
+		conn.Close()
+		return
+	}
+	sc := &sseConn{conn: conn, hub: s.hub}
+	req.Writer = sc
+	sess, err := s.hub.Attach(r.Context(), req)
 	if err != nil {
 		if !errors.Is(err, hub.ErrClosing) {
-			s.log.Warn("sse attach failed", "user", claims.Subject, "err", err)
+			s.log.Warn("sse attach failed", "user", req.User, "err", err)
+		}
+		conn.Close()
+		return
+	}
+	sc.mu.Lock()
+	sc.sess = sess
+	closed := sc.done
+	sc.mu.Unlock()
+	if closed { // closed while attaching: finish what Close could not
+		s.hub.Detach(sess)
+	}
+}
+
+// heldSSE is the hub's Writer over a stream whose handler stays running.
+type heldSSE struct {
+	w    http.ResponseWriter
+	rc   *http.ResponseController
+	once sync.Once
+	done chan struct{}
+}
+
+func (w *heldSSE) deadline(ctx context.Context) {
+	if d, ok := ctx.Deadline(); ok {
+		_ = w.rc.SetWriteDeadline(d)
+	}
+}
+
+func (w *heldSSE) WriteEvents(ctx context.Context, events []*notification.Event) error {
+	w.deadline(ctx)
+	for _, ev := range events {
+		if _, err := w.w.Write(ev.SSEFrame()); err != nil {
+			return err
+		}
+	}
+	return w.rc.Flush()
+}
+
+func (w *heldSSE) KeepAlive(ctx context.Context) error {
+	w.deadline(ctx)
+	if _, err := w.w.Write([]byte(": keep-alive\n\n")); err != nil {
+		return err
+	}
+	return w.rc.Flush()
+}
+
+func (w *heldSSE) Close(hub.CloseReason) { w.once.Do(func() { close(w.done) }) }
+
+func (s *Server) serveHeldSSE(w http.ResponseWriter, r *http.Request, req hub.AttachRequest) {
+	for k, v := range sseHeaders {
+		w.Header().Set(k, v)
+	}
+	w.WriteHeader(http.StatusOK)
+	hw := &heldSSE{w: w, rc: http.NewResponseController(w), done: make(chan struct{})}
+	if _, err := w.Write([]byte(sseRetry)); err != nil || hw.rc.Flush() != nil {
+		return
+	}
+	req.Writer = hw
+	sess, err := s.hub.Attach(r.Context(), req)
+	if err != nil {
+		if !errors.Is(err, hub.ErrClosing) {
+			s.log.Warn("sse attach failed", "user", req.User, "err", err)
 		}
 		return
 	}
 	defer s.hub.Detach(sess)
 	select {
-	case <-ctx.Done():
-	case <-sw.done:
+	case <-r.Context().Done():
+	case <-hw.done:
 	}
 }

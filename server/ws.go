@@ -60,7 +60,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	claims := userClaims(r)
-	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+	c, err := websocket.Accept(smallBufferWriter{w}, r, &websocket.AcceptOptions{
 		InsecureSkipVerify: true, // the origin was checked above against HERALD_ALLOWED_ORIGINS
 		CompressionMode:    websocket.CompressionDisabled,
 	})
@@ -68,8 +68,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		return // Accept has answered the request
 	}
 	c.SetReadLimit(s.cfg.WSReadLimit)
-	ctx := r.Context()
-	sess, err := s.hub.Attach(ctx, hub.AttachRequest{
+	sess, err := s.hub.Attach(r.Context(), hub.AttachRequest{
 		User: claims.Subject, SessionID: claims.SessionID, Transport: "ws",
 		Since: since, Resume: resume, Writer: &wsWriter{c: c},
 	})
@@ -82,13 +81,18 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	defer s.hub.Detach(sess)
-	s.readWS(ctx, c, claims.Subject)
+	// The connection is hijacked and outlives the handler: its reader runs
+	// on a fresh goroutine with a shallow stack, and the handler's deep one
+	// (net/http, router, middleware) is released.
+	go s.readWS(c, sess)
 }
 
 // readWS is the connection's only reader: it answers pings, takes acks and
-// notices when the peer goes away.
-func (s *Server) readWS(ctx context.Context, c *websocket.Conn, user string) {
+// notices when the peer goes away, then ends the session.
+func (s *Server) readWS(c *websocket.Conn, sess *hub.Session) {
+	defer s.hub.Detach(sess)
+	ctx := context.Background()
+	user := sess.User()
 	var f clientFrame
 	for {
 		typ, data, err := c.Read(ctx)

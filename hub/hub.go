@@ -95,6 +95,7 @@ type shard struct {
 // mutated, so Dispatch can range over it after releasing the shard lock.
 type userState struct {
 	sessions []*Session
+	reserved int           // Reserve calls not yet released
 	ready    chan struct{} // closed once the broker subscription is active (or failed)
 	err      error         // set before ready is closed when Subscribe failed
 }
@@ -189,41 +190,52 @@ func (h *Hub) Attach(ctx context.Context, req AttachRequest) (*Session, error) {
 // join adds s to its user's sessions and waits until the broker delivers the
 // user's events to this node.
 func (h *Hub) join(ctx context.Context, s *Session) error {
-	sh := h.shard(s.user)
+	_, err := h.acquire(ctx, s.user, func(us *userState) { us.sessions = appendSession(us.sessions, s) })
+	if err != nil && !errors.Is(err, errSubscribe) {
+		h.leave(s)
+	}
+	return err
+}
+
+var errSubscribe = errors.New("hub subscribe")
+
+// acquire finds or creates the user's state, applies add under the shard
+// lock, and waits until the node's subscription for the user is active.
+func (h *Hub) acquire(ctx context.Context, user string, add func(*userState)) (*userState, error) {
+	sh := h.shard(user)
 	sh.mu.Lock()
-	us := sh.users[s.user]
+	us := sh.users[user]
 	creator := us == nil
 	if creator {
 		us = &userState{ready: make(chan struct{})}
-		sh.users[s.user] = us
+		sh.users[user] = us
 	}
-	us.sessions = appendSession(us.sessions, s)
+	add(us)
 	sh.mu.Unlock()
 
 	if creator {
-		if err := h.broker.Subscribe(ctx, s.user); err != nil {
-			us.err = fmt.Errorf("hub subscribe: %w", err)
+		if err := h.broker.Subscribe(ctx, user); err != nil {
+			us.err = fmt.Errorf("%w: %w", errSubscribe, err)
 			sh.mu.Lock()
-			if sh.users[s.user] == us {
-				delete(sh.users, s.user)
+			if sh.users[user] == us {
+				delete(sh.users, user)
 			}
 			sh.mu.Unlock()
 			close(us.ready)
-			return us.err
+			return nil, us.err
 		}
 		close(us.ready)
-		return nil
+		return us, nil
 	}
 	select {
 	case <-us.ready:
 	case <-ctx.Done():
-		h.leave(s)
-		return ctx.Err()
+		return nil, ctx.Err()
 	}
 	if us.err != nil {
-		return us.err
+		return nil, us.err
 	}
-	return nil
+	return us, nil
 }
 
 func appendSession(list []*Session, s *Session) []*Session {
@@ -232,38 +244,67 @@ func appendSession(list []*Session, s *Session) []*Session {
 	return append(out, s)
 }
 
-// leave removes s from its user; the last session out unsubscribes the node.
+// Reserve makes this node receive the user's events before a transport
+// tells its client that it is connected, so that everything published
+// after the client saw "open" reaches it. release undoes the reservation;
+// call it once Attach has returned.
+func (h *Hub) Reserve(ctx context.Context, user string) (release func(), err error) {
+	if h.closing.Load() {
+		return nil, ErrClosing
+	}
+	if _, err := h.acquire(ctx, user, func(us *userState) { us.reserved++ }); err != nil {
+		if !errors.Is(err, errSubscribe) {
+			h.drop(user, func(us *userState) bool { us.reserved--; return true })
+		}
+		return nil, err
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() { h.drop(user, func(us *userState) bool { us.reserved--; return true }) })
+	}, nil
+}
+
+// leave removes s from its user; the last one out unsubscribes the node.
 func (h *Hub) leave(s *Session) {
-	sh := h.shard(s.user)
+	h.drop(s.user, func(us *userState) bool {
+		out := make([]*Session, 0, len(us.sessions))
+		for _, o := range us.sessions {
+			if o != s {
+				out = append(out, o)
+			}
+		}
+		found := len(out) != len(us.sessions)
+		us.sessions = out
+		return found
+	})
+}
+
+// drop applies remove to the user's state under the shard lock; when that
+// leaves neither sessions nor reservations, the node unsubscribes.
+func (h *Hub) drop(user string, remove func(*userState) bool) {
+	sh := h.shard(user)
 	sh.mu.Lock()
-	us := sh.users[s.user]
+	us := sh.users[user]
 	if us == nil {
 		sh.mu.Unlock()
 		return
 	}
-	out := make([]*Session, 0, len(us.sessions))
-	for _, o := range us.sessions {
-		if o != s {
-			out = append(out, o)
-		}
-	}
-	found := len(out) != len(us.sessions)
-	us.sessions = out
-	last := found && len(out) == 0
+	last := remove(us) && len(us.sessions) == 0 && us.reserved == 0
 	if last {
-		delete(sh.users, s.user)
+		delete(sh.users, user)
 	}
 	sh.mu.Unlock()
-	if last && us.err == nil {
-		// Wait for an in-flight Subscribe so the counts stay balanced.
-		<-us.ready
-		if us.err == nil {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			if err := h.broker.Unsubscribe(ctx, s.user); err != nil {
-				h.opts.Logger.Warn("unsubscribe failed", "user", s.user, "err", err)
-			}
-			cancel()
+	if !last {
+		return
+	}
+	// Wait for an in-flight Subscribe so the counts stay balanced.
+	<-us.ready
+	if us.err == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := h.broker.Unsubscribe(ctx, user); err != nil {
+			h.opts.Logger.Warn("unsubscribe failed", "user", user, "err", err)
 		}
+		cancel()
 	}
 }
 

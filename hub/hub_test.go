@@ -309,3 +309,31 @@ func BenchmarkDispatch(b *testing.B) {
 		})
 	}
 }
+
+func TestReserveHoldsSubscriptionUntilReleased(t *testing.T) {
+	b := newStubBroker()
+	h := New(b, nil, Options{})
+	defer h.Shutdown(context.Background())
+	release, err := h.Reserve(context.Background(), "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.subs["a"] != 1 {
+		t.Fatalf("not subscribed after Reserve: %d", b.subs["a"])
+	}
+	s, _ := h.Attach(context.Background(), AttachRequest{User: "a", Writer: newRecorder()})
+	release()
+	release() // idempotent
+	if b.subs["a"] != 1 {
+		t.Fatalf("release with a session attached changed subscription: %d", b.subs["a"])
+	}
+	h.Detach(s)
+	if b.subs["a"] != 0 {
+		t.Fatalf("still subscribed: %d", b.subs["a"])
+	}
+	release2, _ := h.Reserve(context.Background(), "b")
+	release2()
+	if b.subs["b"] != 0 {
+		t.Fatalf("reservation without session left a subscription: %d", b.subs["b"])
+	}
+}

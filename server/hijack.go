@@ -40,4 +40,3 @@ func (w smallBufferWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 }
 
 func (w smallBufferWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-

@@ -18,6 +18,7 @@ import (
 	"github.com/heraldhq/herald/hub"
 	"github.com/heraldhq/herald/pkg/broker"
 	"github.com/heraldhq/herald/pkg/notification"
+	"github.com/heraldhq/herald/pkg/peerwatch"
 	"github.com/heraldhq/herald/pkg/token"
 	"github.com/heraldhq/herald/server/config"
 )
@@ -32,6 +33,7 @@ type Server struct {
 	backends *backends
 	verifier tokenVerifier
 	apiKey   string
+	peers    *peerwatch.Watcher // nil where unsupported
 
 	reg       *prometheus.Registry
 	published prometheus.Counter
@@ -80,6 +82,10 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		Metrics:      hub.NewMetrics(s.reg),
 	})
 	s.hub = h
+	if s.peers, err = peerwatch.New(); err != nil {
+		s.peers = nil
+		log.Info("peer hang-up watcher unavailable; idle SSE streams end at a failed heartbeat", "err", err)
+	}
 	s.handler = s.routes()
 	return s, nil
 }
@@ -122,6 +128,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	if err := <-httpDone; err != nil {
 		errs = append(errs, fmt.Errorf("http shutdown: %w", err))
+	}
+	if s.peers != nil {
+		_ = s.peers.Close()
 	}
 	if err := s.backends.close(); err != nil {
 		errs = append(errs, err)

@@ -45,6 +45,17 @@ func (s *Server) handleSSE(w http.ResponseWriter, r *http.Request) {
 	}
 	req := hub.AttachRequest{User: userClaims(r).Subject, SessionID: userClaims(r).SessionID,
 		Transport: "sse", Since: since, Resume: resume}
+	// Subscribe before the response head goes out: once the client sees the
+	// stream open, nothing published afterwards can miss it.
+	release, err := s.hub.Reserve(r.Context(), req.User)
+	if err != nil {
+		if !errors.Is(err, hub.ErrClosing) {
+			s.log.Warn("sse subscribe failed", "user", req.User, "err", err)
+		}
+		writeError(w, errUnavailable)
+		return
+	}
+	defer release()
 	if r.ProtoMajor == 1 {
 		s.serveHijackedSSE(w, r, req)
 		return
@@ -60,6 +71,7 @@ type sseConn struct {
 
 	mu   sync.Mutex
 	sess *hub.Session // set once attached
+	stop func()       // stops watching for the peer's hang-up
 	buf  []byte       // reused between writes; only the hub's writer writes
 	done bool
 }
@@ -106,8 +118,11 @@ func (c *sseConn) Close(hub.CloseReason) {
 		return
 	}
 	c.done = true
-	sess := c.sess
+	sess, stop := c.sess, c.stop
 	c.mu.Unlock()
+	if stop != nil {
+		stop()
+	}
 	_ = c.conn.Close()
 	if sess != nil {
 		c.hub.Detach(sess)
@@ -151,11 +166,20 @@ func (s *Server) serveHijackedSSE(w http.ResponseWriter, r *http.Request, req hu
 		conn.Close()
 		return
 	}
+	// Nobody reads a hijacked stream, so a watcher notices when the
+	// browser goes away; the session ends then, not at the next heartbeat.
+	var stop func()
+	if s.peers != nil {
+		stop, _ = s.peers.Watch(conn, func() { go sc.Close(hub.CloseNormal) })
+	}
 	sc.mu.Lock()
-	sc.sess = sess
+	sc.sess, sc.stop = sess, stop
 	closed := sc.done
 	sc.mu.Unlock()
 	if closed { // closed while attaching: finish what Close could not
+		if stop != nil {
+			stop()
+		}
 		s.hub.Detach(sess)
 	}
 }

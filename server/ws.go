@@ -60,6 +60,19 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	claims := userClaims(r)
+	// Subscribe before the upgrade completes: once the client sees the
+	// connection open, nothing published afterwards can miss it.
+	release, err := s.hub.Reserve(r.Context(), claims.Subject)
+	if err != nil {
+		if errors.Is(err, hub.ErrClosing) {
+			writeError(w, errf(http.StatusServiceUnavailable, "shutting_down", "node shutting down, reconnect"))
+		} else {
+			s.log.Warn("ws subscribe failed", "user", claims.Subject, "err", err)
+			writeError(w, errUnavailable)
+		}
+		return
+	}
+	defer release()
 	c, err := websocket.Accept(smallBufferWriter{w}, r, &websocket.AcceptOptions{
 		InsecureSkipVerify: true, // the origin was checked above against HERALD_ALLOWED_ORIGINS
 		CompressionMode:    websocket.CompressionDisabled,

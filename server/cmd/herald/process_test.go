@@ -305,3 +305,36 @@ func TestSIGTERMClosesWebSocketsWith1012(t *testing.T) {
 		t.Fatal("did not exit after SIGTERM")
 	}
 }
+
+// TestBenchDrivesANode runs the shipped load tool against a node, small.
+func TestBenchDrivesANode(t *testing.T) {
+	dir := t.TempDir()
+	n := startProcess(t, "HERALD_DATA_DIR="+dir, "HERALD_JWT_SECRET="+procSecret, "HERALD_API_KEY="+procAPIKey)
+	for _, args := range [][]string{
+		{"idle", "--transport", "sse", "--sessions", "20", "--pid", fmt.Sprint(n.cmd.Process.Pid)},
+		{"unicast", "--transport", "ws", "--sessions", "20", "--messages", "200", "--rate", "500"},
+		{"unicast", "--transport", "sse", "--sessions", "20", "--messages", "200"},
+		{"fanout", "--transport", "ws", "--sessions", "20", "--rounds", "3"},
+	} {
+		cmd := exec.Command(heraldBin, append(append([]string{"bench"}, args...),
+			"--server", n.base, "--api-key", procAPIKey, "--jwt-secret", procSecret, "--timeout", "60s")...)
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("bench %v: %v", args, err)
+		}
+		var res struct {
+			Scenario   string
+			Sent       int
+			Delivered  int
+			Sessions   int
+			Incomplete int `json:"incomplete_rounds"`
+			Rounds     int
+		}
+		if err := json.Unmarshal(out, &res); err != nil {
+			t.Fatalf("bench %v printed %q: %v", args, out, err)
+		}
+		if res.Scenario != args[0] || res.Sent != res.Delivered || res.Incomplete != 0 {
+			t.Fatalf("bench %v: %+v", args, res)
+		}
+	}
+}

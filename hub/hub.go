@@ -145,6 +145,7 @@ type AttachRequest struct {
 	Transport string              // "ws" or "sse", for metrics
 	Since     notification.Cursor // resume after this cursor
 	Resume    bool                // Since was given by the client
+	Expires   time.Time           // the token's expiry; the session ends then (zero: never)
 	Writer    Writer
 }
 
@@ -162,6 +163,7 @@ func (h *Hub) Attach(ctx context.Context, req AttachRequest) (*Session, error) {
 		user:      req.User,
 		sid:       req.SessionID,
 		transport: req.Transport,
+		expires:   req.Expires,
 		w:         req.Writer,
 		replaying: req.Resume,
 		last:      req.Since,
@@ -445,8 +447,9 @@ func (h *Hub) keepAliveLoop() {
 			}
 			sh.mu.RUnlock()
 		}
+		now := time.Now()
 		for _, s := range batch {
-			s.keepAlive()
+			s.keepAlive(now)
 		}
 		clear(batch)
 		batch = batch[:0]

@@ -337,3 +337,19 @@ func TestReserveHoldsSubscriptionUntilReleased(t *testing.T) {
 		t.Fatalf("reservation without session left a subscription: %d", b.subs["b"])
 	}
 }
+
+func TestExpiredTokenEndsSession(t *testing.T) {
+	h := New(newStubBroker(), nil, Options{KeepAlive: 160 * time.Millisecond})
+	defer h.Shutdown(context.Background())
+	rec := newRecorder()
+	s, _ := h.Attach(context.Background(), AttachRequest{User: "a", Writer: rec, Expires: time.Now().Add(100 * time.Millisecond)})
+	defer h.Detach(s)
+	select {
+	case r := <-rec.closed:
+		if r != CloseTokenExpired {
+			t.Fatalf("closed with %v", r)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("session outlived its token")
+	}
+}

@@ -18,6 +18,7 @@ const (
 	CloseShutdown                 // node going away: reconnect elsewhere (WS 1012)
 	CloseSlowConsumer             // the client did not keep up (WS 1013)
 	CloseWriteFailed              // a write failed or timed out
+	CloseTokenExpired             // the token the session was opened with expired
 )
 
 func (r CloseReason) String() string {
@@ -28,6 +29,8 @@ func (r CloseReason) String() string {
 		return "slow_consumer"
 	case CloseWriteFailed:
 		return "write_failed"
+	case CloseTokenExpired:
+		return "token_expired"
 	default:
 		return "normal"
 	}
@@ -54,6 +57,7 @@ type Session struct {
 	user      string
 	sid       string
 	transport string
+	expires   time.Time
 	w         Writer
 
 	mu        sync.Mutex
@@ -176,10 +180,16 @@ func (s *Session) endReplay(notification.Cursor) {
 	s.replaying = false
 }
 
-// keepAlive schedules a ping unless a write is already proving liveness.
-func (s *Session) keepAlive() {
+// keepAlive schedules a ping unless a write is already proving liveness,
+// and ends sessions whose token expired: the client reconnects with a
+// fresh one.
+func (s *Session) keepAlive(now time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if !s.expires.IsZero() && now.After(s.expires) {
+		s.closeLocked(CloseTokenExpired)
+		return
+	}
 	if s.closed || s.writing {
 		return
 	}

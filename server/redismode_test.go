@@ -1,6 +1,11 @@
 package server
 
-import "testing"
+import (
+	"net/http"
+	"testing"
+
+	"github.com/heraldhq/herald/pkg/redistest"
+)
 
 // TestRedisMode runs the node-level behaviour tests again with the Redis
 // back-ends: startNode gives every test under this name its own
@@ -22,4 +27,23 @@ func TestRedisMode(t *testing.T) {
 	for name, fn := range tests {
 		t.Run(name, fn)
 	}
+}
+
+// TestRedisDownAnswers503: with Redis gone, sends fail with 503 (so callers
+// retry) and readiness says so; both recover when Redis is back.
+func TestRedisDownAnswers503(t *testing.T) {
+	rs := redistest.Start(t)
+	n := startNode(t, func(c *configT) { c.RedisURL = rs.URL() })
+	n.mustSend([]string{"alice"}, "before")
+	rs.Kill()
+	status, body := n.send(map[string]any{"to": []string{"alice"}, "title": "while down"})
+	if status != http.StatusServiceUnavailable {
+		t.Fatalf("send with redis down: %d %s", status, body)
+	}
+	if status, _ := n.do(http.MethodGet, "/readyz", "", nil); status != http.StatusServiceUnavailable {
+		t.Fatalf("readyz with redis down: %d", status)
+	}
+	rs.Restart()
+	waitFor(t, "ready again", func() bool { s, _ := n.do(http.MethodGet, "/readyz", "", nil); return s == http.StatusOK })
+	n.mustSend([]string{"alice"}, "after")
 }

@@ -44,7 +44,7 @@ func (s *Server) handleSSE(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req := hub.AttachRequest{User: userClaims(r).Subject, SessionID: userClaims(r).SessionID,
-		Transport: "sse", Since: since, Resume: resume}
+		Transport: "sse", Since: since, Resume: resume, Expires: userClaims(r).ExpiresAt}
 	// Subscribe before the response head goes out: once the client sees the
 	// stream open, nothing published afterwards can miss it.
 	release, err := s.hub.Reserve(r.Context(), req.User)

@@ -12,6 +12,10 @@ import (
 	"github.com/heraldhq/herald/pkg/notification"
 )
 
+// wsStatusTokenExpired closes a WebSocket whose token expired; clients
+// reconnect with a fresh token.
+const wsStatusTokenExpired websocket.StatusCode = 4001
+
 // wsWriter is the hub's Writer over one WebSocket.
 type wsWriter struct {
 	c *websocket.Conn
@@ -36,6 +40,8 @@ func (w *wsWriter) Close(reason hub.CloseReason) {
 		_ = w.c.Close(websocket.StatusTryAgainLater, "slow consumer")
 	case hub.CloseWriteFailed:
 		_ = w.c.CloseNow()
+	case hub.CloseTokenExpired:
+		_ = w.c.Close(wsStatusTokenExpired, "token expired")
 	default:
 		_ = w.c.Close(websocket.StatusNormalClosure, "")
 	}
@@ -82,7 +88,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	}
 	c.SetReadLimit(s.cfg.WSReadLimit)
 	sess, err := s.hub.Attach(r.Context(), hub.AttachRequest{
-		User: claims.Subject, SessionID: claims.SessionID, Transport: "ws",
+		User: claims.Subject, SessionID: claims.SessionID, Transport: "ws", Expires: claims.ExpiresAt,
 		Since: since, Resume: resume, Writer: &wsWriter{c: c},
 	})
 	if err != nil {

@@ -155,3 +155,18 @@ func BenchmarkPublish(b *testing.B) {
 		}
 	})
 }
+
+// TestShardedConformance runs the suite with SPUBLISH/SSUBSCRIBE, which a
+// standalone Redis 7 serves like a one-shard cluster.
+func TestShardedConformance(t *testing.T) {
+	srv := redistest.Start(t)
+	brokertest.Run(t, func(t *testing.T, h broker.Handler, r broker.Retention) broker.Broker {
+		c := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+		b, err := redisbroker.New(c, h, redisbroker.Options{Retention: r, Sharded: true, Prefix: fmt.Sprintf("s%d:", time.Now().UnixNano())})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { b.Close(); c.Close() })
+		return b
+	})
+}

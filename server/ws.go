@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/coder/websocket"
 
@@ -30,7 +31,23 @@ func (w *wsWriter) WriteEvents(ctx context.Context, events []*notification.Event
 	return nil
 }
 
-func (w *wsWriter) KeepAlive(ctx context.Context) error { return w.c.Ping(ctx) }
+// KeepAlive sends a ping and waits for the pong on a goroutine of its own,
+// so notifications to this client are not held up for a round trip; a peer
+// that does not answer within the write timeout is disconnected.
+func (w *wsWriter) KeepAlive(ctx context.Context) error {
+	d, ok := ctx.Deadline()
+	if !ok {
+		d = time.Now().Add(10 * time.Second)
+	}
+	go func() {
+		pctx, cancel := context.WithDeadline(context.Background(), d)
+		defer cancel()
+		if err := w.c.Ping(pctx); err != nil {
+			_ = w.c.CloseNow()
+		}
+	}()
+	return nil
+}
 
 func (w *wsWriter) Close(reason hub.CloseReason) {
 	switch reason {

@@ -31,6 +31,9 @@ type Store struct {
 	opts     Options
 	instance string // this process's presence identity
 
+	mu    sync.Mutex
+	local map[string]int // this node's sessions per user, to restore after Redis loses them
+
 	stop chan struct{}
 	done chan struct{}
 	once sync.Once
@@ -56,7 +59,8 @@ func New(c redis.UniversalClient, opts Options) *Store {
 	if opts.NodeID != "" {
 		inst = opts.NodeID + "-" + inst
 	}
-	s := &Store{c: c, opts: opts, instance: inst, stop: make(chan struct{}), done: make(chan struct{})}
+	s := &Store{c: c, opts: opts, instance: inst, local: make(map[string]int),
+		stop: make(chan struct{}), done: make(chan struct{})}
 	go s.heartbeat()
 	return s
 }
@@ -70,15 +74,25 @@ func (s *Store) presenceKey(user string) string {
 }
 
 // heartbeat keeps the node's liveness key alive; when the process dies the
-// key expires and other nodes stop counting its sessions.
+// key expires and other nodes stop counting its sessions. When the key was
+// gone (Redis restarted without its data, or this node stalled past the
+// TTL), the node's counts may be gone too, and are written again.
 func (s *Store) heartbeat() {
 	defer close(s.done)
 	t := time.NewTicker(s.opts.PresenceTTL / 3)
 	defer t.Stop()
+	first := true
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), s.opts.PresenceTTL/3)
-		if err := s.c.Set(ctx, s.nodeKey(s.instance), "1", s.opts.PresenceTTL).Err(); err != nil {
+		_, err := s.c.SetArgs(ctx, s.nodeKey(s.instance), "1", redis.SetArgs{TTL: s.opts.PresenceTTL, Get: true}).Result()
+		switch {
+		case errors.Is(err, redis.Nil) && !first:
+			s.restore(ctx)
+		case err != nil && !errors.Is(err, redis.Nil):
 			s.opts.Logger.Warn("presence heartbeat failed", "err", err)
+		}
+		if err == nil || errors.Is(err, redis.Nil) {
+			first = false
 		}
 		cancel()
 		select {
@@ -87,6 +101,36 @@ func (s *Store) heartbeat() {
 		case <-t.C:
 		}
 	}
+}
+
+// restore writes this node's session counts again.
+func (s *Store) restore(ctx context.Context) {
+	s.mu.Lock()
+	counts := make(map[string]int, len(s.local))
+	for u, n := range s.local {
+		counts[u] = n
+	}
+	s.mu.Unlock()
+	pipe := s.c.Pipeline()
+	for u, n := range counts {
+		pipe.HSet(ctx, s.presenceKey(u), s.instance, n)
+		pipe.Expire(ctx, s.presenceKey(u), 24*time.Hour)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		s.opts.Logger.Warn("presence restore failed", "err", err)
+		return
+	}
+	s.opts.Logger.Info("presence restored after the liveness key was lost", "users", len(counts))
+}
+
+func (s *Store) count(user string, d int) {
+	s.mu.Lock()
+	if n := s.local[user] + d; n > 0 {
+		s.local[user] = n
+	} else {
+		delete(s.local, user)
+	}
+	s.mu.Unlock()
 }
 
 // leaveScript decrements a node's count and removes the field at zero, in
@@ -98,11 +142,13 @@ return n`)
 
 // Join counts a new session of user on this node.
 func (s *Store) Join(ctx context.Context, user string) error {
+	s.count(user, 1)
 	key := s.presenceKey(user)
 	pipe := s.c.TxPipeline()
 	pipe.HIncrBy(ctx, key, s.instance, 1)
 	pipe.Expire(ctx, key, 24*time.Hour)
 	if _, err := pipe.Exec(ctx); err != nil {
+		s.count(user, -1)
 		return fmt.Errorf("redisstore presence join: %w", err)
 	}
 	return nil
@@ -110,6 +156,7 @@ func (s *Store) Join(ctx context.Context, user string) error {
 
 // Leave uncounts a session of user on this node.
 func (s *Store) Leave(ctx context.Context, user string) error {
+	s.count(user, -1)
 	if err := leaveScript.Run(ctx, s.c, []string{s.presenceKey(user)}, s.instance).Err(); err != nil {
 		return fmt.Errorf("redisstore presence leave: %w", err)
 	}

@@ -57,3 +57,27 @@ func TestPresenceForgetsDeadNodes(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// TestPresenceSurvivesRedisLosingData: after a restart without persistence
+// the node writes its counts again at the next heartbeat.
+func TestPresenceSurvivesRedisLosingData(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	st := redisstore.New(srv.Client(), redisstore.Options{PresenceTTL: 600 * time.Millisecond})
+	defer st.Close()
+	if err := st.Join(ctx, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // past the first heartbeat
+	srv.Restart()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if n, err := st.Count(ctx, "alice"); err == nil && n == 1 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("presence not restored after Redis lost its data")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

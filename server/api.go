@@ -27,7 +27,7 @@ const (
 	maxDataLen       = 4096
 	maxIdemKeyLen    = 256
 	idempotencyTTL   = 24 * time.Hour
-	idempotencyInUse = 10 * time.Minute
+	idempotencyInUse = time.Minute // a request that died mid-way blocks retries this long
 )
 
 // idempotencyStore remembers idempotency keys of the server API.

@@ -12,7 +12,6 @@ import (
 
 	"github.com/heraldhq/herald/pkg/loadgen"
 	"github.com/heraldhq/herald/pkg/token"
-	"github.com/heraldhq/herald/server"
 )
 
 // runBench drives a running node: "herald bench idle|unicast|fanout".
@@ -23,9 +22,7 @@ func runBench(ctx context.Context, args []string, out io.Writer) error {
 	scenario, args := args[0], args[1:]
 	fs := flag.NewFlagSet("bench "+scenario, flag.ContinueOnError)
 	base := fs.String("server", envOr("HERALD_SERVER", "http://127.0.0.1:8080"), "node URL (loopback only)")
-	apiKey := fs.String("api-key", os.Getenv("HERALD_API_KEY"), "server API key (default: $HERALD_API_KEY, else the data dir's)")
-	secret := fs.String("jwt-secret", os.Getenv("HERALD_JWT_SECRET"), "HS256 secret to mint user tokens (default: $HERALD_JWT_SECRET, else the data dir's)")
-	dataDir := fs.String("data-dir", envOr("HERALD_DATA_DIR", "./data"), "data directory holding generated secrets")
+	creds := credentialFlags(fs, true, true)
 	transport := fs.String("transport", "ws", "ws or sse")
 	sessions := fs.Int("sessions", 1000, "live sessions to open (one user each)")
 	pid := fs.Int("pid", 0, "server PID, to report its RSS growth per connection")
@@ -37,21 +34,12 @@ func runBench(ctx context.Context, args []string, out io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *apiKey == "" || *secret == "" {
-		sec, err := server.LoadSecrets(*dataDir)
-		if err != nil {
-			return fmt.Errorf("bench: need --api-key and --jwt-secret, or a data dir with generated ones: %w", err)
-		}
-		if *apiKey == "" {
-			*apiKey = sec.APIKey
-		}
-		if *secret == "" {
-			*secret = sec.JWTSecret
-		}
+	if err := creds.resolve(); err != nil {
+		return fmt.Errorf("bench: %w", err)
 	}
-	key := []byte(*secret)
+	key := []byte(*creds.jwtSecret)
 	opts := loadgen.Options{
-		BaseURL: *base, APIKey: *apiKey, Transport: *transport, Sessions: *sessions,
+		BaseURL: *base, APIKey: *creds.apiKey, Transport: *transport, Sessions: *sessions,
 		ServerPID: *pid, Timeout: *timeout,
 		MintToken: func(user string) (string, error) {
 			return token.Mint(key, token.Claims{Subject: user, SessionID: user, ExpiresAt: time.Now().Add(time.Hour)})

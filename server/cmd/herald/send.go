@@ -9,19 +9,15 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"strings"
 	"time"
-
-	"github.com/heraldhq/herald/server"
 )
 
 // runSend posts one notification to a node's server API.
 func runSend(ctx context.Context, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("send", flag.ContinueOnError)
 	srv := fs.String("server", envOr("HERALD_SERVER", "http://localhost:8080"), "base URL of a Herald node")
-	apiKey := fs.String("api-key", os.Getenv("HERALD_API_KEY"), "server API key (default: $HERALD_API_KEY, else the data dir's)")
-	dataDir := fs.String("data-dir", envOr("HERALD_DATA_DIR", "./data"), "data directory holding generated secrets")
+	creds := credentialFlags(fs, true, false)
 	to := fs.String("to", "", "comma-separated recipient user ids")
 	title := fs.String("title", "", "title")
 	body := fs.String("body", "", "body")
@@ -36,13 +32,8 @@ func runSend(ctx context.Context, args []string, out io.Writer) error {
 	if *to == "" {
 		return errors.New("send: --to is required")
 	}
-	key := *apiKey
-	if key == "" {
-		sec, err := server.LoadSecrets(*dataDir)
-		if err != nil {
-			return fmt.Errorf("send: no --api-key and no generated one: %w", err)
-		}
-		key = sec.APIKey
+	if err := creds.resolve(); err != nil {
+		return fmt.Errorf("send: %w", err)
 	}
 	req := map[string]any{"to": strings.Split(*to, ","), "title": *title, "body": *body}
 	for k, v := range map[string]string{"url": *link, "tag": *tag, "urgency": *urgency, "id": *id} {
@@ -63,7 +54,7 @@ func runSend(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("send: %w", err)
 	}
-	hr.Header.Set("Authorization", "Bearer "+key)
+	hr.Header.Set("Authorization", "Bearer "+*creds.apiKey)
 	hr.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(hr)
 	if err != nil {

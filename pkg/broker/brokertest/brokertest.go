@@ -260,12 +260,14 @@ func Run(t *testing.T, factory Factory) {
 	})
 
 	t.Run("HistoryResetsWhenSuccessorIsTooOld", func(t *testing.T) {
-		b := factory(t, func(*notification.Event) {}, broker.Retention{MaxAge: 1500 * time.Millisecond})
+		b := factory(t, func(*notification.Event) {}, broker.Retention{MaxAge: 2 * time.Second})
 		old := Event("a", "old")
 		publish(t, b, Event("a", "older"), old)
-		time.Sleep(900 * time.Millisecond)
+		time.Sleep(1200 * time.Millisecond)
 		publish(t, b, Event("a", "new"))
-		time.Sleep(900 * time.Millisecond) // "older" and "old" are now past MaxAge, "new" is not
+		// "older" and "old" are now at least 2.4 s old, past MaxAge whatever
+		// the machine's load; "new" has 0.8 s of slack.
+		time.Sleep(1200 * time.Millisecond)
 		_, _, err := b.History(ctx, "a", notification.Cursor{Epoch: old.Cursor.Epoch, Seq: 1}, 10)
 		if !errors.Is(err, broker.ErrReset) {
 			t.Fatalf("aged-out successor: %v", err)

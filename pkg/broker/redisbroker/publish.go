@@ -4,27 +4,34 @@ import (
 	"context"
 	"fmt"
 	"strconv"
-	"strings"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/heraldhq/herald/pkg/broker"
 	"github.com/heraldhq/herald/pkg/notification"
 )
 
-// publishScript appends one event to a user's stream and publishes it, in
-// one atomic step: an event in history has always been published, and a
-// published event is always in history. A missing meta hash starts a new
-// epoch (and drops any stream left from the old one), so cursors of a lost
-// history are recognised.
+// publishScript appends one event to its user's history and publishes it,
+// atomically: an event in the stream has been published to the nodes
+// subscribed at that moment, and a published event is in the stream.
 //
-// KEYS: meta, stream. ARGV: channel, new epoch, max length, ttl ms,
-// envelope, "1" for sharded pub/sub.
+// A missing meta hash means the history is new or was lost (expired,
+// flushed, a Redis restart without persistence): the script starts a new
+// epoch from ARGV and drops any stream left over, so cursors of the old
+// history are recognised as foreign instead of pointing into the new one.
+//
+// The message is "<epoch> <seq> <envelope>": receivers order and dedupe by
+// (epoch, seq) without decoding the envelope.
+//
+// KEYS: meta hash, stream.
+// ARGV: channel, candidate epoch, max length, ttl ms, envelope, "1" to SPUBLISH.
+// Returns {epoch, seq}.
 var publishScript = redis.NewScript(`
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
 if not epoch then
   epoch = ARGV[2]
   redis.call('DEL', KEYS[2])
-  redis.call('HSET', KEYS[1], 'epoch', epoch, 'seq', 0)
+  redis.call('HSET', KEYS[1], 'epoch', epoch)
 end
 local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
 redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[3], '0-' .. seq, 'e', ARGV[5])
@@ -39,92 +46,116 @@ end
 return {epoch, seq}
 `)
 
-// pipelineChunk bounds one pipeline, so a fan-out to many users is a few
-// round trips without one huge buffer.
-const pipelineChunk = 1000
+// envelopeField is the stream entry field holding the event envelope.
+const envelopeField = "e"
 
-// Publish appends and publishes every event, pipelined.
-func (b *Broker) Publish(ctx context.Context, events []*notification.Event) error {
-	if b.closed() {
-		return errClosed()
-	}
-	for start := 0; start < len(events); start += pipelineChunk {
-		end := min(start+pipelineChunk, len(events))
-		if err := b.publishChunk(ctx, events[start:end]); err != nil {
-			return err
-		}
-	}
-	return nil
+// scriptArgs are the script arguments that are the same for every event,
+// converted once rather than per event.
+type scriptArgs struct {
+	maxLen, ttl, sharded any
 }
 
-func (b *Broker) publishChunk(ctx context.Context, events []*notification.Event) error {
-	cmds, err := b.runChunk(ctx, events)
-	if err != nil && isNoScript(err) {
-		if err := publishScript.Load(ctx, b.c).Err(); err != nil {
-			return fmt.Errorf("redisbroker load script: %w", err)
-		}
-		// Only the events that failed for want of the script are retried:
-		// the others were appended.
-		var retry []*notification.Event
-		for i, cmd := range cmds {
-			if cmd.Err() != nil && isNoScript(cmd.Err()) {
-				retry = append(retry, events[i])
-			}
-		}
-		if len(retry) < len(events) {
-			if err := b.assign(events, cmds, true); err != nil {
-				return err
-			}
-		}
-		cmds, err = b.runChunk(ctx, retry)
-		events = retry
-	}
-	if err != nil {
-		return fmt.Errorf("redisbroker publish: %w", err)
-	}
-	return b.assign(events, cmds, false)
-}
-
-func (b *Broker) runChunk(ctx context.Context, events []*notification.Event) ([]*redis.Cmd, error) {
-	ttl := strconv.FormatInt(b.opts.Retention.MaxAge.Milliseconds(), 10)
-	maxLen := strconv.Itoa(b.opts.Retention.MaxCount)
+func newScriptArgs(o Options) scriptArgs {
 	sharded := "0"
-	if b.opts.Sharded {
+	if o.Sharded {
 		sharded = "1"
 	}
-	pipe := b.c.Pipeline()
-	cmds := make([]*redis.Cmd, len(events))
-	var buf []byte
-	for i, ev := range events {
-		buf = ev.AppendEnvelope(buf[:0])
-		cmds[i] = publishScript.EvalSha(ctx, pipe, []string{b.metaKey(ev.User), b.streamKey(ev.User)},
-			b.channel(ev.User), notification.NewEpoch(), maxLen, ttl, string(buf), sharded)
+	return scriptArgs{
+		maxLen:  strconv.Itoa(o.Retention.MaxCount),
+		ttl:     strconv.FormatInt(o.Retention.MaxAge.Milliseconds(), 10),
+		sharded: sharded,
 	}
-	_, err := pipe.Exec(ctx)
-	return cmds, err
 }
 
-// assign sets each event's cursor from its script result. With skipFailed,
-// events whose command failed are left for a retry.
-func (b *Broker) assign(events []*notification.Event, cmds []*redis.Cmd, skipFailed bool) error {
-	for i, cmd := range cmds {
-		res, err := cmd.Slice()
-		if err != nil {
-			if skipFailed {
-				continue
-			}
+// Publish appends each event to its user's history and publishes it, all
+// events in one pipeline (a fan-out to many users costs one round trip per
+// Redis node, not one per user). Each event is atomic on its own; when some
+// fail, the others are appended and published, their cursors are set, and
+// the error says how many failed. Cursors of failed events stay zero.
+func (b *Broker) Publish(ctx context.Context, events []*notification.Event) error {
+	if b.closed() {
+		return fmt.Errorf("redisbroker publish: %w", broker.ErrClosed)
+	}
+	for _, ev := range events {
+		if err := checkUser(ev.User); err != nil {
 			return fmt.Errorf("redisbroker publish: %w", err)
 		}
-		if len(res) != 2 {
-			return fmt.Errorf("redisbroker publish: unexpected script result %v", res)
+	}
+	pending := events
+	for attempt := 0; len(pending) > 0; attempt++ {
+		cmds := b.pipelinePublish(ctx, pending)
+		retry, err := assignCursors(pending, cmds, attempt == 0)
+		if err != nil {
+			return err
 		}
-		epoch, _ := res[0].(string)
-		seq, _ := res[1].(int64)
-		events[i].Cursor = notification.Cursor{Epoch: epoch, Seq: uint64(seq)}
+		if len(retry) > 0 {
+			// The server does not know the script yet (first use, restart,
+			// SCRIPT FLUSH): load it and send only what it refused.
+			if err := publishScript.Load(ctx, b.c).Err(); err != nil {
+				return fmt.Errorf("redisbroker publish: load script: %w", err)
+			}
+		}
+		pending = retry
 	}
 	return nil
 }
 
-func isNoScript(err error) bool {
-	return err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT")
+// pipelinePublish sends one script call per event in a single pipeline. The
+// pipeline's own error is ignored: every command carries its result.
+//
+// Every event gets its own candidate epoch, used only if its user has no
+// history: then no two history lifetimes of one user can share an epoch,
+// even if a history expired between two events of the same batch.
+func (b *Broker) pipelinePublish(ctx context.Context, events []*notification.Event) []*redis.Cmd {
+	pipe := b.c.Pipeline()
+	cmds := make([]*redis.Cmd, len(events))
+	for i, ev := range events {
+		keys := []string{b.keys.meta(ev.User), b.keys.stream(ev.User)}
+		cmds[i] = publishScript.EvalSha(ctx, pipe, keys,
+			b.keys.channel(ev.User), notification.NewEpoch(), b.args.maxLen, b.args.ttl, ev.MarshalEnvelope(), b.args.sharded)
+	}
+	_, _ = pipe.Exec(ctx)
+	return cmds
+}
+
+// assignCursors sets the cursor of every event whose script ran. With
+// collectNoScript, events refused for want of the script are returned for
+// a retry instead of counting as failures.
+func assignCursors(events []*notification.Event, cmds []*redis.Cmd, collectNoScript bool) (retry []*notification.Event, err error) {
+	var failed int
+	var firstErr error
+	for i, cmd := range cmds {
+		cur, cerr := cursorOf(cmd)
+		switch {
+		case cerr == nil:
+			events[i].Cursor = cur
+		case collectNoScript && redis.HasErrorPrefix(cerr, "NOSCRIPT"):
+			retry = append(retry, events[i])
+		default:
+			failed++
+			if firstErr == nil {
+				firstErr = cerr
+			}
+		}
+	}
+	if failed > 0 {
+		return nil, fmt.Errorf("redisbroker publish: %d of %d events failed: %w", failed, len(events), firstErr)
+	}
+	return retry, nil
+}
+
+// cursorOf reads the script's {epoch, seq} reply.
+func cursorOf(cmd *redis.Cmd) (notification.Cursor, error) {
+	res, err := cmd.Slice()
+	if err != nil {
+		return notification.Cursor{}, err
+	}
+	if len(res) == 2 {
+		epoch, ok1 := res[0].(string)
+		seq, ok2 := res[1].(int64)
+		if ok1 && ok2 && epoch != "" && seq > 0 {
+			return notification.Cursor{Epoch: epoch, Seq: uint64(seq)}, nil
+		}
+	}
+	return notification.Cursor{}, fmt.Errorf("unexpected script reply %v", res)
 }

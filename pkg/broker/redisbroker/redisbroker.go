@@ -1,16 +1,27 @@
-// Package redisbroker is the cluster broker: each user's history is a Redis
-// stream, appended together with the publish by one Lua script, and each
-// node subscribes only to the channels of users with sessions on it. Every
-// user's events carry a gap-free sequence, so a node detects anything pub/sub
-// lost (it is at-most-once, and drops everything across a reconnect) and
-// closes the gap from the stream before delivering further.
+// Package redisbroker is the cluster broker.Broker. It owns Herald's
+// per-user histories and fan-out in Redis:
+//
+//   - each user's history is a stream of envelopes (IDs 0-<seq>) beside a
+//     meta hash holding the history's epoch and newest seq; one Lua script
+//     appends an event and publishes it, so history and fan-out never
+//     disagree;
+//   - each user has a pub/sub channel, and a node subscribes only to the
+//     channels of users with sessions on it;
+//   - every key and the channel of one user carry the hash tag {user}, so
+//     they live in one cluster slot.
+//
+// Pub/sub is at-most-once and drops everything across a reconnect. Because
+// a user's events carry contiguous sequence numbers, a node notices what it
+// missed and reads it from the stream before delivering further, so the
+// Handler sees each subscribed user's events in order, once, without gaps.
 package redisbroker
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"hash/maphash"
 	"log/slog"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -20,184 +31,133 @@ import (
 	"github.com/heraldhq/herald/pkg/broker"
 )
 
-// Options tune the broker.
+// Options tune a Broker. The zero value is usable.
 type Options struct {
-	Prefix           string // key prefix (default "herald:")
-	Retention        broker.Retention
-	Sharded          bool          // SPUBLISH/SSUBSCRIBE for Redis Cluster
-	SubscribeTimeout time.Duration // how long Subscribe waits for Redis to confirm (default 10s)
-	Logger           *slog.Logger
+	// Prefix starts every key and channel name (default "herald:"). It must
+	// not contain braces, which would change the cluster hash tag.
+	Prefix string
+
+	// Retention bounds each user's history: the stream is trimmed to
+	// MaxCount entries and both keys expire MaxAge after the last publish.
+	Retention broker.Retention
+
+	// Sharded uses SPUBLISH/SSUBSCRIBE (Redis 7 sharded pub/sub), so a
+	// message travels only within the shard owning the user's slot. All
+	// channels share one connection, so it needs a client whose pub/sub
+	// connection reaches every channel's shard: a standalone server or a
+	// one-shard cluster.
+	Sharded bool
+
+	// SubscribeTimeout bounds how long Subscribe waits for Redis to confirm
+	// the subscription (default 10s).
+	SubscribeTimeout time.Duration
+
+	// HealthCheckInterval is how long the pub/sub connection may stay quiet
+	// before it is pinged; a ping unanswered for as long again counts as a
+	// dead connection (default 15s).
+	HealthCheckInterval time.Duration
+
+	// Logger receives connection losses and unrecoverable gaps (default
+	// slog.Default()).
+	Logger *slog.Logger
 }
 
-// Broker implements broker.Broker over Redis.
+// Defaults for Options.
+const (
+	DefaultPrefix              = "herald:"
+	DefaultSubscribeTimeout    = 10 * time.Second
+	DefaultHealthCheckInterval = 15 * time.Second
+)
+
+func (o Options) withDefaults() (Options, error) {
+	if o.Prefix == "" {
+		o.Prefix = DefaultPrefix
+	}
+	if strings.ContainsAny(o.Prefix, "{}") {
+		return o, fmt.Errorf("redisbroker: prefix %q must not contain braces", o.Prefix)
+	}
+	o.Retention = o.Retention.WithDefaults()
+	if o.Retention.MaxAge < time.Millisecond {
+		return o, fmt.Errorf("redisbroker: retention max age %s is below Redis's millisecond resolution", o.Retention.MaxAge)
+	}
+	if o.SubscribeTimeout <= 0 {
+		o.SubscribeTimeout = DefaultSubscribeTimeout
+	}
+	if o.HealthCheckInterval <= 0 {
+		o.HealthCheckInterval = DefaultHealthCheckInterval
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return o, nil
+}
+
+// opTimeout bounds the broker's own Redis reads (heads and backfills),
+// which run on no caller's context.
+const opTimeout = 5 * time.Second
+
+// Broker implements broker.Broker over Redis. Its methods are safe for
+// concurrent use.
 type Broker struct {
 	c       redis.UniversalClient
 	handler broker.Handler
 	opts    Options
+	keys    keyspace
+	args    scriptArgs
 
+	// ps is the node's single pub/sub connection. psMu orders the commands
+	// written to it with the bookkeeping of the confirmations they expect
+	// (see subscribe.go).
 	ps   *redis.PubSub
-	psMu sync.Mutex // orders subscription state changes with the commands that make them
+	psMu sync.Mutex
 
-	mu    sync.Mutex
-	users map[string]*userSub
+	mu    sync.RWMutex
+	chans map[string]*channelState // by user
 
-	stop chan struct{}
-	done chan struct{}
-	once sync.Once
-}
+	workers []*worker // see deliver.go
+	seed    maphash.Seed
 
-// userSub is the node's subscription to one user's channel.
-type userSub struct {
-	refs   int
-	active bool          // Redis confirmed the subscription
-	ready  chan struct{} // closed when active
-
-	mu        sync.Mutex
-	baseKnown bool
-	baseEpoch string // the user's history head when the subscription became active
-	baseSeq   uint64
-
-	// Delivery position, touched only by the receive goroutine.
-	epoch string
-	last  uint64
+	ctx    context.Context // cancelled by Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // the receive loop and the workers
+	once   sync.Once
 }
 
 var _ broker.Broker = (*Broker)(nil)
 
-// New returns a broker delivering subscribed users' events to handler.
-func New(c redis.UniversalClient, handler broker.Handler, opts Options) (*Broker, error) {
-	if opts.Prefix == "" {
-		opts.Prefix = "herald:"
+// New returns a broker that delivers the events of users subscribed on this
+// node to handler, and starts its pub/sub reader. It does not contact Redis
+// first: a node may start before Redis is reachable, and Ready tells.
+// The client stays the caller's: Close does not close it.
+func New(client redis.UniversalClient, handler broker.Handler, opts Options) (*Broker, error) {
+	if client == nil || handler == nil {
+		return nil, errors.New("redisbroker: client and handler are required")
 	}
-	opts.Retention = opts.Retention.WithDefaults()
-	if opts.SubscribeTimeout <= 0 {
-		opts.SubscribeTimeout = 10 * time.Second
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
 	}
-	if opts.Logger == nil {
-		opts.Logger = slog.Default()
+	if _, isCluster := client.(*redis.ClusterClient); isCluster && opts.Sharded {
+		return nil, errors.New("redisbroker: sharded pub/sub over a multi-shard cluster client is not supported; use classic pub/sub (Sharded=false)")
 	}
+	ctx, cancel := context.WithCancel(context.Background())
 	b := &Broker{
-		c: c, handler: handler, opts: opts,
-		users: make(map[string]*userSub),
-		stop:  make(chan struct{}),
-		done:  make(chan struct{}),
+		c: client, handler: handler, opts: opts,
+		keys:   keyspace{prefix: opts.Prefix},
+		args:   newScriptArgs(opts),
+		chans:  make(map[string]*channelState),
+		ctx:    ctx,
+		cancel: cancel,
 	}
-	ctx := context.Background()
 	if opts.Sharded {
-		b.ps = c.SSubscribe(ctx)
+		b.ps = client.SSubscribe(ctx)
 	} else {
-		b.ps = c.Subscribe(ctx)
+		b.ps = client.Subscribe(ctx)
 	}
+	b.startWorkers()
+	b.wg.Add(1)
 	go b.receive()
 	return b, nil
-}
-
-func (b *Broker) metaKey(user string) string   { return b.opts.Prefix + "{" + user + "}:m" }
-func (b *Broker) streamKey(user string) string { return b.opts.Prefix + "{" + user + "}:h" }
-func (b *Broker) channel(user string) string   { return b.opts.Prefix + "{" + user + "}:c" }
-
-// userOf is the inverse of channel.
-func (b *Broker) userOf(ch string) (string, bool) {
-	rest, ok := strings.CutPrefix(ch, b.opts.Prefix+"{")
-	if !ok {
-		return "", false
-	}
-	return strings.CutSuffix(rest, "}:c")
-}
-
-// Subscribe makes this node receive user's events; it returns once Redis
-// confirmed the subscription.
-func (b *Broker) Subscribe(ctx context.Context, user string) error {
-	if b.closed() {
-		return broker.ErrClosed
-	}
-	b.psMu.Lock()
-	b.mu.Lock()
-	us := b.users[user]
-	fresh := us == nil
-	if fresh {
-		us = &userSub{ready: make(chan struct{})}
-		b.users[user] = us
-	}
-	us.refs++
-	b.mu.Unlock()
-	if fresh {
-		// The channel is recorded by go-redis even when the write fails, and
-		// re-subscribed on reconnect; the confirmation is what we wait for.
-		if err := b.subscribeCmd(ctx, user); err != nil {
-			b.opts.Logger.Debug("subscribe command failed; waiting for reconnect", "err", err)
-		}
-	}
-	b.psMu.Unlock()
-
-	ctx, cancel := context.WithTimeout(ctx, b.opts.SubscribeTimeout)
-	defer cancel()
-	select {
-	case <-us.ready:
-	case <-ctx.Done():
-		_ = b.Unsubscribe(context.Background(), user)
-		return fmt.Errorf("redisbroker subscribe %s: %w", user, ctx.Err())
-	case <-b.stop:
-		return broker.ErrClosed
-	}
-	if fresh {
-		b.readBase(ctx, user, us)
-	}
-	return nil
-}
-
-func (b *Broker) subscribeCmd(ctx context.Context, user string) error {
-	if b.opts.Sharded {
-		return b.ps.SSubscribe(ctx, b.channel(user))
-	}
-	return b.ps.Subscribe(ctx, b.channel(user))
-}
-
-// readBase records the user's head right after the subscription became
-// active: if pub/sub drops messages before the first one arrives, the
-// backfill after the reconnect starts there.
-func (b *Broker) readBase(ctx context.Context, user string, us *userSub) {
-	vals, err := b.c.HMGet(ctx, b.metaKey(user), "epoch", "seq").Result()
-	if err != nil {
-		return
-	}
-	epoch, _ := vals[0].(string)
-	seqStr, _ := vals[1].(string)
-	seq, _ := strconv.ParseUint(seqStr, 10, 64)
-	us.mu.Lock()
-	us.baseKnown, us.baseEpoch, us.baseSeq = true, epoch, seq
-	us.mu.Unlock()
-}
-
-// Unsubscribe undoes one Subscribe; the last one leaves the channel.
-func (b *Broker) Unsubscribe(ctx context.Context, user string) error {
-	b.psMu.Lock()
-	defer b.psMu.Unlock()
-	b.mu.Lock()
-	us := b.users[user]
-	if us == nil {
-		b.mu.Unlock()
-		return nil
-	}
-	us.refs--
-	last := us.refs <= 0
-	if last {
-		delete(b.users, user)
-	}
-	b.mu.Unlock()
-	if !last || b.closed() {
-		return nil
-	}
-	var err error
-	if b.opts.Sharded {
-		err = b.ps.SUnsubscribe(ctx, b.channel(user))
-	} else {
-		err = b.ps.Unsubscribe(ctx, b.channel(user))
-	}
-	if err != nil {
-		return fmt.Errorf("redisbroker unsubscribe: %w", err)
-	}
-	return nil
 }
 
 // Ready pings Redis.
@@ -206,26 +166,50 @@ func (b *Broker) Ready(ctx context.Context) error {
 		return broker.ErrClosed
 	}
 	if err := b.c.Ping(ctx).Err(); err != nil {
-		return fmt.Errorf("redis: %w", err)
+		return fmt.Errorf("redisbroker ready: %w", err)
 	}
 	return nil
 }
 
-func (b *Broker) closed() bool {
-	select {
-	case <-b.stop:
-		return true
-	default:
-		return false
+// Close stops the pub/sub reader and the delivery workers and closes the
+// pub/sub connection. The handler is not called once Close has returned.
+func (b *Broker) Close() error {
+	var err error
+	b.once.Do(func() {
+		b.cancel()
+		b.psMu.Lock()
+		err = b.ps.Close()
+		b.psMu.Unlock()
+		b.wg.Wait()
+	})
+	if err != nil {
+		return fmt.Errorf("redisbroker close: %w", err)
 	}
+	return nil
 }
 
-// Close stops delivery. The Redis client stays open: it belongs to the caller.
-func (b *Broker) Close() error {
-	b.once.Do(func() {
-		close(b.stop)
-		_ = b.ps.Close()
-		<-b.done
-	})
+func (b *Broker) closed() bool { return b.ctx.Err() != nil }
+
+// keyspace names a user's keys and channel. The braces make {user} the
+// cluster hash tag, so all of them share one slot.
+type keyspace struct{ prefix string }
+
+func (k keyspace) meta(user string) string    { return k.prefix + "{" + user + "}:m" }
+func (k keyspace) stream(user string) string  { return k.prefix + "{" + user + "}:h" }
+func (k keyspace) channel(user string) string { return k.prefix + "{" + user + "}:c" }
+
+// userOf is the inverse of channel.
+func (k keyspace) userOf(ch string) (string, bool) {
+	rest, ok := strings.CutPrefix(ch, k.prefix+"{")
+	if !ok {
+		return "", false
+	}
+	return strings.CutSuffix(rest, "}:c")
+}
+
+func checkUser(user string) error {
+	if user == "" {
+		return errors.New("redisbroker: empty user id")
+	}
 	return nil
 }

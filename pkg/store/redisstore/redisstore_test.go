@@ -2,82 +2,220 @@ package redisstore_test
 
 import (
 	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/heraldhq/herald/pkg/redistest"
 	"github.com/heraldhq/herald/pkg/store/redisstore"
 	"github.com/heraldhq/herald/pkg/store/storetest"
 )
 
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// newNode returns a store with its own client, as a separate Herald process
+// would have; closing the returned client simulates the process dying.
+func newNode(t *testing.T, srv *redistest.Server, name string, ttl time.Duration) (*redisstore.Store, *redis.Client) {
+	t.Helper()
+	c := redis.NewClient(&redis.Options{Addr: srv.Addr(), MaxRetries: -1, DialTimeout: time.Second})
+	st := redisstore.New(c, redisstore.Options{NodeID: name, PresenceTTL: ttl, Logger: quiet})
+	t.Cleanup(func() {
+		_ = st.Close()
+		_ = c.Close()
+	})
+	return st, c
+}
+
+func mustCount(t *testing.T, st *redisstore.Store, user string) int {
+	t.Helper()
+	n, err := st.Count(context.Background(), user)
+	if err != nil {
+		t.Fatalf("count %s: %v", user, err)
+	}
+	return n
+}
+
+func waitCount(t *testing.T, st *redisstore.Store, user string, want int) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		n, err := st.Count(context.Background(), user)
+		if err == nil && n == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("count of %s: %d %v, want %d", user, n, err, want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 func TestIdempotency(t *testing.T) {
-	srv := redistest.Start(t)
-	st := redisstore.New(srv.Client(), redisstore.Options{})
-	defer st.Close()
+	st, _ := newNode(t, redistest.Start(t), "a", 0)
 	storetest.Idempotency(t, st)
 }
 
-// TestPresenceForgetsDeadNodes: a node that stops heartbeating without
-// leaving (killed) stops counting once its liveness key expires.
-func TestPresenceForgetsDeadNodes(t *testing.T) {
-	srv := redistest.Start(t)
+func TestReserveHasOneWinner(t *testing.T) {
+	st, _ := newNode(t, redistest.Start(t), "a", 0)
+	var fresh atomic.Int32
+	var wg sync.WaitGroup
+	for i := 0; i < 20; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, ok, err := st.Reserve(context.Background(), "k", time.Minute)
+			if err != nil {
+				t.Error(err)
+			}
+			if ok {
+				fresh.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := fresh.Load(); n != 1 {
+		t.Fatalf("%d concurrent reservations got the key", n)
+	}
+}
+
+func TestIdempotencyEdges(t *testing.T) {
+	st, _ := newNode(t, redistest.Start(t), "a", 0)
 	ctx := context.Background()
-	a := redisstore.New(srv.Client(), redisstore.Options{NodeID: "a", PresenceTTL: time.Second})
-	defer a.Close()
-	b := redisstore.New(srv.Client(), redisstore.Options{NodeID: "b", PresenceTTL: time.Second})
+	if _, _, err := st.Reserve(ctx, "k", 0); err == nil {
+		t.Error("reserve without ttl accepted (the key would never expire)")
+	}
+	if _, fresh, err := st.Reserve(ctx, "empty", time.Minute); err != nil || !fresh {
+		t.Fatalf("reserve: %v %v", fresh, err)
+	}
+	if err := st.Complete(ctx, "empty", nil, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	prior, fresh, err := st.Reserve(ctx, "empty", time.Minute)
+	if err != nil || fresh || prior == nil || len(prior) != 0 {
+		t.Fatalf("an empty stored result must read as stored, not in progress: %q %v %v", prior, fresh, err)
+	}
+}
+
+func TestKeyValue(t *testing.T) {
+	st, _ := newNode(t, redistest.Start(t), "a", 0)
+	ctx := context.Background()
+	if _, err := st.Get(ctx, "vapid"); !errors.Is(err, redisstore.ErrNotFound) {
+		t.Fatalf("missing key: %v", err)
+	}
+	if err := st.Put(ctx, "vapid", []byte("keys")); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := st.Get(ctx, "vapid"); err != nil || string(v) != "keys" {
+		t.Fatalf("get: %q %v", v, err)
+	}
+}
+
+func TestPresenceIsSharedAcrossNodes(t *testing.T) {
+	srv := redistest.Start(t)
+	a, _ := newNode(t, srv, "a", 0)
+	b, _ := newNode(t, srv, "b", 0)
+	ctx := context.Background()
+	if a.NodeID() == b.NodeID() {
+		t.Fatalf("two nodes share the id %s", a.NodeID())
+	}
 	for _, st := range []*redisstore.Store{a, b, b} {
 		if err := st.Join(ctx, "alice"); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if n, err := a.Count(ctx, "alice"); err != nil || n != 3 {
-		t.Fatalf("count %d %v", n, err)
+	if n := mustCount(t, a, "alice"); n != 3 {
+		t.Fatalf("count on a: %d", n)
 	}
 	if err := b.Leave(ctx, "alice"); err != nil {
 		t.Fatal(err)
 	}
-	if n, _ := a.Count(ctx, "alice"); n != 2 {
-		t.Fatalf("after leave: %d", n)
+	if n := mustCount(t, b, "alice"); n != 2 {
+		t.Fatalf("count on b after a leave: %d", n)
 	}
-	// Kill b: stop its heartbeat and let the key expire (Close would
-	// delete it at once; a killed process does not).
-	b.StopHeartbeat()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		n, err := a.Count(ctx, "alice")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if n == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("dead node still counted: %d", n)
-		}
-		time.Sleep(100 * time.Millisecond)
+	if n := mustCount(t, a, "nobody"); n != 0 {
+		t.Fatalf("count of an unknown user: %d", n)
 	}
 }
 
-// TestPresenceSurvivesRedisLosingData: after a restart without persistence
-// the node writes its counts again at the next heartbeat.
-func TestPresenceSurvivesRedisLosingData(t *testing.T) {
+// TestPresenceForgetsKilledNode: a node that dies without leaving (its
+// process and connections gone) stops counting once its liveness key
+// expires, and its fields are cleaned up.
+func TestPresenceForgetsKilledNode(t *testing.T) {
 	srv := redistest.Start(t)
+	a, _ := newNode(t, srv, "a", time.Second)
+	b, bClient := newNode(t, srv, "b", time.Second)
 	ctx := context.Background()
-	st := redisstore.New(srv.Client(), redisstore.Options{PresenceTTL: 600 * time.Millisecond})
-	defer st.Close()
-	if err := st.Join(ctx, "alice"); err != nil {
+	for _, st := range []*redisstore.Store{a, b, b} {
+		if err := st.Join(ctx, "alice"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := mustCount(t, a, "alice"); n != 3 {
+		t.Fatalf("count before the kill: %d", n)
+	}
+	_ = bClient.Close() // b can neither refresh its key nor leave
+	waitCount(t, a, "alice", 1)
+	fields, err := srv.Client().HKeys(ctx, "herald:{alice}:presence").Result()
+	if err != nil || len(fields) != 1 || fields[0] != a.NodeID() {
+		t.Fatalf("fields after cleanup: %v %v", fields, err)
+	}
+}
+
+// TestPresenceOfClosedNodeStopsAtOnce: a clean shutdown does not wait for
+// the TTL.
+func TestPresenceOfClosedNodeStopsAtOnce(t *testing.T) {
+	srv := redistest.Start(t)
+	a, _ := newNode(t, srv, "a", time.Hour)
+	b, _ := newNode(t, srv, "b", time.Hour)
+	if err := b.Join(context.Background(), "alice"); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(300 * time.Millisecond) // past the first heartbeat
-	srv.Restart()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if n, err := st.Count(ctx, "alice"); err == nil && n == 1 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("presence not restored after Redis lost its data")
-		}
-		time.Sleep(50 * time.Millisecond)
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
 	}
+	if n := mustCount(t, a, "alice"); n != 0 {
+		t.Fatalf("count after b closed: %d", n)
+	}
+}
+
+// TestJoinRightAfterStartCounts: the first Join of a new node counts even
+// if the heartbeat has not written the liveness key yet.
+func TestJoinRightAfterStartCounts(t *testing.T) {
+	srv := redistest.Start(t)
+	a, _ := newNode(t, srv, "a", time.Hour)
+	for i := 0; i < 20; i++ {
+		b, _ := newNode(t, srv, "b", time.Hour)
+		if err := b.Join(context.Background(), "alice"); err != nil {
+			t.Fatal(err)
+		}
+		if n := mustCount(t, a, "alice"); n != 1 {
+			t.Fatalf("round %d: count %d right after the join", i, n)
+		}
+		_ = b.Close()
+	}
+}
+
+// TestPresenceIsRestoredAfterRedisLosesIt: after a Redis restart without
+// persistence, live nodes write their sessions again.
+func TestPresenceIsRestoredAfterRedisLosesIt(t *testing.T) {
+	srv := redistest.Start(t)
+	a, _ := newNode(t, srv, "a", time.Second)
+	b, _ := newNode(t, srv, "b", time.Second)
+	ctx := context.Background()
+	for _, st := range []*redisstore.Store{a, b, b} {
+		if err := st.Join(ctx, "alice"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.Leave(ctx, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	srv.Restart()
+	waitCount(t, a, "alice", 2)
 }

@@ -338,3 +338,62 @@ func TestBenchDrivesANode(t *testing.T) {
 		}
 	}
 }
+
+// TestEmbeddedNodeLosesNothingAcrossAKill: notifications stored before a
+// SIGKILL are replayed after the restart to a client resuming from its
+// cursor, in order, followed by new ones.
+func TestEmbeddedNodeLosesNothingAcrossAKill(t *testing.T) {
+	dir := t.TempDir()
+	env := []string{"HERALD_DATA_DIR=" + dir, "HERALD_JWT_SECRET=" + procSecret, "HERALD_API_KEY=" + procAPIKey}
+	n := startProcess(t, env...)
+	ch, _ := wsTitles(t, n.base, "alice")
+	waitUntil(t, "session", func() bool { return presence(t, n.base, "alice") == 1 })
+	sendVia(t, n.base, procAPIKey, []string{"alice"}, "seen")
+	expect(t, ch, "notification:seen")
+	cursor := inboxCursor(t, n.base, "alice")
+	for i := 0; i < 3; i++ {
+		sendVia(t, n.base, procAPIKey, []string{"alice"}, fmt.Sprint("missed", i))
+	}
+	n.kill()
+
+	n = startProcess(t, env...)
+	sendVia(t, n.base, procAPIKey, []string{"alice"}, "after restart")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(n.base, "http")+"/v1/ws?since="+cursor+"&token="+userToken(t, "alice"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	for _, want := range []string{"missed0", "missed1", "missed2", "after restart"} {
+		_, data, err := c.Read(ctx)
+		if err != nil {
+			t.Fatalf("waiting for %s: %v", want, err)
+		}
+		var f struct {
+			Type         string
+			Notification struct{ Title string }
+		}
+		_ = json.Unmarshal(data, &f)
+		if f.Type != "notification" || f.Notification.Title != want {
+			t.Fatalf("got %s, want %s", data, want)
+		}
+	}
+}
+
+// inboxCursor returns the cursor of the user's newest notification.
+func inboxCursor(t *testing.T, base, user string) string {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, base+"/v1/notifications?limit=1", nil)
+	req.Header.Set("Authorization", "Bearer "+userToken(t, user))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var inbox struct{ Cursor string }
+	if err := json.NewDecoder(resp.Body).Decode(&inbox); err != nil || inbox.Cursor == "" {
+		t.Fatalf("inbox cursor: %v", err)
+	}
+	return inbox.Cursor
+}

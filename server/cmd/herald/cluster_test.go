@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -13,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
 
 	"github.com/heraldhq/herald/pkg/redistest"
 )
@@ -163,4 +166,41 @@ func requireOrSkip(t *testing.T, program string) {
 		t.Fatalf("%s is required (HERALD_REQUIRE_REDIS=1) but not installed", program)
 	}
 	t.Skipf("%s not installed", program)
+}
+
+// TestClientResumesOnAnotherNodeAfterItsNodeDies: the client's node is
+// killed; it reconnects to the other node with its cursor and receives what
+// was sent meanwhile, in order, once.
+func TestClientResumesOnAnotherNodeAfterItsNodeDies(t *testing.T) {
+	rs := redistest.Start(t)
+	a := redisNode(t, rs.URL(), "a")
+	b := redisNode(t, rs.URL(), "b")
+	onB, _ := wsTitles(t, b.base, "alice")
+	waitUntil(t, "session", func() bool { return presence(t, a.base, "alice") == 1 })
+	sendVia(t, a.base, procAPIKey, []string{"alice"}, "first")
+	expect(t, onB, "notification:first")
+	cursor := inboxCursor(t, a.base, "alice")
+	b.kill()
+	for i := 0; i < 3; i++ {
+		sendVia(t, a.base, procAPIKey, []string{"alice"}, fmt.Sprint("while away ", i))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(a.base, "http")+"/v1/ws?since="+cursor+"&token="+userToken(t, "alice"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	sendVia(t, a.base, procAPIKey, []string{"alice"}, "live")
+	for _, want := range []string{"while away 0", "while away 1", "while away 2", "live"} {
+		_, data, err := c.Read(ctx)
+		if err != nil {
+			t.Fatalf("waiting for %q: %v", want, err)
+		}
+		var f struct{ Notification struct{ Title string } }
+		_ = json.Unmarshal(data, &f)
+		if f.Notification.Title != want {
+			t.Fatalf("got %s, want %q", data, want)
+		}
+	}
 }

@@ -23,8 +23,10 @@ var ErrClosed = errors.New("broker closed")
 
 // Handler receives the events of users this node subscribed to. For each
 // user, events arrive in cursor order without gaps or duplicates (the
-// broker fills gaps from history); a new epoch restarts the order. Handler
-// must not block: it is called on the broker's delivery path.
+// broker fills gaps from history); a new epoch restarts the order. When a
+// gap cannot be filled (the events were trimmed first), the broker says so
+// with a KindReset event for the user. Handler must not block: it is called
+// on the broker's delivery path.
 type Handler func(ev *notification.Event)
 
 // Broker is the history-and-fan-out back-end.

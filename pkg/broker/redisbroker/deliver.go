@@ -161,11 +161,21 @@ func (w *worker) fill(us *userSub, cur notification.Cursor) bool {
 		w.b.opts.Logger.Warn("events lost with their history", "user", us.user, "after", us.pos.String(), "before", cur.String())
 		return true
 	}
+	want := cur.Seq - 1 - us.pos.Seq
+	after := us.pos
 	w.deliverEntries(us, cur.Epoch, msgs)
-	if us.pos.Seq+1 < cur.Seq {
-		w.b.opts.Logger.Warn("events missed on pub/sub are no longer retained", "user", us.user, "after", us.pos.String(), "before", cur.String())
+	if uint64(len(msgs)) < want {
+		w.lost(us, after, cur)
 	}
 	return true
+}
+
+// lost tells the user's sessions that events between after and before can
+// no longer be delivered (trimmed from the stream before a backfill reached
+// them): they get a reset and reload the inbox, instead of a silent gap.
+func (w *worker) lost(us *userSub, after, before notification.Cursor) {
+	w.b.opts.Logger.Warn("events missed on pub/sub are no longer retained", "user", us.user, "after", after.String(), "before", before.String())
+	w.b.handler(notification.NewResetEvent(us.user, notification.Cursor{}))
 }
 
 // resync delivers everything after the position from the stream: after a
@@ -186,8 +196,18 @@ func (w *worker) resync(us *userSub) {
 	}
 	delete(w.retry, us)
 	if head.Epoch == us.pos.Epoch {
+		after := us.pos
+		complete := head.Seq <= after.Seq || (len(msgs) > 0 && firstSeq(msgs) == after.Seq+1)
 		w.deliverEntries(us, head.Epoch, msgs)
+		if !complete {
+			w.lost(us, after, head)
+		}
 	}
+}
+
+func firstSeq(msgs []redis.XMessage) uint64 {
+	seq, _ := seqOf(msgs[0].ID)
+	return seq
 }
 
 func (w *worker) failed(us *userSub, err error) {

@@ -212,3 +212,47 @@ func appendSilently(t *testing.T, c *redis.Client, k keyspace, user string, seqs
 		}
 	}
 }
+
+// TestTrimmedGapSendsReset: when events pub/sub missed were trimmed from
+// the stream before the backfill reached them, the sessions get a reset
+// (reload the inbox) instead of a silent gap.
+func TestTrimmedGapSendsReset(t *testing.T) {
+	srv := redistest.Start(t)
+	c := srv.Client()
+	rec := &collector{}
+	b, err := New(c, rec.handle, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ctx := context.Background()
+	if err := b.Subscribe(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Publish(ctx, []*notification.Event{testEvent("a", "1")}); err != nil {
+		t.Fatal(err)
+	}
+	rec.waitFor(t, 1)
+	// Seq 2 was appended and trimmed away; seq 3 is still there.
+	if err := c.HIncrBy(ctx, b.keys.meta("a"), "seq", 1).Err(); err != nil {
+		t.Fatal(err)
+	}
+	appendSilently(t, c, b.keys, "a", 3)
+	if err := b.Publish(ctx, []*notification.Event{testEvent("a", "4")}); err != nil {
+		t.Fatal(err)
+	}
+	rec.waitFor(t, 4)
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	var got []string
+	for _, ev := range rec.events {
+		if ev.Kind == notification.KindReset {
+			got = append(got, "reset")
+		} else {
+			got = append(got, fmt.Sprint(ev.Cursor.Seq))
+		}
+	}
+	if fmt.Sprint(got) != "[1 3 reset 4]" {
+		t.Fatalf("delivered %v", got)
+	}
+}

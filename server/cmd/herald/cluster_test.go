@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -14,8 +13,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/coder/websocket"
 
 	"github.com/heraldhq/herald/pkg/redistest"
 )
@@ -184,23 +181,9 @@ func TestClientResumesOnAnotherNodeAfterItsNodeDies(t *testing.T) {
 	for i := 0; i < 3; i++ {
 		sendVia(t, a.base, procAPIKey, []string{"alice"}, fmt.Sprint("while away ", i))
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(a.base, "http")+"/v1/ws?since="+cursor+"&token="+userToken(t, "alice"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.CloseNow()
+	resumed, _ := wsTitlesSince(t, a.base, "alice", cursor)
 	sendVia(t, a.base, procAPIKey, []string{"alice"}, "live")
 	for _, want := range []string{"while away 0", "while away 1", "while away 2", "live"} {
-		_, data, err := c.Read(ctx)
-		if err != nil {
-			t.Fatalf("waiting for %q: %v", want, err)
-		}
-		var f struct{ Notification struct{ Title string } }
-		_ = json.Unmarshal(data, &f)
-		if f.Notification.Title != want {
-			t.Fatalf("got %s, want %q", data, want)
-		}
+		expect(t, resumed, "notification:"+want)
 	}
 }

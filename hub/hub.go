@@ -175,7 +175,11 @@ func (h *Hub) Attach(ctx context.Context, req AttachRequest) (*Session, error) {
 	}
 	if h.presence != nil {
 		if err := h.presence.Join(ctx, s.user); err != nil {
+			// The session may already have a writer running for events
+			// dispatched since join; stop it before giving up.
+			s.markDetached()
 			h.leave(s)
+			s.waitWriter()
 			h.sessions.Done()
 			return nil, fmt.Errorf("hub presence join: %w", err)
 		}

@@ -143,14 +143,7 @@ func TestLostConnectionForgetsOwedConfirmations(t *testing.T) {
 // reaching pub/sub (as when pub/sub drops it) is delivered before the next
 // published one.
 func TestGapIsFilledFromStream(t *testing.T) {
-	srv := redistest.Start(t)
-	c := srv.Client()
-	rec := &collector{}
-	b, err := New(c, rec.handle, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b, c, rec := newRecordingBroker(t)
 	ctx := context.Background()
 	if err := b.Subscribe(ctx, "a"); err != nil {
 		t.Fatal(err)
@@ -172,14 +165,7 @@ func TestGapIsFilledFromStream(t *testing.T) {
 // between the subscription and the first message it delivers are read from
 // the stream after the head recorded at activation, and nothing before it.
 func TestGapBeforeFirstDeliveryIsFilledFromHead(t *testing.T) {
-	srv := redistest.Start(t)
-	c := srv.Client()
-	rec := &collector{}
-	b, err := New(c, rec.handle, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b, c, rec := newRecordingBroker(t)
 	ctx := context.Background()
 	if err := b.Publish(ctx, []*notification.Event{testEvent("a", "old")}); err != nil {
 		t.Fatal(err)
@@ -194,6 +180,20 @@ func TestGapBeforeFirstDeliveryIsFilledFromHead(t *testing.T) {
 	if got := fmt.Sprint(rec.waitFor(t, 2)); got != "[2 3]" {
 		t.Fatalf("delivered %s", got)
 	}
+}
+
+// newRecordingBroker starts a redis-server and a broker whose handler
+// records what it delivers; both stop with the test.
+func newRecordingBroker(t *testing.T) (*Broker, *redis.Client, *collector) {
+	t.Helper()
+	c := redistest.Start(t).Client()
+	rec := &collector{}
+	b, err := New(c, rec.handle, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b, c, rec
 }
 
 // appendSilently appends events with the given seqs to user's stream the
@@ -217,14 +217,7 @@ func appendSilently(t *testing.T, c *redis.Client, k keyspace, user string, seqs
 // the stream before the backfill reached them, the sessions get a reset
 // (reload the inbox) instead of a silent gap.
 func TestTrimmedGapSendsReset(t *testing.T) {
-	srv := redistest.Start(t)
-	c := srv.Client()
-	rec := &collector{}
-	b, err := New(c, rec.handle, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b, c, rec := newRecordingBroker(t)
 	ctx := context.Background()
 	if err := b.Subscribe(ctx, "a"); err != nil {
 		t.Fatal(err)

@@ -1,10 +1,17 @@
-// Package token verifies and mints the user tokens Herald accepts: JWTs
-// with sub (the user), exp, and a session id (sid, else jti), signed HS256
-// with a shared secret or RS256/ES256 with keys published as a JWKS.
+// Package token owns the credentials Herald accepts from callers: user
+// tokens and the server API key.
+//
+// A user token is a JWT whose sub claim names the user and whose exp claim
+// is required. Its session id is the sid claim, else jti. Tokens are signed
+// either HS256 with a shared secret, or RS256/ES256 with keys the operator
+// publishes as a JWKS; a [Verifier] checks both, pinning each key to the
+// algorithms it may verify, so a public key is never used as an HMAC secret.
+//
+// [Mint] signs HS256 tokens for development tools and tests; production
+// apps mint their own.
 package token
 
 import (
-	"context"
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
@@ -15,95 +22,43 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 )
 
-// ErrInvalid wraps every reason a token is refused; callers answer 401.
+// ErrInvalid is wrapped by every error [Verifier.Verify] returns, whatever
+// the reason (malformed, bad signature, expired, missing claim, unknown
+// key): callers branch on it and answer 401.
 var ErrInvalid = errors.New("invalid token")
 
-// Claims are the parts of a token Herald uses.
+// ErrKeysUnavailable is wrapped, alongside [ErrInvalid], when a token could
+// not be checked because the JWKS could not be fetched. Callers that want to
+// tell an outage from a bad token may answer 503 for it.
+var ErrKeysUnavailable = errors.New("signing keys unavailable")
+
+// MinSecretLen is the shortest HS256 secret accepted, in bytes. Shorter
+// secrets can be brute-forced from a single token.
+const MinSecretLen = 16
+
+// maxTokenLen bounds the input of Verify: real tokens are well under 2 KiB,
+// and the bound keeps a hostile query string from costing decode work.
+const maxTokenLen = 8 << 10
+
+// Claims are the parts of a user token Herald uses.
 type Claims struct {
-	Subject   string
+	// Subject is the user id (sub).
+	Subject string
+	// SessionID identifies the login the token belongs to: sid, else jti.
+	// Devices registered with the token are bound to it. May be empty.
 	SessionID string
+	// ExpiresAt is the exp claim.
 	ExpiresAt time.Time
 }
 
-// VerifierOptions configure a Verifier. At least one of Secret and JWKSURL
-// must be set.
-type VerifierOptions struct {
-	Secret   []byte        // HS256 secret
-	JWKSURL  string        // RS256/ES256 keys
-	Issuer   string        // required iss when set
-	Audience string        // required aud when set
-	Leeway   time.Duration // clock skew allowed (default 30s)
-	JWKS     JWKSOptions
-}
-
-// Verifier checks user tokens.
-type Verifier struct {
-	opts VerifierOptions
-	jwks *jwks
-}
-
-// NewVerifier returns a verifier for opts.
-func NewVerifier(opts VerifierOptions) (*Verifier, error) {
-	if len(opts.Secret) == 0 && opts.JWKSURL == "" {
-		return nil, errors.New("token: a secret or a JWKS URL is required")
-	}
-	if opts.Leeway == 0 {
-		opts.Leeway = 30 * time.Second
-	}
-	v := &Verifier{opts: opts}
-	if opts.JWKSURL != "" {
-		v.jwks = newJWKS(opts.JWKSURL, opts.JWKS)
-	}
-	return v, nil
-}
-
-type claims struct {
+// jwtClaims is the wire form of a token's payload.
+type jwtClaims struct {
 	jwt.RegisteredClaims
 	SID string `json:"sid,omitempty"`
 }
 
-// Verify parses and checks raw, returning its claims.
-func (v *Verifier) Verify(ctx context.Context, raw string) (Claims, error) {
-	if len(raw) > 8192 {
-		return Claims{}, fmt.Errorf("%w: too long", ErrInvalid)
-	}
-	methods := make([]string, 0, 3)
-	if len(v.opts.Secret) > 0 {
-		methods = append(methods, "HS256")
-	}
-	if v.jwks != nil {
-		methods = append(methods, "RS256", "ES256")
-	}
-	popts := []jwt.ParserOption{
-		jwt.WithValidMethods(methods),
-		jwt.WithExpirationRequired(),
-		jwt.WithLeeway(v.opts.Leeway),
-	}
-	if v.opts.Issuer != "" {
-		popts = append(popts, jwt.WithIssuer(v.opts.Issuer))
-	}
-	if v.opts.Audience != "" {
-		popts = append(popts, jwt.WithAudience(v.opts.Audience))
-	}
-	var c claims
-	_, err := jwt.ParseWithClaims(raw, &c, func(t *jwt.Token) (any, error) {
-		switch t.Method.Alg() {
-		case "HS256":
-			// The secret only ever verifies HS256: a public key is never
-			// used as an HMAC secret.
-			return v.opts.Secret, nil
-		case "RS256", "ES256":
-			kid, _ := t.Header["kid"].(string)
-			return v.jwks.key(ctx, kid, t.Method.Alg())
-		}
-		return nil, fmt.Errorf("unexpected algorithm %s", t.Method.Alg())
-	}, popts...)
-	if err != nil {
-		return Claims{}, fmt.Errorf("%w: %v", ErrInvalid, err)
-	}
-	if c.Subject == "" {
-		return Claims{}, fmt.Errorf("%w: sub is required", ErrInvalid)
-	}
+// claims returns what Herald uses of c.
+func (c *jwtClaims) claims() Claims {
 	out := Claims{Subject: c.Subject, SessionID: c.SID}
 	if out.SessionID == "" {
 		out.SessionID = c.ID
@@ -111,41 +66,52 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (Claims, error) {
 	if c.ExpiresAt != nil {
 		out.ExpiresAt = c.ExpiresAt.Time
 	}
-	return out, nil
+	return out
 }
 
-// Mint signs an HS256 token for c; used by development tools and tests.
+// Mint returns an HS256 token for c signed with secret, with sub, exp, iat
+// and, when c.SessionID is set, sid. Subject and ExpiresAt are required.
 func Mint(secret []byte, c Claims) (string, error) {
-	if len(secret) == 0 {
-		return "", errors.New("token: empty secret")
+	if len(secret) < MinSecretLen {
+		return "", fmt.Errorf("token mint: secret must be at least %d bytes", MinSecretLen)
 	}
-	if c.Subject == "" || c.ExpiresAt.IsZero() {
-		return "", errors.New("token: subject and expiry are required")
+	if c.Subject == "" {
+		return "", errors.New("token mint: subject is required")
 	}
-	now := time.Now()
-	t := jwt.NewWithClaims(jwt.SigningMethodHS256, claims{
+	if c.ExpiresAt.IsZero() {
+		return "", errors.New("token mint: expiry is required")
+	}
+	t := jwt.NewWithClaims(jwt.SigningMethodHS256, jwtClaims{
 		RegisteredClaims: jwt.RegisteredClaims{
 			Subject:   c.Subject,
 			ExpiresAt: jwt.NewNumericDate(c.ExpiresAt),
-			IssuedAt:  jwt.NewNumericDate(now),
+			IssuedAt:  jwt.NewNumericDate(time.Now()),
 		},
 		SID: c.SessionID,
 	})
 	s, err := t.SignedString(secret)
 	if err != nil {
-		return "", fmt.Errorf("token: sign: %w", err)
+		return "", fmt.Errorf("token mint: sign: %w", err)
 	}
 	return s, nil
 }
 
-// NewSessionID returns a random session id.
+// NewSessionID returns a random session id: 128 bits, URL-safe base64
+// without padding (22 characters).
 func NewSessionID() string {
-	b := make([]byte, 12)
-	_, _ = rand.Read(b)
-	return base64.RawURLEncoding.EncodeToString(b)
+	var b [16]byte
+	// crypto/rand.Read never fails; it aborts the program if the system
+	// cannot provide randomness.
+	_, _ = rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
-// APIKeyEqual compares API keys in constant time.
+// APIKeyEqual reports whether got equals want, in time that depends only on
+// their lengths, so a caller cannot learn the key byte by byte. An empty
+// want never matches: an unset key must not open the API.
 func APIKeyEqual(got, want string) bool {
+	if want == "" {
+		return false
+	}
 	return subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1
 }

@@ -1,31 +1,56 @@
-// Package config holds Herald's configuration: one struct, its defaults in
-// one place, and loading with the precedence flag > HERALD_* environment >
-// herald.yaml > default.
+// Package config owns Herald's configuration: the Config struct, its
+// defaults (all in [Default]), how flags, HERALD_* environment variables
+// and herald.yaml fill it, its validation, and how it is logged without
+// its secrets.
+//
+// Every setting has one snake_case key from which its other names derive:
+//
+//	herald.yaml key   history_max_count   (or nested: history: {max_count: …})
+//	environment       HERALD_HISTORY_MAX_COUNT
+//	flag              --history-max-count
+//
+// A flag beats the environment, which beats the file, which beats the
+// default. Durations use Go syntax ("5s", "1m30s") or whole days ("7d");
+// lists are comma separated in flags and the environment and YAML lists
+// (or a comma-separated string) in the file; booleans are true/false (also
+// 1/0, yes/no, on/off). An empty environment variable counts as unset.
 package config
 
-import (
-	"errors"
-	"fmt"
-	"log/slog"
-	"strings"
-	"time"
-)
+import "time"
 
-// Config is everything a node can be told. Environment names are
-// HERALD_ + the upper snake of the setting's name; flags are its kebab
-// case; herald.yaml keys its snake case.
+// Config is everything a node can be told. The comment of each field names
+// its environment variable; its default is in [Default].
 type Config struct {
-	Addr           string
-	DataDir        string
-	RedisURL       string
-	RedisSharded   bool
-	NodeID         string
-	JWTSecret      string
-	JWKSURL        string
-	APIKey         string
-	AllowedOrigins []string
-	AckTimeout     time.Duration
+	// Addr is the listen address (HERALD_ADDR).
+	Addr string
+	// DataDir holds the embedded store and generated secrets (HERALD_DATA_DIR).
+	DataDir string
+	// RedisURL, when set, makes the node join a cluster through Redis
+	// instead of the embedded broker and store (HERALD_REDIS_URL).
+	RedisURL string
+	// RedisSharded uses sharded pub/sub, for Redis Cluster (HERALD_REDIS_SHARDED).
+	RedisSharded bool
+	// NodeID names this node in presence and logs; random when empty
+	// (HERALD_NODE_ID).
+	NodeID string
 
+	// JWTSecret verifies HS256 user tokens (HERALD_JWT_SECRET).
+	JWTSecret string
+	// JWKSURL publishes the keys of RS256/ES256 user tokens (HERALD_JWKS_URL).
+	JWKSURL string
+	// APIKey authenticates the server-to-server API (HERALD_API_KEY).
+	APIKey string
+	// AllowedOrigins may open WS/SSE from a browser; "*" allows any
+	// (HERALD_ALLOWED_ORIGINS).
+	AllowedOrigins []string
+	// AckTimeout is how long live delivery waits for an ack before push
+	// fallback (HERALD_ACK_TIMEOUT).
+	AckTimeout time.Duration
+
+	// Provider webhook credentials: HERALD_TALKJS_SECRET,
+	// HERALD_NOTIFLY_SECRET, HERALD_AMITY_SECRET, HERALD_COMETCHAT_USER,
+	// HERALD_COMETCHAT_PASSWORD, and HERALD_WEBHOOK_SECRET (whsec_…, for
+	// Standard Webhooks on /webhooks/herald).
 	TalkJSSecret      string
 	NotiflySecret     string
 	AmitySecret       string
@@ -33,33 +58,64 @@ type Config struct {
 	CometChatPassword string
 	WebhookSecret     string
 
-	VAPIDPublicKey   string
-	VAPIDPrivateKey  string
-	VAPIDSubject     string
-	FCMCredentials   string
-	FCMEndpoint      string
-	APNsKeyFile      string
-	APNsKeyID        string
-	APNsTeamID       string
-	APNsTopic        string
-	APNsEnv          string
-	APNsHost         string
+	// Web Push identity: HERALD_VAPID_PUBLIC_KEY, HERALD_VAPID_PRIVATE_KEY,
+	// HERALD_VAPID_SUBJECT (mailto: or https:).
+	VAPIDPublicKey  string
+	VAPIDPrivateKey string
+	VAPIDSubject    string
+	// FCMCredentials is the path of a service-account JSON
+	// (HERALD_FCM_CREDENTIALS); FCMEndpoint overrides the FCM base URL, for
+	// tests (HERALD_FCM_ENDPOINT).
+	FCMCredentials string
+	FCMEndpoint    string
+	// APNs token auth: HERALD_APNS_KEY_FILE (.p8), HERALD_APNS_KEY_ID,
+	// HERALD_APNS_TEAM_ID, HERALD_APNS_TOPIC (bundle id), HERALD_APNS_ENV
+	// (production or sandbox); HERALD_APNS_HOST overrides the host, for tests.
+	APNsKeyFile string
+	APNsKeyID   string
+	APNsTeamID  string
+	APNsTopic   string
+	APNsEnv     string
+	APNsHost    string
+	// PushAllowPrivate lists hosts and CIDRs that push endpoints may point
+	// to although they are private or loopback; for tests
+	// (HERALD_PUSH_ALLOW_PRIVATE).
 	PushAllowPrivate []string
 
+	// HistoryMaxCount and HistoryMaxAge bound each user's history
+	// (HERALD_HISTORY_MAX_COUNT, HERALD_HISTORY_MAX_AGE).
 	HistoryMaxCount int
 	HistoryMaxAge   time.Duration
+	// ShutdownTimeout bounds a graceful shutdown (HERALD_SHUTDOWN_TIMEOUT).
 	ShutdownTimeout time.Duration
-	WSReadLimit     int64
-	WriteTimeout    time.Duration
-	PingInterval    time.Duration
-	SessionQueue    int
-	PresenceTTL     time.Duration
-	LogLevel        string
-	LogFormat       string
-	Demo            bool
+	// WSReadLimit is the largest WebSocket frame a client may send, in
+	// bytes (HERALD_WS_READ_LIMIT).
+	WSReadLimit int64
+	// WriteTimeout is the deadline of one write to a client
+	// (HERALD_WRITE_TIMEOUT).
+	WriteTimeout time.Duration
+	// PingInterval paces WebSocket pings and SSE heartbeats
+	// (HERALD_PING_INTERVAL).
+	PingInterval time.Duration
+	// SessionQueue is how many frames a client may fall behind before it
+	// is cut off as a slow consumer (HERALD_SESSION_QUEUE).
+	SessionQueue int
+	// PresenceTTL is how long a dead node's sessions stay visible, in Redis
+	// mode (HERALD_PRESENCE_TTL).
+	PresenceTTL time.Duration
+
+	// LogLevel is debug, info, warn or error (HERALD_LOG_LEVEL).
+	LogLevel string
+	// LogFormat is text or json (HERALD_LOG_FORMAT).
+	LogFormat string
+	// Demo serves the demo page's development helpers (HERALD_DEMO).
+	Demo bool
+	// Metrics serves GET /metrics (HERALD_METRICS).
+	Metrics bool
 }
 
-// Default returns the configuration of a zero-config node.
+// Default returns the configuration of a zero-config node. It is the only
+// place defaults are written.
 func Default() *Config {
 	return &Config{
 		Addr:            ":8080",
@@ -76,84 +132,6 @@ func Default() *Config {
 		PresenceTTL:     15 * time.Second,
 		LogLevel:        "info",
 		LogFormat:       "text",
+		Metrics:         true,
 	}
-}
-
-// Validate reports every problem at once, each naming its variable.
-func (c *Config) Validate() error {
-	var errs []error
-	bad := func(name, msg string) { errs = append(errs, fmt.Errorf("HERALD_%s: %s", name, msg)) }
-	if c.Addr == "" {
-		bad("ADDR", "must not be empty")
-	}
-	if c.RedisURL == "" && c.DataDir == "" {
-		bad("DATA_DIR", "must not be empty in embedded mode")
-	}
-	if c.RedisURL != "" && !strings.HasPrefix(c.RedisURL, "redis://") && !strings.HasPrefix(c.RedisURL, "rediss://") && !strings.HasPrefix(c.RedisURL, "unix://") {
-		bad("REDIS_URL", "must start with redis://, rediss:// or unix://")
-	}
-	if c.JWTSecret == "" && c.JWKSURL == "" {
-		bad("JWT_SECRET", "a JWT secret or HERALD_JWKS_URL is required")
-	}
-	if c.JWTSecret != "" && len(c.JWTSecret) < 16 {
-		bad("JWT_SECRET", "must be at least 16 characters")
-	}
-	if c.JWKSURL != "" && !strings.HasPrefix(c.JWKSURL, "https://") && !strings.HasPrefix(c.JWKSURL, "http://") {
-		bad("JWKS_URL", "must be an http(s) URL")
-	}
-	if c.APIKey == "" {
-		bad("API_KEY", "is required")
-	}
-	for _, o := range c.AllowedOrigins {
-		if o != "*" && !strings.HasPrefix(o, "http://") && !strings.HasPrefix(o, "https://") {
-			bad("ALLOWED_ORIGINS", fmt.Sprintf("%q is not an origin (scheme://host[:port]) or *", o))
-		}
-	}
-	positive := []struct {
-		name string
-		d    time.Duration
-	}{
-		{"ACK_TIMEOUT", c.AckTimeout}, {"HISTORY_MAX_AGE", c.HistoryMaxAge}, {"SHUTDOWN_TIMEOUT", c.ShutdownTimeout},
-		{"WRITE_TIMEOUT", c.WriteTimeout}, {"PING_INTERVAL", c.PingInterval}, {"PRESENCE_TTL", c.PresenceTTL},
-	}
-	for _, p := range positive {
-		if p.d <= 0 {
-			bad(p.name, "must be positive")
-		}
-	}
-	if c.HistoryMaxCount <= 0 {
-		bad("HISTORY_MAX_COUNT", "must be positive")
-	}
-	if c.SessionQueue <= 0 {
-		bad("SESSION_QUEUE", "must be positive")
-	}
-	if c.WSReadLimit < 128 {
-		bad("WS_READ_LIMIT", "must be at least 128 bytes")
-	}
-	switch c.APNsEnv {
-	case "production", "sandbox", "development":
-	default:
-		bad("APNS_ENV", "must be production or sandbox")
-	}
-	var lvl slog.Level
-	if err := lvl.UnmarshalText([]byte(c.LogLevel)); err != nil {
-		bad("LOG_LEVEL", "must be debug, info, warn or error")
-	}
-	if c.LogFormat != "text" && c.LogFormat != "json" {
-		bad("LOG_FORMAT", "must be text or json")
-	}
-	return errors.Join(errs...)
-}
-
-// LogValue prints the configuration with secrets masked.
-func (c *Config) LogValue() slog.Value {
-	var attrs []slog.Attr
-	for _, s := range settings(c) {
-		v := s.get()
-		if s.secret && v != "" {
-			v = "REDACTED"
-		}
-		attrs = append(attrs, slog.String(s.name, v))
-	}
-	return slog.GroupValue(attrs...)
 }

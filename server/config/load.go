@@ -1,264 +1,294 @@
 package config
 
 import (
-	"bytes"
 	"errors"
 	"flag"
 	"fmt"
-	"io"
+	"io/fs"
 	"os"
-	"sort"
-	"strconv"
 	"strings"
-	"time"
 
 	"gopkg.in/yaml.v3"
 )
 
-// setting binds one configuration name to its field.
-type setting struct {
-	name   string // snake case: YAML key; env and flag names derive from it
-	help   string
-	secret bool
-	set    func(string) error
-	get    func() string
-}
+// DefaultFile is the config file read, from the working directory, when
+// neither --config nor HERALD_CONFIG names one and it exists.
+const DefaultFile = "herald.yaml"
 
-func (s setting) env() string  { return "HERALD_" + strings.ToUpper(s.name) }
-func (s setting) flag() string { return strings.ReplaceAll(s.name, "_", "-") }
+// The flag and the variable that name the config file.
+const (
+	configFlag = "config"
+	configEnv  = envPrefix + "CONFIG"
+)
 
-func str(name, help string, p *string) setting {
-	return setting{name: name, help: help, set: func(v string) error { *p = v; return nil }, get: func() string { return *p }}
-}
-
-func secret(name, help string, p *string) setting {
-	s := str(name, help, p)
-	s.secret = true
-	return s
-}
-
-func dur(name, help string, p *time.Duration) setting {
-	return setting{name: name, help: help,
-		set: func(v string) error {
-			d, err := time.ParseDuration(v)
-			if err != nil {
-				return fmt.Errorf("not a duration (e.g. 5s, 10m): %q", v)
-			}
-			*p = d
-			return nil
-		},
-		get: func() string { return p.String() }}
-}
-
-func integer[T int | int64](name, help string, p *T) setting {
-	return setting{name: name, help: help,
-		set: func(v string) error {
-			n, err := strconv.ParseInt(v, 10, 64)
-			if err != nil {
-				return fmt.Errorf("not an integer: %q", v)
-			}
-			*p = T(n)
-			return nil
-		},
-		get: func() string { return strconv.FormatInt(int64(*p), 10) }}
-}
-
-func boolean(name, help string, p *bool) setting {
-	return setting{name: name, help: help,
-		set: func(v string) error {
-			b, err := strconv.ParseBool(v)
-			if err != nil {
-				return fmt.Errorf("not a boolean: %q", v)
-			}
-			*p = b
-			return nil
-		},
-		get: func() string { return strconv.FormatBool(*p) }}
-}
-
-func list(name, help string, p *[]string) setting {
-	return setting{name: name, help: help,
-		set: func(v string) error {
-			*p = nil
-			for _, item := range strings.Split(v, ",") {
-				if item = strings.TrimSpace(item); item != "" {
-					*p = append(*p, item)
-				}
-			}
-			return nil
-		},
-		get: func() string { return strings.Join(*p, ",") }}
-}
-
-// settings lists every setting of c, in the order of the usage text.
-func settings(c *Config) []setting {
-	return []setting{
-		str("addr", "listen address", &c.Addr),
-		str("data_dir", "embedded store directory", &c.DataDir),
-		secret("redis_url", "redis://… to join a cluster through Redis", &c.RedisURL),
-		boolean("redis_sharded", "use sharded pub/sub (Redis Cluster)", &c.RedisSharded),
-		str("node_id", "node name in logs and presence (random when empty)", &c.NodeID),
-		secret("jwt_secret", "HS256 secret for user tokens", &c.JWTSecret),
-		str("jwks_url", "JWKS URL for RS256/ES256 user tokens", &c.JWKSURL),
-		secret("api_key", "bearer key for the server API", &c.APIKey),
-		list("allowed_origins", "origins allowed to open WS/SSE from a browser (comma list, * for any)", &c.AllowedOrigins),
-		dur("ack_timeout", "wait for an ack before push fallback", &c.AckTimeout),
-		secret("talkjs_secret", "TalkJS webhook signing secret", &c.TalkJSSecret),
-		secret("notifly_secret", "Notifly webhook signing secret", &c.NotiflySecret),
-		secret("amity_secret", "Amity webhook signing secret", &c.AmitySecret),
-		str("cometchat_user", "CometChat webhook Basic auth user", &c.CometChatUser),
-		secret("cometchat_password", "CometChat webhook Basic auth password", &c.CometChatPassword),
-		secret("webhook_secret", "whsec_… secret for Standard Webhooks", &c.WebhookSecret),
-		str("vapid_public_key", "Web Push VAPID public key", &c.VAPIDPublicKey),
-		secret("vapid_private_key", "Web Push VAPID private key", &c.VAPIDPrivateKey),
-		str("vapid_subject", "Web Push VAPID subject (mailto: or https:)", &c.VAPIDSubject),
-		str("fcm_credentials", "path to an FCM service-account JSON", &c.FCMCredentials),
-		str("fcm_endpoint", "FCM base URL override (tests)", &c.FCMEndpoint),
-		str("apns_key_file", "APNs .p8 key file", &c.APNsKeyFile),
-		str("apns_key_id", "APNs key id", &c.APNsKeyID),
-		str("apns_team_id", "APNs team id", &c.APNsTeamID),
-		str("apns_topic", "APNs topic (bundle id)", &c.APNsTopic),
-		str("apns_env", "APNs environment: production or sandbox", &c.APNsEnv),
-		str("apns_host", "APNs host override (tests)", &c.APNsHost),
-		list("push_allow_private", "hosts/CIDRs push endpoints may use despite being private (tests)", &c.PushAllowPrivate),
-		integer("history_max_count", "notifications kept per user", &c.HistoryMaxCount),
-		dur("history_max_age", "how long notifications are kept", &c.HistoryMaxAge),
-		dur("shutdown_timeout", "graceful shutdown bound", &c.ShutdownTimeout),
-		integer("ws_read_limit", "largest client WebSocket frame in bytes", &c.WSReadLimit),
-		dur("write_timeout", "deadline for one write to a client", &c.WriteTimeout),
-		dur("ping_interval", "WebSocket ping and SSE heartbeat interval", &c.PingInterval),
-		integer("session_queue", "frames a client may fall behind before it is cut off", &c.SessionQueue),
-		dur("presence_ttl", "how long a dead node's sessions stay visible (Redis mode)", &c.PresenceTTL),
-		str("log_level", "debug, info, warn or error", &c.LogLevel),
-		str("log_format", "text or json", &c.LogFormat),
-		boolean("demo", "serve the demo page and its development token endpoint", &c.Demo),
-	}
-}
-
-// Load builds the configuration from args (flags), the environment as seen
-// through lookupEnv, and a YAML file (--config, HERALD_CONFIG, or
-// ./herald.yaml when present), over the defaults.
+// Load builds the configuration of "herald serve" from its arguments, the
+// environment as seen through lookupEnv (nil reads none), and a YAML file,
+// over the defaults. The file is the one named by --config, else by
+// HERALD_CONFIG, else ./herald.yaml when it exists. Every malformed value
+// is reported, each naming where it came from. A flag error prints the
+// usage to stderr, as the flag package does; -h returns flag.ErrHelp.
+// Load does not validate: see [Config.Validate].
 func Load(args []string, lookupEnv func(string) (string, bool)) (*Config, error) {
-	c := Default()
-	all := settings(c)
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.Usage = func() { fmt.Fprint(fs.Output(), Usage()) }
-	configPath := fs.String("config", "", "path to herald.yaml")
-	flagValues := map[string]*string{}
-	for _, s := range all {
-		v := new(string)
-		flagValues[s.name] = v
-		fs.Func(s.flag(), s.help, func(x string) error { *v = x; return nil })
-	}
-	if err := fs.Parse(args); err != nil {
+	fset := NewFlagSet("serve")
+	if err := fset.Parse(args); err != nil {
 		return nil, err
 	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	if fset.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fset.Arg(0))
 	}
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	return FromFlags(fset, lookupEnv)
+}
 
-	path, explicit := *configPath, *configPath != ""
-	if !explicit {
-		if v, ok := lookupEnv("HERALD_CONFIG"); ok && v != "" {
-			path, explicit = v, true
-		} else {
-			path = "herald.yaml"
-		}
+// NewFlagSet returns a flag set holding every setting as a flag, plus
+// --config, whose usage prints [Usage]. A command may add flags of its own
+// before parsing; after parsing, [FromFlags] builds the configuration.
+// Values are checked as they are parsed, so a malformed one fails Parse
+// with the flag named.
+func NewFlagSet(name string) *flag.FlagSet {
+	fset := flag.NewFlagSet(name, flag.ContinueOnError)
+	fset.Usage = func() { fmt.Fprint(fset.Output(), Usage()) }
+	fset.String(configFlag, "", "path to herald.yaml")
+	for i := range settings {
+		s := &settings[i]
+		fset.Var(&flagValue{s: s}, s.flag(), s.help)
 	}
-	if err := loadYAML(c, all, path, explicit); err != nil {
-		return nil, err
+	return fset
+}
+
+// FromFlags builds the configuration from a parsed flag set made by
+// [NewFlagSet], the environment and the config file, with the precedence
+// flag > environment > file > default. See [Load].
+func FromFlags(fset *flag.FlagSet, lookupEnv func(string) (string, bool)) (*Config, error) {
+	if lookupEnv == nil {
+		lookupEnv = func(string) (string, bool) { return "", false }
 	}
+	c := Default()
 	var errs []error
-	for _, s := range all {
-		if v, ok := lookupEnv(s.env()); ok && !set[s.flag()] {
-			if err := s.set(v); err != nil {
-				errs = append(errs, fmt.Errorf("%s: %w", s.env(), err))
-			}
+
+	path, explicit := "", false
+	if f := fset.Lookup(configFlag); f != nil && isSet(fset, configFlag) {
+		path, explicit = f.Value.String(), true
+	} else if v, ok := lookupEnv(configEnv); ok && v != "" {
+		path, explicit = v, true
+	}
+	if !explicit {
+		path = DefaultFile
+	}
+	if err := loadFile(c, path, explicit); err != nil {
+		errs = append(errs, err)
+	}
+
+	for i := range settings {
+		s := &settings[i]
+		v, ok := lookupEnv(s.env())
+		if !ok || v == "" {
+			continue
 		}
-		if set[s.flag()] {
-			if err := s.set(*flagValues[s.name]); err != nil {
-				errs = append(errs, fmt.Errorf("--%s: %w", s.flag(), err))
-			}
+		if err := s.set(c, v); err != nil {
+			// Only non-string settings fail to parse, and no secret is one
+			// (a test holds this), so the value is safe to repeat.
+			errs = append(errs, fmt.Errorf("%s=%q: %w", s.env(), v, err))
 		}
 	}
+
+	fset.Visit(func(f *flag.Flag) {
+		fv, ok := f.Value.(*flagValue)
+		if !ok {
+			return
+		}
+		if err := fv.s.set(c, fv.raw); err != nil {
+			errs = append(errs, fmt.Errorf("--%s: %w", fv.s.flag(), err))
+		}
+	})
+
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
 	return c, nil
 }
 
-// loadYAML applies the file at path; a missing file is an error only when
-// it was named explicitly. Unknown keys are errors.
-func loadYAML(c *Config, all []setting, path string, explicit bool) error {
+func isSet(fset *flag.FlagSet, name string) bool {
+	set := false
+	fset.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}
+
+// flagValue is one setting as a flag. It checks the value when parsed and
+// keeps it for FromFlags; String hides secrets, since flag users may print
+// it.
+type flagValue struct {
+	s   *setting
+	raw string
+}
+
+func (f *flagValue) Set(v string) error {
+	if err := f.s.set(new(Config), v); err != nil {
+		return err
+	}
+	f.raw = v
+	return nil
+}
+
+func (f *flagValue) String() string {
+	if f == nil || f.s == nil {
+		return ""
+	}
+	if f.s.show != public && f.raw != "" {
+		return redacted
+	}
+	return f.raw
+}
+
+// IsBoolFlag lets a boolean setting be given as a bare --demo.
+func (f *flagValue) IsBoolFlag() bool { return f != nil && f.s != nil && f.s.isBool() }
+
+// loadFile applies the YAML file at path to c. A missing file is an error
+// only when it was named explicitly.
+func loadFile(c *Config, path string, explicit bool) error {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		if !explicit && errors.Is(err, os.ErrNotExist) {
+		if !explicit && errors.Is(err, fs.ErrNotExist) {
 			return nil
 		}
 		return fmt.Errorf("config file: %w", err)
 	}
-	var doc map[string]yaml.Node
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	if err := dec.Decode(&doc); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
+	var root yaml.Node
+	if err := yaml.Unmarshal(b, &root); err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
-	byName := map[string]setting{}
-	for _, s := range all {
-		byName[s.name] = s
+	if len(root.Content) == 0 {
+		return nil // empty, or only comments
 	}
-	var errs []error
-	keys := make([]string, 0, len(doc))
-	for k := range doc {
-		keys = append(keys, k)
+	doc := root.Content[0]
+	if doc.Kind == yaml.ScalarNode && doc.Tag == "!!null" {
+		return nil
 	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		node := doc[k]
-		s, ok := byName[k]
-		if !ok {
-			errs = append(errs, fmt.Errorf("%s: unknown key %q", path, k))
-			continue
-		}
-		var v string
-		switch node.Kind {
-		case yaml.ScalarNode:
-			v = node.Value
-		case yaml.SequenceNode:
-			var items []string
-			if err := node.Decode(&items); err != nil {
-				errs = append(errs, fmt.Errorf("%s: %s: %w", path, k, err))
-				continue
-			}
-			v = strings.Join(items, ",")
-		default:
-			errs = append(errs, fmt.Errorf("%s: %s: expected a value or a list", path, k))
-			continue
-		}
-		if err := s.set(v); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %s: %w", path, k, err))
-		}
+	if doc.Kind != yaml.MappingNode {
+		return fmt.Errorf("%s:%d: expected a mapping of settings", path, doc.Line)
 	}
-	return errors.Join(errs...)
+	f := fileLoader{c: c, path: path, seen: map[string]int{}}
+	f.mapping(doc, "", "")
+	return errors.Join(f.errs...)
 }
 
-// Usage describes every setting with its environment name and default.
-func Usage() string {
-	var b strings.Builder
-	b.WriteString("Usage: herald serve [flags]\n\nEvery setting is a flag, a HERALD_* variable, or a herald.yaml key (flag > env > file).\n\n")
-	for _, s := range settings(Default()) {
-		def := s.get()
-		if def != "" && def != "0s" && def != "false" {
-			def = " (default " + def + ")"
-		} else {
-			def = ""
+// fileLoader walks a YAML document, applying each key to c. A nested
+// mapping joins its key to its children's with "_": history: {max_count: 5}
+// is history_max_count: 5.
+type fileLoader struct {
+	c    *Config
+	path string
+	seen map[string]int // key → line where it was set
+	errs []error
+}
+
+func (f *fileLoader) fail(line int, format string, args ...any) {
+	f.errs = append(f.errs, fmt.Errorf("%s:%d: %s", f.path, line, fmt.Sprintf(format, args...)))
+}
+
+// mapping applies the keys of m; prefix is the setting key its parents
+// spell, dotted the same as the file writes it, for messages.
+func (f *fileLoader) mapping(m *yaml.Node, prefix, dotted string) {
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		k, v := m.Content[i], m.Content[i+1]
+		for v.Kind == yaml.AliasNode && v.Alias != nil {
+			v = v.Alias
 		}
-		fmt.Fprintf(&b, "  --%-22s %-28s %s%s\n", s.flag(), s.env(), s.help, def)
+		if k.Kind != yaml.ScalarNode {
+			f.fail(k.Line, "keys must be plain names")
+			continue
+		}
+		key, shown := k.Value, k.Value
+		if prefix != "" {
+			key, shown = prefix+"_"+k.Value, dotted+"."+k.Value
+		}
+		s, known := byKey[key]
+		if v.Kind == yaml.MappingNode && !known {
+			if hasKeyPrefix(key + "_") {
+				f.mapping(v, key, shown)
+				continue
+			}
+		}
+		if !known {
+			f.fail(k.Line, "unknown key %q%s", shown, suggest(key))
+			continue
+		}
+		if line, dup := f.seen[key]; dup {
+			f.fail(k.Line, "%s: already set on line %d", shown, line)
+			continue
+		}
+		f.seen[key] = k.Line
+		f.value(s, shown, v)
 	}
-	b.WriteString("  --config                 HERALD_CONFIG                path to herald.yaml (default ./herald.yaml)\n")
-	return b.String()
+}
+
+// value applies one YAML value to the setting s.
+func (f *fileLoader) value(s *setting, shown string, v *yaml.Node) {
+	switch v.Kind {
+	case yaml.ScalarNode:
+		if v.Tag == "!!null" {
+			return // "key:" with no value leaves the default
+		}
+		if err := s.set(f.c, v.Value); err != nil {
+			f.fail(v.Line, "%s: %q: %v", shown, v.Value, err)
+		}
+	case yaml.SequenceNode:
+		items := make([]string, 0, len(v.Content))
+		for _, it := range v.Content {
+			if it.Kind != yaml.ScalarNode {
+				f.fail(it.Line, "%s: list items must be plain values", shown)
+				return
+			}
+			items = append(items, it.Value)
+		}
+		if err := s.setList(f.c, items); err != nil {
+			f.fail(v.Line, "%s: %v", shown, err)
+		}
+	default:
+		f.fail(v.Line, "%s: expected a value, not a mapping", shown)
+	}
+}
+
+// hasKeyPrefix reports whether some setting's key starts with p.
+func hasKeyPrefix(p string) bool {
+	for i := range settings {
+		if strings.HasPrefix(settings[i].key, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// suggest names the setting closest to an unknown key, if one is close.
+func suggest(key string) string {
+	best, bestDist := "", 3
+	for i := range settings {
+		if d := editDistance(key, settings[i].key); d < bestDist {
+			best, bestDist = settings[i].key, d
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return fmt.Sprintf(" (did you mean %s?)", best)
+}
+
+// editDistance is the Levenshtein distance between a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }

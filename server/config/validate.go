@@ -1,0 +1,239 @@
+package config
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/heraldhq/herald/pkg/token"
+)
+
+// Bounds that Validate enforces.
+const (
+	// MinWSReadLimit leaves room for an ack frame with a long id.
+	MinWSReadLimit = 128
+	// MaxWSReadLimit keeps one client from making the node buffer much.
+	MaxWSReadLimit = 1 << 20
+)
+
+// Validate reports every problem of c at once, joined, one per line, each
+// starting with the environment name of the setting it is about, e.g.
+// "HERALD_ACK_TIMEOUT: must be positive". Call it after secrets that a
+// zero-config node generates have been filled in: it requires a JWT
+// secret (or JWKS URL) and an API key.
+func (c *Config) Validate() error {
+	v := validation{}
+
+	if c.Addr == "" {
+		v.bad("addr", "must not be empty")
+	} else if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		v.bad("addr", "must be host:port or :port")
+	}
+	if c.RedisURL == "" && c.DataDir == "" {
+		v.bad("data_dir", "must not be empty without HERALD_REDIS_URL")
+	}
+	if c.RedisURL != "" {
+		v.url("redis_url", c.RedisURL, "redis", "rediss", "unix")
+	}
+	if c.NodeID != "" && !validNodeID(c.NodeID) {
+		v.bad("node_id", "must be 1 to 64 letters, digits, '.', '_', ':' or '-'")
+	}
+
+	switch {
+	case c.JWTSecret == "" && c.JWKSURL == "":
+		v.bad("jwt_secret", "a JWT secret or HERALD_JWKS_URL is required")
+	case c.JWTSecret != "" && len(c.JWTSecret) < token.MinSecretLen:
+		v.bad("jwt_secret", fmt.Sprintf("must be at least %d bytes", token.MinSecretLen))
+	}
+	if c.JWKSURL != "" {
+		v.url("jwks_url", c.JWKSURL, "https", "http")
+	}
+	if c.APIKey == "" {
+		v.bad("api_key", "is required")
+	}
+	for _, o := range c.AllowedOrigins {
+		if o != "*" && !validOrigin(o) {
+			v.bad("allowed_origins", fmt.Sprintf("%q is not an origin: want scheme://host[:port] without a path, or *", o))
+		}
+	}
+
+	if (c.CometChatUser == "") != (c.CometChatPassword == "") {
+		v.bad("cometchat_password", "HERALD_COMETCHAT_USER and HERALD_COMETCHAT_PASSWORD are set together")
+	}
+	if c.WebhookSecret != "" && !validWebhookSecret(c.WebhookSecret) {
+		v.bad("webhook_secret", "must be whsec_ followed by base64")
+	}
+
+	if (c.VAPIDPublicKey == "") != (c.VAPIDPrivateKey == "") {
+		v.bad("vapid_private_key", "HERALD_VAPID_PUBLIC_KEY and HERALD_VAPID_PRIVATE_KEY are set together")
+	}
+	if c.VAPIDSubject != "" && !strings.HasPrefix(c.VAPIDSubject, "mailto:") && !strings.HasPrefix(c.VAPIDSubject, "https://") {
+		v.bad("vapid_subject", "must start with mailto: or https://")
+	}
+	if c.FCMEndpoint != "" {
+		v.url("fcm_endpoint", c.FCMEndpoint, "https", "http")
+	}
+	c.validateAPNs(&v)
+	for _, h := range c.PushAllowPrivate {
+		if !validHostOrPrefix(h) {
+			v.bad("push_allow_private", fmt.Sprintf("%q is not a host name, IP address or CIDR", h))
+		}
+	}
+
+	if c.HistoryMaxCount <= 0 {
+		v.bad("history_max_count", "must be positive")
+	}
+	for _, d := range []struct {
+		key string
+		d   time.Duration
+	}{
+		{"ack_timeout", c.AckTimeout},
+		{"history_max_age", c.HistoryMaxAge},
+		{"shutdown_timeout", c.ShutdownTimeout},
+		{"write_timeout", c.WriteTimeout},
+		{"ping_interval", c.PingInterval},
+		{"presence_ttl", c.PresenceTTL},
+	} {
+		if d.d <= 0 {
+			v.bad(d.key, "must be positive")
+		}
+	}
+	if c.WSReadLimit < MinWSReadLimit || c.WSReadLimit > MaxWSReadLimit {
+		v.bad("ws_read_limit", fmt.Sprintf("must be between %d and %d bytes", MinWSReadLimit, MaxWSReadLimit))
+	}
+	if c.SessionQueue <= 0 {
+		v.bad("session_queue", "must be positive")
+	}
+
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		v.bad("log_level", "must be debug, info, warn or error")
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		v.bad("log_format", "must be text or json")
+	}
+	return errors.Join(v.errs...)
+}
+
+// validateAPNs checks APNs token auth: all four values or none.
+func (c *Config) validateAPNs(v *validation) {
+	parts := []struct{ key, val string }{
+		{"apns_key_file", c.APNsKeyFile}, {"apns_key_id", c.APNsKeyID},
+		{"apns_team_id", c.APNsTeamID}, {"apns_topic", c.APNsTopic},
+	}
+	set := 0
+	for _, p := range parts {
+		if p.val != "" {
+			set++
+		}
+	}
+	if set > 0 && set < len(parts) {
+		for _, p := range parts {
+			if p.val == "" {
+				v.bad(p.key, "is required with the other APNs settings (HERALD_APNS_KEY_FILE, _KEY_ID, _TEAM_ID, _TOPIC)")
+			}
+		}
+	}
+	switch c.APNsEnv {
+	case "production", "sandbox", "development":
+	default:
+		v.bad("apns_env", "must be production or sandbox")
+	}
+	if c.APNsHost != "" {
+		v.url("apns_host", c.APNsHost, "https", "http")
+	}
+}
+
+// validation collects problems, each named by its variable.
+type validation struct{ errs []error }
+
+func (v *validation) bad(key, msg string) {
+	v.errs = append(v.errs, fmt.Errorf("%s%s: %s", envPrefix, strings.ToUpper(key), msg))
+}
+
+// url checks that raw is an absolute URL of one of schemes. The URL itself
+// is not repeated: it may hold credentials.
+func (v *validation) url(key, raw string, schemes ...string) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		v.bad(key, "is not a URL")
+		return
+	}
+	for _, s := range schemes {
+		if u.Scheme == s && (u.Host != "" || s == "unix") {
+			return
+		}
+	}
+	prefixes := make([]string, len(schemes))
+	for i, s := range schemes {
+		prefixes[i] = s + "://"
+	}
+	v.bad(key, "must be a URL starting with "+strings.Join(prefixes, " or "))
+}
+
+func validOrigin(o string) bool {
+	u, err := url.Parse(o)
+	if err != nil || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return false
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return false
+	}
+	// A trailing slash is forgiven; browsers never send one, and the
+	// origin check trims it.
+	return u.Path == "" || u.Path == "/"
+}
+
+func validNodeID(id string) bool {
+	if len(id) > 64 {
+		return false
+	}
+	for _, r := range id {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '.', r == '_', r == ':', r == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// validWebhookSecret accepts Standard Webhooks secrets: whsec_ + base64.
+func validWebhookSecret(s string) bool {
+	b64, ok := strings.CutPrefix(s, "whsec_")
+	if !ok || b64 == "" {
+		return false
+	}
+	_, err := base64.StdEncoding.DecodeString(b64)
+	return err == nil
+}
+
+// validHostOrPrefix accepts an IP address, a CIDR or a DNS host name.
+func validHostOrPrefix(h string) bool {
+	if _, err := netip.ParsePrefix(h); err == nil {
+		return true
+	}
+	if _, err := netip.ParseAddr(h); err == nil {
+		return true
+	}
+	if len(h) == 0 || len(h) > 253 {
+		return false
+	}
+	for label := range strings.SplitSeq(h, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, r := range label {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {
+				return false
+			}
+		}
+	}
+	return true
+}

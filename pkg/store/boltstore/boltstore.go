@@ -1,21 +1,48 @@
-// Package boltstore is Herald's embedded, on-disk store (bbolt): per-user
-// notification histories with cursors and retention, idempotency keys, and
-// a small key/value space for settings. It is the default back-end of a
-// single node and survives restarts.
+// Package boltstore is Herald's embedded store: one bbolt file in the data
+// directory holding everything a single node keeps across restarts. It owns
+//
+//   - the per-user notification histories: cursors (a persisted epoch and a
+//     gap-free per-user sequence) and retention by count and age;
+//   - the idempotency keys of the server API;
+//   - a small key/value space for persisted settings.
+//
+// It is the zero-configuration back-end under localbroker; a cluster uses
+// redisbroker and redisstore instead.
+//
+// The file has four top-level buckets:
+//
+//	meta         "epoch" → the history epoch, "version" → the format version
+//	history      one sub-bucket per user: seq (8 bytes, big endian) → event
+//	             envelope; the sub-bucket's sequence is the user's head
+//	idempotency  key → expiry (8 bytes, Unix ns) | state (1 byte) | result
+//	kv           key → value
+//
+// A Store is safe for concurrent use. bbolt runs one writing transaction at
+// a time and every write is synced to disk before it returns, so callers
+// that write often should batch (Append takes many events in one
+// transaction).
 package boltstore
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/heraldhq/herald/pkg/broker"
 	"github.com/heraldhq/herald/pkg/notification"
 )
+
+// DefaultLockTimeout is how long Open waits for the file lock by default.
+const DefaultLockTimeout = 2 * time.Second
+
+// formatVersion is written into new files; Open refuses files of a later
+// version rather than misreading them.
+const formatVersion = 1
 
 var (
 	bucketMeta    = []byte("meta")
@@ -23,160 +50,146 @@ var (
 	bucketIdem    = []byte("idempotency")
 	bucketKV      = []byte("kv")
 	keyEpoch      = []byte("epoch")
+	keyVersion    = []byte("version")
 )
 
-// Options tune a Store.
+// ErrNotFound is returned by Get for a key that has no value.
+var ErrNotFound = errors.New("boltstore: not found")
+
+// ErrLocked is returned by Open when another process holds the file.
+var ErrLocked = errors.New("boltstore: database file is locked by another process")
+
+// Options tune a Store. The zero value is usable.
 type Options struct {
-	Retention   broker.Retention
-	LockTimeout time.Duration // how long Open waits for another process's lock (default 2s)
+	// Retention bounds each user's history; zero fields take the defaults
+	// of broker.Retention.
+	Retention broker.Retention
+
+	// LockTimeout is how long Open waits for a file lock held by another
+	// process before failing with ErrLocked (default DefaultLockTimeout).
+	LockTimeout time.Duration
 }
 
 // Store is an open embedded store.
 type Store struct {
 	db    *bolt.DB
+	path  string
 	epoch string
 	ret   broker.Retention
-	now   func() time.Time
+	now   func() time.Time // replaced in tests
 }
 
-// ErrNotFound is returned by Get for a missing key.
-var ErrNotFound = errors.New("boltstore: not found")
-
-// Open opens (creating if needed) the store file at path.
+// Open opens the store file at path, creating it (but not its directory)
+// if needed. A new file gets a new random history epoch; an existing one
+// keeps its epoch, so cursors handed out before a restart stay valid. Only
+// one process can have the file open: another one's Open fails with
+// ErrLocked after opts.LockTimeout.
 func Open(path string, opts Options) (*Store, error) {
 	if opts.LockTimeout <= 0 {
-		opts.LockTimeout = 2 * time.Second
+		opts.LockTimeout = DefaultLockTimeout
 	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{
-		Timeout:        opts.LockTimeout,
+		Timeout: opts.LockTimeout,
+		// The freelist is rebuilt by scanning on open instead of being
+		// written on every commit: cheaper appends, slower start.
 		NoFreelistSync: true,
 		FreelistType:   bolt.FreelistMapType,
 	})
+	if errors.Is(err, bolterrors.ErrTimeout) {
+		return nil, fmt.Errorf("open %s: %w (waited %s; is another herald using this data directory?)", path, ErrLocked, opts.LockTimeout)
+	}
 	if err != nil {
-		if errors.Is(err, bolt.ErrTimeout) {
-			return nil, fmt.Errorf("boltstore open %s: locked by another process", path)
-		}
 		return nil, fmt.Errorf("boltstore open %s: %w", path, err)
 	}
-	s := &Store{db: db, ret: opts.Retention.WithDefaults(), now: time.Now}
-	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketMeta, bucketHistory, bucketIdem, bucketKV} {
-			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
-				return err
-			}
-		}
-		meta := tx.Bucket(bucketMeta)
-		if e := meta.Get(keyEpoch); e != nil {
-			s.epoch = string(e)
-			return nil
-		}
-		s.epoch = notification.NewEpoch()
-		return meta.Put(keyEpoch, []byte(s.epoch))
-	})
-	if err != nil {
-		db.Close()
-		return nil, fmt.Errorf("boltstore init: %w", err)
+	s := &Store{db: db, path: path, ret: opts.Retention.WithDefaults(), now: time.Now}
+	if err := db.Update(s.init); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("boltstore open %s: %w", path, err)
 	}
 	return s, nil
 }
 
-// Epoch returns the store's history epoch.
-func (s *Store) Epoch() string { return s.epoch }
-
-// Close closes the database file.
-func (s *Store) Close() error {
-	if err := s.db.Close(); err != nil {
-		return fmt.Errorf("boltstore close: %w", err)
+// init creates the buckets of a new file and reads (or creates) the epoch.
+func (s *Store) init(tx *bolt.Tx) error {
+	for _, name := range [][]byte{bucketMeta, bucketHistory, bucketIdem, bucketKV} {
+		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+			return fmt.Errorf("create bucket %s: %w", name, err)
+		}
+	}
+	meta := tx.Bucket(bucketMeta)
+	if v := meta.Get(keyVersion); v != nil {
+		n, err := strconv.Atoi(string(v))
+		if err != nil || n < 1 {
+			return fmt.Errorf("malformed format version %q", v)
+		}
+		if n > formatVersion {
+			return fmt.Errorf("file format version %d is newer than this herald understands (%d)", n, formatVersion)
+		}
+	} else if err := meta.Put(keyVersion, []byte(strconv.Itoa(formatVersion))); err != nil {
+		return fmt.Errorf("write format version: %w", err)
+	}
+	if v := meta.Get(keyEpoch); v != nil {
+		if !validEpoch(v) {
+			return fmt.Errorf("malformed history epoch %q", v)
+		}
+		s.epoch = string(v)
+		return nil
+	}
+	s.epoch = notification.NewEpoch()
+	if err := meta.Put(keyEpoch, []byte(s.epoch)); err != nil {
+		return fmt.Errorf("write history epoch: %w", err)
 	}
 	return nil
 }
 
-// Ready reports whether the store is open.
-func (s *Store) Ready(context.Context) error {
-	return s.db.View(func(*bolt.Tx) error { return nil })
+// validEpoch accepts what notification.ParseCursor accepts as an epoch.
+func validEpoch(b []byte) bool {
+	if len(b) == 0 || len(b) > 64 {
+		return false
+	}
+	for _, ch := range b {
+		if !(ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z' || ch >= '0' && ch <= '9') {
+			return false
+		}
+	}
+	return true
 }
 
-func seqKey(seq uint64) []byte {
-	var k [8]byte
-	binary.BigEndian.PutUint64(k[:], seq)
-	return k[:]
+// Epoch returns the history epoch: every cursor this store assigns has it.
+func (s *Store) Epoch() string { return s.epoch }
+
+// Close closes the file. Calls made after Close fail.
+func (s *Store) Close() error {
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("boltstore close %s: %w", s.path, err)
+	}
+	return nil
 }
 
-// Append assigns each event the next cursor of its user and writes all of
-// them in one transaction, trimming the users' histories to retention.
-func (s *Store) Append(_ context.Context, events []*notification.Event) error {
-	now := s.now()
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		hist := tx.Bucket(bucketHistory)
-		for _, ev := range events {
-			ub, err := hist.CreateBucketIfNotExists([]byte(ev.User))
-			if err != nil {
-				return err
-			}
-			seq, err := ub.NextSequence()
-			if err != nil {
-				return err
-			}
-			// bbolt keeps the value slice until the transaction ends, so
-			// each event needs its own.
-			if err := ub.Put(seqKey(seq), ev.MarshalEnvelope()); err != nil {
-				return err
-			}
-			ev.Cursor = notification.Cursor{Epoch: s.epoch, Seq: seq}
-			if err := s.trim(ub, seq, now); err != nil {
-				return err
-			}
+// Ready reports whether the store is open and readable.
+func (s *Store) Ready(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("boltstore ready: %w", err)
+	}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketMeta) == nil {
+			return errors.New("meta bucket missing")
 		}
 		return nil
 	})
 	if err != nil {
-		for _, ev := range events {
-			ev.Cursor = notification.Cursor{}
-		}
-		return fmt.Errorf("boltstore append: %w", err)
+		return fmt.Errorf("boltstore ready: %w", err)
 	}
 	return nil
 }
 
-// trim drops a user's oldest events beyond the count and age limits.
-func (s *Store) trim(ub *bolt.Bucket, head uint64, now time.Time) error {
-	var floor uint64
-	if head > uint64(s.ret.MaxCount) {
-		floor = head - uint64(s.ret.MaxCount)
+// checkKey rejects keys bbolt cannot store.
+func checkKey(key string) error {
+	if key == "" {
+		return errors.New("empty key")
 	}
-	cutoff := now.Add(-s.ret.MaxAge)
-	c := ub.Cursor()
-	for k, v := c.First(); k != nil; k, v = c.First() {
-		if binary.BigEndian.Uint64(k) > floor {
-			created, ok := notification.EnvelopeCreated(v)
-			if ok && !created.Before(cutoff) {
-				return nil
-			}
-		}
-		if err := c.Delete(); err != nil {
-			return err
-		}
+	if len(key) > bolt.MaxKeySize {
+		return fmt.Errorf("key of %d bytes is longer than %d", len(key), bolt.MaxKeySize)
 	}
 	return nil
-}
-
-// Sweep trims every user's history by age, for users who receive nothing
-// new. Histories are emptied but kept, so sequences never restart within
-// an epoch.
-func (s *Store) Sweep(ctx context.Context) error {
-	now := s.now()
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		hist := tx.Bucket(bucketHistory)
-		return hist.ForEachBucket(func(name []byte) error {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			ub := hist.Bucket(name)
-			return s.trim(ub, ub.Sequence(), now)
-		})
-	})
-	if err != nil {
-		return fmt.Errorf("boltstore sweep: %w", err)
-	}
-	return s.sweepIdempotency(now)
 }

@@ -2,90 +2,208 @@ package boltstore
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
-	"strings"
+	"strconv"
 	"testing"
 	"time"
 
+	bolt "go.etcd.io/bbolt"
+
 	"github.com/heraldhq/herald/pkg/notification"
-	"github.com/heraldhq/herald/pkg/store/storetest"
 )
 
-func TestIdempotency(t *testing.T) {
-	s, err := Open(filepath.Join(t.TempDir(), "h.db"), Options{})
+// clock is a settable time source for retention and expiry tests.
+type clock struct{ t time.Time }
+
+func (c *clock) now() time.Time          { return c.t }
+func (c *clock) advance(d time.Duration) { c.t = c.t.Add(d) }
+
+// openAt opens a store at path and closes it when the test ends.
+func openAt(t *testing.T, path string, opts Options) *Store {
+	t.Helper()
+	s, err := Open(path, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
-	storetest.Idempotency(t, s)
+	t.Cleanup(func() { _ = s.Close() })
+	return s
 }
 
-func TestHistoryAndEpochSurviveRestart(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "h.db")
+// openTemp opens a store in a fresh directory with a fake clock.
+func openTemp(t *testing.T, opts Options) (*Store, *clock) {
+	t.Helper()
+	s := openAt(t, filepath.Join(t.TempDir(), "herald.db"), opts)
+	c := &clock{t: time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)}
+	s.now = c.now
+	return s, c
+}
+
+// event makes a notification event for user created at at.
+func event(t testing.TB, user, title string, at time.Time) *notification.Event {
+	t.Helper()
+	ev, err := notification.NewEvent(&notification.Notification{
+		ID: user + "-" + title, User: user, Title: title, Tag: "tag-" + title, CreatedAt: at,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ev
+}
+
+func TestOpenCreatesAnAlphanumericEpoch(t *testing.T) {
+	s, _ := openTemp(t, Options{})
+	epoch := s.Epoch()
+	if len(epoch) != 10 || !validEpoch([]byte(epoch)) {
+		t.Fatalf("epoch %q", epoch)
+	}
+	other, _ := openTemp(t, Options{})
+	if other.Epoch() == epoch {
+		t.Fatalf("two new stores share epoch %q", epoch)
+	}
+}
+
+func TestHistoryEpochAndSettingsSurviveRestart(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "herald.db")
+	ctx := context.Background()
 	s, err := Open(path, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := context.Background()
-	ev, _ := notification.NewEvent(&notification.Notification{ID: "n1", User: "a", Title: "kept", CreatedAt: time.Now()})
-	if err := s.Append(ctx, []*notification.Event{ev}); err != nil {
+	first := []*notification.Event{event(t, "a", "1", time.Now()), event(t, "a", "2", time.Now()), event(t, "b", "1", time.Now())}
+	if err := s.Append(ctx, first); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Put(ctx, "k", []byte("v")); err != nil {
+	if err := s.Put(ctx, "vapid", []byte("keys")); err != nil {
+		t.Fatal(err)
+	}
+	if _, fresh, err := s.Reserve(ctx, "req-1", time.Hour); err != nil || !fresh {
+		t.Fatalf("reserve: %v %v", fresh, err)
+	}
+	if err := s.Complete(ctx, "req-1", []byte("result"), time.Hour); err != nil {
 		t.Fatal(err)
 	}
 	epoch := s.Epoch()
-	s.Close()
-
-	s, err = Open(path, Options{})
-	if err != nil {
+	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
+
+	s = openAt(t, path, Options{})
 	if s.Epoch() != epoch {
 		t.Fatalf("epoch changed across restart: %s → %s", epoch, s.Epoch())
 	}
 	evs, head, err := s.Range(ctx, "a", notification.Cursor{}, 10)
-	if err != nil || len(evs) != 1 || evs[0].ID != "n1" || head != ev.Cursor {
-		t.Fatalf("after restart: %v %v %v", evs, head, err)
+	if err != nil || len(evs) != 2 || evs[0].ID != "a-1" || evs[1].ID != "a-2" || head != first[1].Cursor {
+		t.Fatalf("history after restart: %v head %v err %v", evs, head, err)
 	}
-	if v, err := s.Get(ctx, "k"); err != nil || string(v) != "v" {
-		t.Fatalf("kv: %q %v", v, err)
+	if evs, err := resume(s, "a", first[0].Cursor); err != nil || len(evs) != 1 || evs[0].Cursor != first[1].Cursor {
+		t.Fatalf("resume with a cursor from before the restart: %v %v", evs, err)
 	}
-	next, _ := notification.NewEvent(&notification.Notification{ID: "n2", User: "a", CreatedAt: time.Now()})
-	if err := s.Append(ctx, []*notification.Event{next}); err != nil || next.Cursor.Seq != 2 {
-		t.Fatalf("sequence after restart: %v %v", next.Cursor, err)
+	if v, err := s.Get(ctx, "vapid"); err != nil || string(v) != "keys" {
+		t.Fatalf("setting after restart: %q %v", v, err)
+	}
+	if prior, fresh, err := s.Reserve(ctx, "req-1", time.Hour); err != nil || fresh || string(prior) != "result" {
+		t.Fatalf("idempotency key after restart: %q %v %v", prior, fresh, err)
+	}
+	next := []*notification.Event{event(t, "a", "3", time.Now()), event(t, "b", "2", time.Now())}
+	if err := s.Append(ctx, next); err != nil {
+		t.Fatal(err)
+	}
+	if next[0].Cursor != (notification.Cursor{Epoch: epoch, Seq: 3}) || next[1].Cursor != (notification.Cursor{Epoch: epoch, Seq: 2}) {
+		t.Fatalf("sequences after restart: %v %v", next[0].Cursor, next[1].Cursor)
 	}
 }
 
-func TestSecondProcessGetsClearError(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "h.db")
+func resume(s *Store, user string, since notification.Cursor) ([]*notification.Event, error) {
+	evs, _, err := s.Range(context.Background(), user, since, 100)
+	return evs, err
+}
+
+func TestSecondOpenFailsWithErrLocked(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "herald.db")
+	openAt(t, path, Options{})
+	start := time.Now()
+	_, err := Open(path, Options{LockTimeout: 100 * time.Millisecond})
+	if !errors.Is(err, ErrLocked) {
+		t.Fatalf("second open: %v, want ErrLocked", err)
+	}
+	if waited := time.Since(start); waited > 30*time.Second {
+		t.Fatalf("second open took %s", waited)
+	}
+}
+
+func TestOpenRejectsNewerFormat(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "herald.db")
 	s, err := Open(path, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
-	_, err = Open(path, Options{LockTimeout: 100 * time.Millisecond})
-	if err == nil || !strings.Contains(err.Error(), "locked") {
-		t.Fatalf("second open: %v", err)
-	}
-}
-
-func TestSweepEmptiesAgedHistoriesButKeepsSequence(t *testing.T) {
-	s, err := Open(filepath.Join(t.TempDir(), "h.db"), Options{})
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketMeta).Put(keyVersion, []byte(strconv.Itoa(formatVersion+1)))
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
-	ctx := context.Background()
-	ev, _ := notification.NewEvent(&notification.Notification{ID: "n1", User: "a", CreatedAt: time.Now()})
-	_ = s.Append(ctx, []*notification.Event{ev})
-	s.now = func() time.Time { return time.Now().Add(8 * 24 * time.Hour) }
-	if err := s.Sweep(ctx); err != nil {
+	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	evs, head, err := s.Range(ctx, "a", notification.Cursor{}, 10)
-	if err != nil || len(evs) != 0 || head.Seq != 1 {
-		t.Fatalf("after sweep: %v head %v %v", evs, head, err)
+	if s, err := Open(path, Options{}); err == nil {
+		_ = s.Close()
+		t.Fatal("opened a file of a newer format")
+	}
+}
+
+func TestOpenFailsInMissingDirectory(t *testing.T) {
+	if s, err := Open(filepath.Join(t.TempDir(), "missing", "herald.db"), Options{}); err == nil {
+		_ = s.Close()
+		t.Fatal("opened a file in a missing directory")
+	}
+}
+
+func TestCallsAfterCloseFail(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "herald.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := s.Ready(ctx); err != nil {
+		t.Fatalf("ready while open: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Ready(ctx); err == nil {
+		t.Error("ready after close")
+	}
+	if err := s.Append(ctx, []*notification.Event{event(t, "a", "x", time.Now())}); err == nil {
+		t.Error("append after close")
+	}
+	if _, _, err := s.Range(ctx, "a", notification.Cursor{}, 1); err == nil {
+		t.Error("range after close")
+	}
+	if _, _, err := s.Reserve(ctx, "k", time.Minute); err == nil {
+		t.Error("reserve after close")
+	}
+}
+
+func TestCanceledContextFailsCalls(t *testing.T) {
+	s, _ := openTemp(t, Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	ev := event(t, "a", "x", time.Now())
+	if err := s.Append(ctx, []*notification.Event{ev}); !errors.Is(err, context.Canceled) {
+		t.Errorf("append: %v", err)
+	}
+	if !ev.Cursor.IsZero() {
+		t.Errorf("cursor set by a failed append: %v", ev.Cursor)
+	}
+	if _, _, err := s.Range(ctx, "a", notification.Cursor{}, 1); !errors.Is(err, context.Canceled) {
+		t.Errorf("range: %v", err)
+	}
+	if err := s.Sweep(ctx); !errors.Is(err, context.Canceled) {
+		t.Errorf("sweep: %v", err)
+	}
+	if err := s.Ready(ctx); !errors.Is(err, context.Canceled) {
+		t.Errorf("ready: %v", err)
 	}
 }

@@ -1,0 +1,154 @@
+package boltstore
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// An idempotency record is the expiry (8 bytes, Unix nanoseconds, big
+// endian), a state byte, and for a completed request its stored result.
+const (
+	idemPending byte = 'p'
+	idemDone    byte = 'd'
+	idemHeader       = 9
+)
+
+// Reserve claims key for ttl. With fresh true the caller owns the key and
+// must Complete or Release it. Otherwise prior is the stored result of a
+// completed request (non-nil, though empty if the result was), or nil while
+// another request with the key is still in progress. Claim and lookup are
+// one transaction, so exactly one of concurrent callers gets fresh. An
+// expired key counts as absent.
+func (s *Store) Reserve(ctx context.Context, key string, ttl time.Duration) (prior []byte, fresh bool, err error) {
+	if err := s.checkIdem(ctx, key, ttl); err != nil {
+		return nil, false, fmt.Errorf("boltstore reserve: %w", err)
+	}
+	now := s.now()
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketIdem)
+		if state, result, ok := liveRecord(b.Get([]byte(key)), now); ok {
+			if state == idemDone {
+				prior = append([]byte{}, result...)
+			}
+			return nil
+		}
+		fresh = true
+		return b.Put([]byte(key), idemRecord(now.Add(ttl), idemPending, nil))
+	})
+	if err != nil {
+		return nil, false, fmt.Errorf("boltstore reserve: %w", err)
+	}
+	return prior, fresh, nil
+}
+
+// Complete stores the result of the request that reserved key; Reserve
+// returns it for ttl.
+func (s *Store) Complete(ctx context.Context, key string, result []byte, ttl time.Duration) error {
+	if err := s.checkIdem(ctx, key, ttl); err != nil {
+		return fmt.Errorf("boltstore complete: %w", err)
+	}
+	rec := idemRecord(s.now().Add(ttl), idemDone, result)
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketIdem).Put([]byte(key), rec)
+	})
+	if err != nil {
+		return fmt.Errorf("boltstore complete: %w", err)
+	}
+	return nil
+}
+
+// Release forgets key, so a request that failed can be retried with it.
+func (s *Store) Release(ctx context.Context, key string) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("boltstore release: %w", err)
+	}
+	if err := checkKey(key); err != nil {
+		return fmt.Errorf("boltstore release: %w", err)
+	}
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketIdem).Delete([]byte(key))
+	})
+	if err != nil {
+		return fmt.Errorf("boltstore release: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) checkIdem(ctx context.Context, key string, ttl time.Duration) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if ttl <= 0 {
+		return fmt.Errorf("ttl %s is not positive", ttl)
+	}
+	return checkKey(key)
+}
+
+func idemRecord(expiry time.Time, state byte, result []byte) []byte {
+	rec := make([]byte, idemHeader, idemHeader+len(result))
+	binary.BigEndian.PutUint64(rec, uint64(expiry.UnixNano()))
+	rec[8] = state
+	return append(rec, result...)
+}
+
+// liveRecord decodes rec and reports whether it is a well-formed record
+// that has not expired at now. The result aliases rec.
+func liveRecord(rec []byte, now time.Time) (state byte, result []byte, ok bool) {
+	if len(rec) < idemHeader {
+		return 0, nil, false
+	}
+	if int64(binary.BigEndian.Uint64(rec)) <= now.UnixNano() {
+		return 0, nil, false
+	}
+	return rec[8], rec[idemHeader:], true
+}
+
+// sweepIdempotency deletes expired (and malformed) idempotency records, a
+// chunk of keys per transaction.
+func (s *Store) sweepIdempotency(ctx context.Context, now time.Time) error {
+	var last []byte // the last key visited
+	for {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("boltstore sweep idempotency: %w", err)
+		}
+		var done bool
+		err := s.db.Update(func(tx *bolt.Tx) error {
+			b := tx.Bucket(bucketIdem)
+			c := b.Cursor()
+			k, v := c.First()
+			if last != nil {
+				k, v = c.Seek(last)
+				if bytes.Equal(k, last) {
+					k, v = c.Next()
+				}
+			}
+			// Deleting under a cursor moves it, so collect first.
+			var expired [][]byte
+			for n := 0; k != nil && n < sweepChunk; k, v = c.Next() {
+				last = append(last[:0], k...)
+				if _, _, ok := liveRecord(v, now); !ok {
+					expired = append(expired, append([]byte(nil), k...))
+				}
+				n++
+			}
+			done = k == nil
+			for _, k := range expired {
+				if err := b.Delete(k); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("boltstore sweep idempotency: %w", err)
+		}
+		if done {
+			return nil
+		}
+	}
+}

@@ -34,7 +34,7 @@ func (s *Server) routes() http.Handler {
 	}).Methods(http.MethodGet)
 	r.HandleFunc("/readyz", s.handleReady).Methods(http.MethodGet)
 	r.Handle("/metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{})).Methods(http.MethodGet)
-	r.HandleFunc("/", s.handleIndex).Methods(http.MethodGet)
+	s.webRoutes(r)
 
 	return accessLog(s.log, r)
 }
@@ -47,14 +47,4 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
-}
-
-func (s *Server) handleIndex(w http.ResponseWriter, _ *http.Request) {
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	_, _ = w.Write([]byte("Herald notification hub\n\n" +
-		"  GET  /v1/ws, /v1/sse       live notifications (user token)\n" +
-		"  GET  /v1/notifications     inbox (user token)\n" +
-		"  POST /v1/ack               acks (user token)\n" +
-		"  POST /v1/notifications     send (API key)\n" +
-		"  GET  /healthz /readyz /metrics\n"))
 }

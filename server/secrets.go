@@ -16,6 +16,12 @@ import (
 type Secrets struct {
 	JWTSecret string `json:"jwt_secret"`
 	APIKey    string `json:"api_key"`
+	// Webhook credentials, so the demo page can send signed sample
+	// webhooks through a zero-config node.
+	TalkJSSecret      string `json:"talkjs_secret,omitempty"`
+	CometChatUser     string `json:"cometchat_user,omitempty"`
+	CometChatPassword string `json:"cometchat_password,omitempty"`
+	WebhookSecret     string `json:"webhook_secret,omitempty"`
 }
 
 const secretsFile = "secrets.json"
@@ -48,6 +54,20 @@ func LoadOrCreateSecrets(dataDir string) (s Secrets, created bool, err error) {
 		s.APIKey = "hk_" + randomString(24)
 		created = true
 	}
+	for _, f := range []struct {
+		v    *string
+		make func() string
+	}{
+		{&s.TalkJSSecret, func() string { return randomString(24) }},
+		{&s.CometChatUser, func() string { return "herald" }},
+		{&s.CometChatPassword, func() string { return randomString(18) }},
+		{&s.WebhookSecret, func() string { return "whsec_" + randomBase64(24) }},
+	} {
+		if *f.v == "" {
+			*f.v = f.make()
+			created = true
+		}
+	}
 	if !created {
 		return s, false, nil
 	}
@@ -63,6 +83,14 @@ func LoadOrCreateSecrets(dataDir string) (s Secrets, created bool, err error) {
 		return s, false, fmt.Errorf("write secrets: %w", err)
 	}
 	return s, true, nil
+}
+
+func randomBase64(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return base64.StdEncoding.EncodeToString(b)
 }
 
 func randomString(n int) string {

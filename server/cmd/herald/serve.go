@@ -89,6 +89,19 @@ func resolveSecrets(cfg *config.Config) (generated bool, err error) {
 	if cfg.APIKey == "" {
 		cfg.APIKey = sec.APIKey
 	}
+	// Zero-config mode: the demo page and its signed sample webhooks work
+	// out of the box.
+	cfg.Demo = true
+	fill := func(dst *string, v string) {
+		if *dst == "" {
+			*dst = v
+		}
+	}
+	fill(&cfg.TalkJSSecret, sec.TalkJSSecret)
+	if cfg.CometChatUser == "" && cfg.CometChatPassword == "" {
+		cfg.CometChatUser, cfg.CometChatPassword = sec.CometChatUser, sec.CometChatPassword
+	}
+	fill(&cfg.WebhookSecret, sec.WebhookSecret)
 	return created, nil
 }
 

@@ -9,13 +9,15 @@
 // It is the zero-configuration back-end under localbroker; a cluster uses
 // redisbroker and redisstore instead.
 //
-// The file has four top-level buckets:
+// The file has these top-level buckets:
 //
 //	meta         "epoch" → the history epoch, "version" → the format version
 //	history      one sub-bucket per user: seq (8 bytes, big endian) → event
 //	             envelope; the sub-bucket's sequence is the user's head
 //	idempotency  key → expiry (8 bytes, Unix ns) | state (1 byte) | result
 //	kv           key → value
+//	queue, queue-dedupe, queue-dead    the webhook work queue (queue.go)
+//	members      one sub-bucket per conversation: user → nothing
 //
 // A Store is safe for concurrent use. bbolt runs one writing transaction at
 // a time and every write is synced to disk before it returns, so callers
@@ -111,7 +113,7 @@ func Open(path string, opts Options) (*Store, error) {
 
 // init creates the buckets of a new file and reads (or creates) the epoch.
 func (s *Store) init(tx *bolt.Tx) error {
-	for _, name := range [][]byte{bucketMeta, bucketHistory, bucketIdem, bucketKV} {
+	for _, name := range [][]byte{bucketMeta, bucketHistory, bucketIdem, bucketKV, bucketQueue, bucketDedupe, bucketDead, bucketMembers} {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 			return fmt.Errorf("create bucket %s: %w", name, err)
 		}

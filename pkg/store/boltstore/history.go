@@ -337,7 +337,10 @@ func (s *Store) Sweep(ctx context.Context) error {
 			break
 		}
 	}
-	return s.sweepIdempotency(ctx, now)
+	if err := s.sweepIdempotency(ctx, now); err != nil {
+		return err
+	}
+	return s.sweepDedupe(ctx, now)
 }
 
 func seqKey(seq uint64) []byte {

@@ -108,17 +108,28 @@ func liveRecord(rec []byte, now time.Time) (state byte, result []byte, ok bool) 
 	return rec[8], rec[idemHeader:], true
 }
 
-// sweepIdempotency deletes expired (and malformed) idempotency records, a
-// chunk of keys per transaction.
+// sweepIdempotency deletes expired (and malformed) idempotency records.
 func (s *Store) sweepIdempotency(ctx context.Context, now time.Time) error {
+	if err := s.sweepBucket(ctx, bucketIdem, func(v []byte) bool {
+		_, _, ok := liveRecord(v, now)
+		return !ok
+	}); err != nil {
+		return fmt.Errorf("boltstore sweep idempotency: %w", err)
+	}
+	return nil
+}
+
+// sweepBucket deletes the keys of bucket whose values are expired, a chunk
+// of keys per transaction so writers interleave.
+func (s *Store) sweepBucket(ctx context.Context, bucket []byte, expired func(v []byte) bool) error {
 	var last []byte // the last key visited
 	for {
 		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("boltstore sweep idempotency: %w", err)
+			return err
 		}
 		var done bool
 		err := s.db.Update(func(tx *bolt.Tx) error {
-			b := tx.Bucket(bucketIdem)
+			b := tx.Bucket(bucket)
 			c := b.Cursor()
 			k, v := c.First()
 			if last != nil {
@@ -128,16 +139,16 @@ func (s *Store) sweepIdempotency(ctx context.Context, now time.Time) error {
 				}
 			}
 			// Deleting under a cursor moves it, so collect first.
-			var expired [][]byte
+			var gone [][]byte
 			for n := 0; k != nil && n < sweepChunk; k, v = c.Next() {
 				last = append(last[:0], k...)
-				if _, _, ok := liveRecord(v, now); !ok {
-					expired = append(expired, append([]byte(nil), k...))
+				if expired(v) {
+					gone = append(gone, append([]byte(nil), k...))
 				}
 				n++
 			}
 			done = k == nil
-			for _, k := range expired {
+			for _, k := range gone {
 				if err := b.Delete(k); err != nil {
 					return err
 				}
@@ -145,7 +156,7 @@ func (s *Store) sweepIdempotency(ctx context.Context, now time.Time) error {
 			return nil
 		})
 		if err != nil {
-			return fmt.Errorf("boltstore sweep idempotency: %w", err)
+			return err
 		}
 		if done {
 			return nil

@@ -1,0 +1,351 @@
+// Package ingest turns verified webhook events into notifications: it
+// finds the recipients, applies the operator's toggles and each user's
+// preferences, renders templates, collapses bursts, and hands one
+// notification per recipient to the broker. It knows nothing of HTTP; the
+// queue in front of it and the broker behind it are interfaces.
+package ingest
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base32"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/heraldhq/herald/pkg/notification"
+	"github.com/heraldhq/herald/pkg/webhook"
+)
+
+// Members knows the members of conversations, for events that do not name
+// their recipients.
+type Members interface {
+	Members(ctx context.Context, conversation string) ([]string, error)
+	ApplyMembership(ctx context.Context, m *webhook.Membership) error
+}
+
+// PreferenceStore reads users' preferences; a user without any gets the
+// zero Preferences.
+type PreferenceStore interface {
+	Preferences(ctx context.Context, user string) (*Preferences, error)
+}
+
+// Counter counts hits of a key within a window that starts at its first hit.
+type Counter interface {
+	Incr(ctx context.Context, key string, window time.Duration) (int64, error)
+}
+
+// Publisher appends events to their users' histories and fans them out.
+type Publisher interface {
+	Publish(ctx context.Context, events []*notification.Event) error
+}
+
+// Once marks work done so a redelivered event is not published twice.
+type Once interface {
+	Reserve(ctx context.Context, key string, ttl time.Duration) (prior []byte, fresh bool, err error)
+	Complete(ctx context.Context, key string, result []byte, ttl time.Duration) error
+	Release(ctx context.Context, key string) error
+}
+
+// ErrInProgress means another worker is processing the same event now;
+// try again later.
+var ErrInProgress = errors.New("ingest: event is being processed elsewhere")
+
+// Options configure a Processor.
+type Options struct {
+	// Disabled is the master switch: no event notifies anyone.
+	Disabled bool
+	// Events switches event types off: provider → type → false. Absent
+	// types are on.
+	Events map[string]map[string]bool
+	// Templates renders titles, bodies and urls; nil uses the defaults.
+	Templates *Templates
+	// ThrottleWindow collapses a burst of messages in one conversation to
+	// one user into one popup (same tag, "N new messages from …"); zero
+	// turns it off.
+	ThrottleWindow time.Duration
+	// DoneTTL is how long a processed event is remembered, InUse how long
+	// a crashed worker's claim on one blocks others.
+	DoneTTL, InUse time.Duration
+	// Now is the clock (tests).
+	Now func() time.Time
+}
+
+// Processor processes events. It is safe for concurrent use.
+type Processor struct {
+	members Members
+	prefs   PreferenceStore
+	counter Counter
+	pub     Publisher
+	once    Once
+	opts    Options
+}
+
+// New returns a Processor over its stores.
+func New(members Members, prefs PreferenceStore, counter Counter, pub Publisher, once Once, opts Options) *Processor {
+	if opts.Templates == nil {
+		opts.Templates, _ = NewTemplates(nil)
+	}
+	if opts.DoneTTL <= 0 {
+		opts.DoneTTL = 24 * time.Hour
+	}
+	if opts.InUse <= 0 {
+		opts.InUse = 30 * time.Second
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Processor{members: members, prefs: prefs, counter: counter, pub: pub, once: once, opts: opts}
+}
+
+// Outcome says what processing an event did.
+type Outcome struct {
+	Notified  int    // notifications (or retractions) published
+	Skipped   string // why nothing was published: disabled, toggled_off, no_recipients, done
+	Recipient []string
+}
+
+// Enabled reports whether the operator has event type typ of provider on.
+func (p *Processor) Enabled(provider, typ string) bool {
+	if p.opts.Disabled {
+		return false
+	}
+	on, set := p.opts.Events[provider][typ]
+	return !set || on
+}
+
+// Process turns ev into notifications and publishes them. It is safe to
+// call again with the same event: the second call publishes nothing.
+func (p *Processor) Process(ctx context.Context, ev *webhook.Event) (Outcome, error) {
+	if ev.Kind == webhook.KindIgnore {
+		return Outcome{Skipped: "ignored"}, nil
+	}
+	if ev.Members != nil {
+		if err := p.members.ApplyMembership(ctx, ev.Members); err != nil {
+			return Outcome{}, fmt.Errorf("ingest membership: %w", err)
+		}
+	}
+	if ev.Kind == webhook.KindMembership {
+		return Outcome{Skipped: "membership"}, nil
+	}
+	if p.opts.Disabled {
+		return Outcome{Skipped: "disabled"}, nil
+	}
+	if !p.Enabled(ev.Provider, ev.Type) {
+		return Outcome{Skipped: "toggled_off"}, nil
+	}
+
+	key := "ingest:" + ev.Provider + ":" + ev.ID
+	prior, fresh, err := p.once.Reserve(ctx, key, p.opts.InUse)
+	if err != nil {
+		return Outcome{}, fmt.Errorf("ingest reserve: %w", err)
+	}
+	if !fresh {
+		if prior == nil {
+			return Outcome{}, ErrInProgress
+		}
+		var out Outcome
+		_ = json.Unmarshal(prior, &out)
+		out.Skipped = "done"
+		return out, nil
+	}
+	out, err := p.process(ctx, ev)
+	if err != nil {
+		_ = p.once.Release(context.WithoutCancel(ctx), key)
+		return out, err
+	}
+	rec, _ := json.Marshal(Outcome{Notified: out.Notified})
+	if err := p.once.Complete(context.WithoutCancel(ctx), key, rec, p.opts.DoneTTL); err != nil {
+		// Published already; a redelivery would publish again under the
+		// same notification ids, which clients drop.
+		return out, nil
+	}
+	return out, nil
+}
+
+func (p *Processor) process(ctx context.Context, ev *webhook.Event) (Outcome, error) {
+	recipients, err := p.recipients(ctx, ev)
+	if err != nil {
+		return Outcome{}, err
+	}
+	if len(recipients) == 0 {
+		return Outcome{Skipped: "no_recipients"}, nil
+	}
+	now := p.opts.Now().UTC()
+	created := ev.Created
+	if created.IsZero() {
+		created = now
+	}
+	tag := ev.Tag
+	if tag == "" {
+		tag = ev.Conversation
+	}
+	events := make([]*notification.Event, 0, len(recipients))
+	var notified []string
+	for _, user := range recipients {
+		prefs, err := p.prefs.Preferences(ctx, user)
+		if err != nil {
+			return Outcome{}, fmt.Errorf("ingest preferences of %q: %w", user, err)
+		}
+		if ev.Conversation != "" && prefs.IsMuted(ev.Conversation) {
+			continue
+		}
+		var ne *notification.Event
+		if ev.Kind == webhook.KindRetract {
+			id := ev.RetractID
+			if id == "" {
+				id = NotificationID(ev.Provider, messageKey(ev), user)
+			}
+			ne, err = notification.NewRetractEvent(user, id, tag, created)
+		} else {
+			ne, err = p.notification(ctx, ev, user, prefs, tag, created, now)
+		}
+		if err != nil {
+			return Outcome{}, err
+		}
+		if ne != nil {
+			events = append(events, ne)
+			notified = append(notified, user)
+		}
+	}
+	if len(events) == 0 {
+		return Outcome{Skipped: "no_recipients"}, nil
+	}
+	if err := p.pub.Publish(ctx, events); err != nil {
+		return Outcome{}, fmt.Errorf("ingest publish: %w", err)
+	}
+	return Outcome{Notified: len(events), Recipient: notified}, nil
+}
+
+// notification builds user's notification of a message, update or
+// ready-made notification event.
+func (p *Processor) notification(ctx context.Context, ev *webhook.Event, user string, prefs *Preferences, tag string, created, now time.Time) (*notification.Event, error) {
+	count := 1
+	if ev.Kind == webhook.KindMessage && p.opts.ThrottleWindow > 0 && ev.Conversation != "" && p.counter != nil {
+		n, err := p.counter.Incr(ctx, "throttle:"+user+"\x00"+ev.Conversation, p.opts.ThrottleWindow)
+		if err != nil {
+			return nil, fmt.Errorf("ingest throttle: %w", err)
+		}
+		count = int(n)
+	}
+	d := &TemplateData{
+		Provider: ev.Provider, Type: ev.Type, Conversation: ev.Conversation,
+		ConversationName: ev.ConversationName, Message: ev.Message, Sender: ev.Sender,
+		SenderName: ev.SenderName, Text: ev.Text, Title: ev.Title, Body: ev.Body, URL: ev.URL,
+		Recipient: user, Count: count,
+	}
+	r, err := p.opts.Templates.Render(ev, d, prefs.Locale)
+	if err != nil {
+		return nil, err
+	}
+	if r.Title == "" && r.Body == "" {
+		r.Title = "New notification"
+	}
+	url := r.URL
+	if url == "" {
+		url = ev.URL
+	}
+	urgency := ev.Urgency
+	if urgency == "" {
+		urgency = notification.UrgencyNormal
+	}
+	data := map[string]any{"provider": ev.Provider}
+	for k, v := range ev.Data {
+		data[k] = v
+	}
+	setIf := func(k, v string) {
+		if v != "" {
+			data[k] = v
+		}
+	}
+	setIf("conversationId", ev.Conversation)
+	setIf("messageId", ev.Message)
+	setIf("senderId", ev.Sender)
+	if count > 1 {
+		data["collapsed"] = count
+	}
+	if prefs.Quiet(now) || !prefs.ChannelOn("live") {
+		// Quiet hours: kept in the inbox and shown in the page, no popup,
+		// no push.
+		data["quiet"] = true
+		urgency = notification.UrgencyLow
+	}
+	raw, err := json.Marshal(data)
+	if err != nil {
+		return nil, fmt.Errorf("ingest data: %w", err)
+	}
+	id := NotificationID(ev.Provider, messageKey(ev), user)
+	switch ev.Kind {
+	case webhook.KindUpdate:
+		id = NotificationID(ev.Provider, messageKey(ev)+"\x00update\x00"+ev.ID, user)
+	case webhook.KindNotification:
+		id = NotificationID(ev.Provider, "event\x00"+ev.ID, user)
+	}
+	typ := ev.Type
+	n := notification.Notification{
+		ID: id, User: user, Type: typ, Title: r.Title, Body: r.Body, Icon: ev.Icon, URL: url,
+		Tag: tag, Urgency: urgency, TTL: ev.TTL, Data: raw, CreatedAt: created,
+	}
+	return notification.NewEvent(&n)
+}
+
+// recipients are the event's named recipients, or the conversation's
+// members, without the sender, the excluded, duplicates and ids no client
+// could hold.
+func (p *Processor) recipients(ctx context.Context, ev *webhook.Event) ([]string, error) {
+	list := ev.Recipients
+	if list == nil && ev.Conversation != "" {
+		if ev.Members != nil && ev.Members.Set != nil {
+			list = ev.Members.Set
+		} else {
+			m, err := p.members.Members(ctx, ev.Conversation)
+			if err != nil {
+				return nil, fmt.Errorf("ingest members of %q: %w", ev.Conversation, err)
+			}
+			list = m
+		}
+	}
+	skip := make(map[string]bool, len(ev.Exclude)+1+len(list))
+	if ev.Sender != "" {
+		skip[ev.Sender] = true
+	}
+	for _, u := range ev.Exclude {
+		skip[u] = true
+	}
+	out := make([]string, 0, len(list))
+	for _, u := range list {
+		if u == "" || len(u) > 256 || skip[u] {
+			continue
+		}
+		skip[u] = true
+		out = append(out, u)
+	}
+	return out, nil
+}
+
+// messageKey names the message an event is about: its id, else the event.
+func messageKey(ev *webhook.Event) string {
+	if ev.Message != "" {
+		return "message\x00" + ev.Message
+	}
+	return "event\x00" + ev.ID
+}
+
+var idEncoding = base32.NewEncoding("0123456789ABCDEFGHJKMNPQRSTVWXYZ").WithPadding(base32.NoPadding)
+
+// NotificationID is the id of the notification about key for user: the
+// same inputs give the same id, so a redelivered event produces the same
+// notification (which clients drop) and a deletion can name what it
+// retracts.
+func NotificationID(provider, key, user string) string {
+	h := sha256.New()
+	for _, s := range []string{provider, key, user} {
+		h.Write([]byte(strconv.Itoa(len(s))))
+		h.Write([]byte{':'})
+		h.Write([]byte(s))
+	}
+	sum := h.Sum(nil)
+	return "wh" + idEncoding.EncodeToString(sum[:16])
+}

@@ -108,6 +108,38 @@ type Config struct {
 	LogLevel string
 	// LogFormat is text or json (HERALD_LOG_FORMAT).
 	LogFormat string
+	// WebhooksEnabled is the master switch of webhook notifications
+	// (HERALD_WEBHOOKS_ENABLED); off, webhooks are still verified and
+	// answered but notify no one.
+	WebhooksEnabled bool
+	// WebhookMaxBody bounds a webhook body in bytes (HERALD_WEBHOOK_MAX_BODY).
+	WebhookMaxBody int64
+	// WebhookWorkers process queued webhooks on this node
+	// (HERALD_WEBHOOK_WORKERS).
+	WebhookWorkers int
+	// WebhookMaxAttempts is how often a queued webhook is tried before it
+	// goes to the dead letters (HERALD_WEBHOOK_MAX_ATTEMPTS), and
+	// WebhookRetryAfter how long a failed or abandoned one waits
+	// (HERALD_WEBHOOK_RETRY_AFTER).
+	WebhookMaxAttempts int
+	WebhookRetryAfter  time.Duration
+	// WebhookDedupeTTL is how long a provider's event id is remembered, to
+	// cover its retries (HERALD_WEBHOOK_DEDUPE_TTL).
+	WebhookDedupeTTL time.Duration
+	// ThrottleWindow collapses a burst of messages in one conversation to
+	// one user into one popup; 0 turns it off (HERALD_THROTTLE_WINDOW).
+	ThrottleWindow time.Duration
+	// StreamSecret and SendbirdToken sign Stream Chat and Sendbird
+	// webhooks (HERALD_STREAM_SECRET, HERALD_SENDBIRD_TOKEN).
+	StreamSecret  string
+	SendbirdToken string
+	// Events switches webhook event types off, by provider then type
+	// (herald.yaml only: events: {talkjs: {message.updated: false}}).
+	Events map[string]map[string]bool
+	// Templates render notifications per event and locale (herald.yaml
+	// only: templates: {message: {default: {title: …, body: …}, fr: …}}).
+	Templates map[string]map[string]Template
+
 	// Demo serves the demo page's development helpers (HERALD_DEMO).
 	Demo bool
 	// Metrics serves GET /metrics (HERALD_METRICS).
@@ -133,5 +165,21 @@ func Default() *Config {
 		LogLevel:        "info",
 		LogFormat:       "text",
 		Metrics:         true,
+
+		WebhooksEnabled:    true,
+		WebhookMaxBody:     1 << 20,
+		WebhookWorkers:     4,
+		WebhookMaxAttempts: 5,
+		WebhookRetryAfter:  30 * time.Second,
+		WebhookDedupeTTL:   24 * time.Hour,
+		ThrottleWindow:     10 * time.Second,
 	}
+}
+
+// Template is one notification template: text/template sources for the
+// title, body and url; an empty one keeps the default.
+type Template struct {
+	Title string `yaml:"title"`
+	Body  string `yaml:"body"`
+	URL   string `yaml:"url"`
 }

@@ -201,6 +201,12 @@ func (f *fileLoader) mapping(m *yaml.Node, prefix, dotted string) {
 		if prefix != "" {
 			key, shown = prefix+"_"+k.Value, dotted+"."+k.Value
 		}
+		if field, ok := structured[key]; ok && prefix == "" {
+			if err := v.Decode(field(f.c)); err != nil {
+				f.fail(v.Line, "%s: %v", shown, err)
+			}
+			continue
+		}
 		s, known := byKey[key]
 		if v.Kind == yaml.MappingNode && !known {
 			if hasKeyPrefix(key + "_") {

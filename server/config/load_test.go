@@ -288,7 +288,8 @@ func TestLoadErrorsNameTheirSource(t *testing.T) {
 		{name: "unknown key", yaml: "adr: x\n", want: []string{`herald.yaml:1: unknown key "adr"`, "did you mean addr?"}},
 		{name: "unknown key far from any", yaml: "zzzzzzzz: 1\n", want: []string{`unknown key "zzzzzzzz"`}},
 		{name: "unknown nested key", yaml: "history:\n  max_cnt: 3\n", want: []string{`herald.yaml:2: unknown key "history.max_cnt"`}},
-		{name: "unknown section", yaml: "templates:\n  en: {}\n", want: []string{`unknown key "templates"`}},
+		{name: "unknown section", yaml: "templatez:\n  en: {}\n", want: []string{`unknown key "templatez"`}},
+		{name: "malformed templates", yaml: "templates:\n  message: [1]\n", want: []string{"herald.yaml:2: templates"}},
 		{name: "file int", yaml: "history_max_count: lots\n", want: []string{"herald.yaml:1: history_max_count", "not an integer"}},
 		{name: "file nested duration", yaml: "history:\n  max_age: forever\n", want: []string{"herald.yaml:2: history.max_age", "not a duration"}},
 		{name: "list given to a single value", yaml: "addr: [\":1\", \":2\"]\n", want: []string{"addr: expected a single value"}},
@@ -380,5 +381,24 @@ func TestFlagSetTakesCommandFlags(t *testing.T) {
 	}
 	if got := fset.Lookup("addr").Value.String(); got != ":1234" {
 		t.Fatalf("flag value of addr prints %q", got)
+	}
+}
+
+func TestStructuredSectionsDecode(t *testing.T) {
+	dir := t.TempDir()
+	path := dir + "/herald.yaml"
+	src := "events:\n  talkjs:\n    message.updated: false\ntemplates:\n  message:\n    fr:\n      title: \"{{.SenderName}} a écrit\"\n"
+	if err := os.WriteFile(path, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load([]string{"--config", path}, func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if on, set := c.Events["talkjs"]["message.updated"]; !set || on {
+		t.Fatalf("events = %v", c.Events)
+	}
+	if got := c.Templates["message"]["fr"].Title; got != "{{.SenderName}} a écrit" {
+		t.Fatalf("templates = %v", c.Templates)
 	}
 }

@@ -107,7 +107,7 @@ func TestSecretSettings(t *testing.T) {
 		"jwt_secret": secret, "api_key": secret, "talkjs_secret": secret, "notifly_secret": secret,
 		"amity_secret": secret, "cometchat_password": secret, "webhook_secret": secret,
 		"vapid_private_key": secret, "redis_url": secretURL, "jwks_url": secretURL,
-		"fcm_endpoint": secretURL, "apns_host": secretURL,
+		"fcm_endpoint": secretURL, "apns_host": secretURL, "stream_secret": secret, "sendbird_token": secret,
 	}
 	for i := range settings {
 		s := &settings[i]

@@ -68,8 +68,24 @@ var settings = []setting{
 	{"presence_ttl", public, "how long a dead node's sessions stay visible (Redis mode)", func(c *Config) any { return &c.PresenceTTL }},
 	{"log_level", public, "debug, info, warn or error", func(c *Config) any { return &c.LogLevel }},
 	{"log_format", public, "text or json", func(c *Config) any { return &c.LogFormat }},
+	{"webhooks_enabled", public, "master switch of webhook notifications", func(c *Config) any { return &c.WebhooksEnabled }},
+	{"webhook_max_body", public, "largest webhook body, in bytes", func(c *Config) any { return &c.WebhookMaxBody }},
+	{"webhook_workers", public, "workers processing queued webhooks on this node", func(c *Config) any { return &c.WebhookWorkers }},
+	{"webhook_max_attempts", public, "tries of a queued webhook before the dead letters", func(c *Config) any { return &c.WebhookMaxAttempts }},
+	{"webhook_retry_after", public, "wait before a failed or abandoned webhook is tried again", func(c *Config) any { return &c.WebhookRetryAfter }},
+	{"webhook_dedupe_ttl", public, "how long a provider's event id is remembered", func(c *Config) any { return &c.WebhookDedupeTTL }},
+	{"throttle_window", public, "collapse a burst per user and conversation into one popup (0: off)", func(c *Config) any { return &c.ThrottleWindow }},
+	{"stream_secret", secret, "Stream Chat webhook signing secret", func(c *Config) any { return &c.StreamSecret }},
+	{"sendbird_token", secret, "Sendbird webhook API token", func(c *Config) any { return &c.SendbirdToken }},
 	{"demo", public, "serve the demo page's development helpers", func(c *Config) any { return &c.Demo }},
 	{"metrics", public, "serve Prometheus metrics at /metrics", func(c *Config) any { return &c.Metrics }},
+}
+
+// structured are the herald.yaml keys whose values are whole trees,
+// decoded into their field as they are; they have no flag or variable.
+var structured = map[string]func(c *Config) any{
+	"events":    func(c *Config) any { return &c.Events },
+	"templates": func(c *Config) any { return &c.Templates },
 }
 
 // byKey finds a setting by its snake_case key.

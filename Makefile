@@ -3,7 +3,7 @@
 GO ?= go
 GOFLAGS_TEST ?= -race -count=1 -timeout 30m
 
-.PHONY: run test test-deps vet fmt-check bench cluster build
+.PHONY: run test test-deps vet fmt-check bench cluster build fuzz
 
 run:
 	$(GO) run ./server/cmd/herald serve
@@ -31,3 +31,13 @@ bench:
 # topology without Docker). Ctrl-C stops everything.
 cluster: build
 	./scripts/cluster.sh
+
+# Runs every fuzz target for FUZZTIME each (the seed corpora run in `make test`).
+FUZZTIME ?= 30s
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+	  for fn in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz'); do \
+	    echo "== $$pkg $$fn"; \
+	    $(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	  done; \
+	done

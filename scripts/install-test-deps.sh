@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Installs the programs Herald's tests start themselves (redis-server, and
-# nginx as the cluster's load balancer) from Debian's packages when missing.
+# Installs the programs Herald's tests start themselves (redis-server,
+# nginx as the cluster's load balancer, chromium for the browser tests)
+# from Debian's packages when missing.
 set -euo pipefail
 
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 [ ${#need[@]} -eq 0 ] && exit 0
 
 if ! command -v apt-get >/dev/null 2>&1; then

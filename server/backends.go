@@ -10,6 +10,8 @@ import (
 	"github.com/heraldhq/herald/hub"
 	"github.com/heraldhq/herald/pkg/broker"
 	"github.com/heraldhq/herald/pkg/broker/localbroker"
+	"github.com/heraldhq/herald/pkg/ingest"
+	"github.com/heraldhq/herald/pkg/queue"
 	"github.com/heraldhq/herald/pkg/store/boltstore"
 	"github.com/heraldhq/herald/server/config"
 )
@@ -19,6 +21,10 @@ type backends struct {
 	broker   broker.Broker
 	idem     idempotencyStore
 	presence hub.Presence // nil in embedded mode: the hub's counts are the truth
+	queue    webhookQueue
+	members  ingest.Members
+	counter  ingest.Counter
+	prefs    ingest.KVPreferences
 	closers  []func() error
 }
 
@@ -30,6 +36,10 @@ func (b *backends) close() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+func queueOptions(cfg *config.Config) queue.Options {
+	return queue.Options{MaxAttempts: cfg.WebhookMaxAttempts, RetryAfter: cfg.WebhookRetryAfter, DedupeTTL: cfg.WebhookDedupeTTL}
 }
 
 // openEmbedded opens the on-disk store under the data directory and an
@@ -46,6 +56,10 @@ func openEmbedded(cfg *config.Config, r broker.Retention, h broker.Handler, log 
 	return &backends{
 		broker:  b,
 		idem:    st,
+		queue:   st.Queue(queueOptions(cfg)),
+		members: st,
+		counter: ingest.NewMemoryCounter(),
+		prefs:   ingest.KVPreferences{KV: st, NotFound: func(err error) bool { return errors.Is(err, boltstore.ErrNotFound) }},
 		closers: []func() error{st.Close, b.Close},
 	}, nil
 }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 
@@ -9,6 +10,7 @@ import (
 
 	"github.com/heraldhq/herald/pkg/broker"
 	"github.com/heraldhq/herald/pkg/broker/redisbroker"
+	"github.com/heraldhq/herald/pkg/ingest"
 	"github.com/heraldhq/herald/pkg/store/redisstore"
 	"github.com/heraldhq/herald/server/config"
 )
@@ -34,6 +36,10 @@ func openRedis(ctx context.Context, cfg *config.Config, r broker.Retention, h br
 		broker:   b,
 		idem:     st,
 		presence: st,
+		queue:    st.Queue("webhooks", queueOptions(cfg)),
+		members:  st,
+		counter:  st,
+		prefs:    ingest.KVPreferences{KV: st, NotFound: func(err error) bool { return errors.Is(err, redisstore.ErrNotFound) }},
 		closers:  []func() error{client.Close, st.Close, b.Close},
 	}, nil
 }

@@ -19,6 +19,11 @@ func (s *Server) routes() http.Handler {
 	// Server API (API key).
 	r.HandleFunc("/v1/notifications", s.requireAPIKey(s.handleSend)).Methods(http.MethodPost)
 	r.HandleFunc("/v1/users/{id}/presence", s.requireAPIKey(s.handlePresence)).Methods(http.MethodGet)
+	r.HandleFunc("/v1/conversations/{id}/members", s.requireAPIKey(s.handleSetMembers)).Methods(http.MethodPut)
+	r.HandleFunc("/v1/conversations/{id}/members", s.requireAPIKey(s.handleGetMembers)).Methods(http.MethodGet)
+
+	// Webhooks (provider signatures).
+	r.HandleFunc("/webhooks/{provider}", s.handleWebhook).Methods(http.MethodPost)
 
 	// User endpoints (user token); CORS for browser apps on allowed origins.
 	user := r.NewRoute().Subrouter()
@@ -27,6 +32,8 @@ func (s *Server) routes() http.Handler {
 	user.HandleFunc("/v1/sse", s.requireUser(s.handleSSE)).Methods(http.MethodGet, http.MethodOptions)
 	user.HandleFunc("/v1/notifications", s.requireUser(s.handleInbox)).Methods(http.MethodGet, http.MethodOptions)
 	user.HandleFunc("/v1/ack", s.requireUser(s.handleAck)).Methods(http.MethodPost, http.MethodOptions)
+	user.HandleFunc("/v1/preferences", s.requireUser(s.handleGetPreferences)).Methods(http.MethodGet, http.MethodOptions)
+	user.HandleFunc("/v1/preferences", s.requireUser(s.handlePutPreferences)).Methods(http.MethodPut)
 
 	// Operations.
 	r.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {

@@ -17,9 +17,11 @@ import (
 
 	"github.com/heraldhq/herald/hub"
 	"github.com/heraldhq/herald/pkg/broker"
+	"github.com/heraldhq/herald/pkg/ingest"
 	"github.com/heraldhq/herald/pkg/notification"
 	"github.com/heraldhq/herald/pkg/peerwatch"
 	"github.com/heraldhq/herald/pkg/token"
+	"github.com/heraldhq/herald/pkg/webhook"
 	"github.com/heraldhq/herald/server/config"
 )
 
@@ -37,6 +39,14 @@ type Server struct {
 
 	reg       *prometheus.Registry
 	published prometheus.Counter
+	metrics   struct{ ingest *ingestMetrics }
+
+	// Webhook ingestion.
+	providers   map[string]webhook.Provider
+	queue       webhookQueue
+	ingest      *ingest.Processor
+	stopWorkers context.CancelFunc
+	workersDone chan struct{}
 
 	handler http.Handler
 	http    *http.Server
@@ -86,6 +96,11 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		s.peers = nil
 		log.Info("peer hang-up watcher unavailable; idle SSE streams end at a failed heartbeat", "err", err)
 	}
+	if err := s.setupIngest(cfg); err != nil {
+		_ = s.backends.close()
+		return nil, err
+	}
+	s.startWorkers(log)
 	s.handler = s.routes()
 	return s, nil
 }
@@ -122,6 +137,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		go func() { httpDone <- s.http.Shutdown(ctx) }()
 	} else {
 		httpDone <- nil
+	}
+	if err := s.drainWorkers(ctx); err != nil {
+		errs = append(errs, err)
 	}
 	if err := s.hub.Shutdown(ctx); err != nil {
 		errs = append(errs, err)

@@ -173,11 +173,10 @@ func (p *Processor) process(ctx context.Context, ev *webhook.Event) (Outcome, er
 	if len(recipients) == 0 {
 		return Outcome{Skipped: "no_recipients"}, nil
 	}
+	// Notifications are dated when Herald makes them: retention and the
+	// clients' ordering go by that; the provider's time is in data.sentAt.
 	now := p.opts.Now().UTC()
-	created := ev.Created
-	if created.IsZero() {
-		created = now
-	}
+	created := now
 	tag := ev.Tag
 	if tag == "" {
 		tag = ev.Conversation
@@ -263,6 +262,9 @@ func (p *Processor) notification(ctx context.Context, ev *webhook.Event, user st
 	setIf("conversationId", ev.Conversation)
 	setIf("messageId", ev.Message)
 	setIf("senderId", ev.Sender)
+	if !ev.Created.IsZero() {
+		data["sentAt"] = ev.Created.UTC().Format(time.RFC3339Nano)
+	}
 	if count > 1 {
 		data["collapsed"] = count
 	}

@@ -1,0 +1,221 @@
+package sendbird
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/heraldhq/herald/pkg/webhook"
+)
+
+const token = "sendbird_master_token"
+
+func fixture(t testing.TB, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// edit returns body with the value at the dotted path replaced by v, or
+// removed when v is nil.
+func edit(t *testing.T, body []byte, path string, v any) []byte {
+	t.Helper()
+	var root map[string]any
+	if err := json.Unmarshal(body, &root); err != nil {
+		t.Fatal(err)
+	}
+	keys := strings.Split(path, ".")
+	m := root
+	for _, k := range keys[:len(keys)-1] {
+		next, ok := m[k].(map[string]any)
+		if !ok {
+			t.Fatalf("%s: no object at %q", path, k)
+		}
+		m = next
+	}
+	if v == nil {
+		delete(m, keys[len(keys)-1])
+	} else {
+		m[keys[len(keys)-1]] = v
+	}
+	out, err := json.Marshal(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func header(sig string) http.Header {
+	h := http.Header{}
+	if sig != "" {
+		h.Set("X-Sendbird-Signature", sig)
+	}
+	return h
+}
+
+func TestVerify(t *testing.T) {
+	body := fixture(t, "message_send.json")
+	sig := Sign(token, body)
+	for _, tt := range []struct {
+		name string
+		p    *Provider
+		h    http.Header
+		body []byte
+		ok   bool
+	}{
+		{"good signature verifies", New(token), header(sig), body, true},
+		{"signature under another token", New(token), header(Sign("x", body)), body, false},
+		{"missing signature", New(token), header(""), body, false},
+		{"body changed", New(token), header(sig), append(body, ' '), false},
+		{"no token configured", New(""), header(Sign("", body)), body, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.p.Verify(tt.h, tt.body, time.Now())
+			if tt.ok != (err == nil) || (err != nil && !errors.Is(err, webhook.ErrUnauthorized)) {
+				t.Fatalf("Verify = %v", err)
+			}
+		})
+	}
+	if Sign("k", []byte("hello")) != "406e4b43f87095aa86ca6299d25e875921fefa180f02043bb29bec5681c0c2d0" {
+		t.Fatal("Sign: wrong known answer") // from openssl
+	}
+}
+
+func TestParse(t *testing.T) {
+	const conv = "sendbird_group_channel_trip"
+	data := map[string]any{"conversationId": conv, "messageId": "1234567890", "senderId": "bob"}
+	tests := []struct {
+		fixture string
+		want    webhook.Event
+	}{
+		{"message_send.json", webhook.Event{
+			Provider: Name, ID: "sendbird:group_channel:message_send:" + conv + ":1234567890", Type: "group_channel:message_send",
+			Kind: webhook.KindMessage, Conversation: conv, ConversationName: "Trip planning", Message: "1234567890",
+			Sender: "bob", SenderName: "Bob", Icon: "https://example.com/bob.png", Text: "Hello from Sendbird",
+			Recipients: []string{"alice", "carol"}, Data: data,
+			Members: &webhook.Membership{Conversation: conv, Set: []string{"alice", "bob", "carol"}},
+			Created: time.UnixMilli(1795341600000).UTC(),
+		}},
+		{"message_delete.json", webhook.Event{
+			Provider: Name, ID: "sendbird:group_channel:message_delete:" + conv + ":1234567890", Type: "group_channel:message_delete",
+			Kind: webhook.KindRetract, Conversation: conv, ConversationName: "Trip planning", Message: "1234567890",
+			Sender: "bob", SenderName: "Bob", Data: data,
+		}},
+		{"join.json", webhook.Event{
+			Provider: Name, Type: "group_channel:join", Kind: webhook.KindMembership,
+			Conversation: conv, ConversationName: "Trip planning",
+			Members: &webhook.Membership{Conversation: conv, Add: []string{"dave"}},
+		}},
+		{"message_read.json", webhook.Event{Provider: Name, Type: "group_channel:message_read"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.fixture, func(t *testing.T) {
+			body := fixture(t, tt.fixture)
+			got, err := New(token).Parse(nil, body)
+			if err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			if tt.want.ID == "" {
+				tt.want.ID = "sendbird:" + tt.want.Type + ":" + webhook.BodyID(body)
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Fatalf("Parse =\n%+v\nwant\n%+v", got, tt.want)
+			}
+			if err := webhook.CheckEvent(got); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+func TestParseErrorsNameTheField(t *testing.T) {
+	for _, tt := range []struct {
+		fixture, path string
+		value         any
+		field         string
+	}{
+		{"message_send.json", "category", nil, "category"},
+		{"message_send.json", "channel", nil, "channel.channel_url"},
+		{"message_send.json", "payload", nil, "payload.message_id"},
+		{"message_send.json", "payload.message_id", nil, "payload.message_id"},
+		{"message_send.json", "payload.message_id", []any{}, "payload.message_id"},
+		{"message_send.json", "sender", nil, "sender.user_id"},
+		{"message_send.json", "members", map[string]any{}, "members"},
+		{"join.json", "users", nil, "users"},
+	} {
+		t.Run(tt.fixture+"/"+tt.path, func(t *testing.T) {
+			_, err := New(token).Parse(nil, edit(t, fixture(t, tt.fixture), tt.path, tt.value))
+			var fe *webhook.FieldError
+			if !errors.As(err, &fe) || fe.Field != tt.field {
+				t.Fatalf("Parse error = %v, want a FieldError for %q", err, tt.field)
+			}
+		})
+	}
+	var fe *webhook.FieldError
+	for _, b := range []string{``, `{`, `[]`} {
+		if _, err := New(token).Parse(nil, []byte(b)); !errors.As(err, &fe) {
+			t.Errorf("Parse(%q) = %v, want a FieldError", b, err)
+		}
+	}
+}
+
+func seed(f *testing.F) [][]byte {
+	names, _ := filepath.Glob(filepath.Join("testdata", "*.json"))
+	if len(names) == 0 {
+		f.Fatal("no fixtures")
+	}
+	var out [][]byte
+	for _, n := range names {
+		out = append(out, fixture(f, filepath.Base(n)))
+	}
+	return out
+}
+
+func FuzzParse(f *testing.F) {
+	for _, b := range seed(f) {
+		f.Add(b)
+	}
+	p := New(token)
+	f.Fuzz(func(t *testing.T, body []byte) {
+		ev, err := p.Parse(nil, body)
+		if err != nil {
+			var fe *webhook.FieldError
+			if !errors.As(err, &fe) {
+				t.Fatalf("error %v is not a FieldError", err)
+			}
+			return
+		}
+		if err := webhook.CheckEvent(ev); err != nil || ev.Provider != Name {
+			t.Fatalf("%v (provider %q)", err, ev.Provider)
+		}
+	})
+}
+
+func FuzzVerify(f *testing.F) {
+	for _, b := range seed(f) {
+		f.Add(b, "")
+	}
+	p := New(token)
+	f.Fuzz(func(t *testing.T, body []byte, junk string) {
+		sig := Sign(token, body)
+		if err := p.Verify(header(sig), body, time.Time{}); err != nil {
+			t.Fatalf("signed body: %v", err)
+		}
+		err := p.Verify(header(junk), body, time.Time{})
+		if err == nil && !strings.EqualFold(strings.TrimSpace(junk), sig) {
+			t.Fatalf("junk signature %q accepted", junk)
+		}
+		if err != nil && !errors.Is(err, webhook.ErrUnauthorized) {
+			t.Fatalf("unexpected error %v", err)
+		}
+	})
+}

@@ -1,0 +1,234 @@
+package stream
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/heraldhq/herald/pkg/webhook"
+)
+
+const secret = "stream_api_secret"
+
+func fixture(t testing.TB, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// edit returns body with the value at the dotted path replaced by v, or
+// removed when v is nil.
+func edit(t *testing.T, body []byte, path string, v any) []byte {
+	t.Helper()
+	var root map[string]any
+	if err := json.Unmarshal(body, &root); err != nil {
+		t.Fatal(err)
+	}
+	keys := strings.Split(path, ".")
+	m := root
+	for _, k := range keys[:len(keys)-1] {
+		next, ok := m[k].(map[string]any)
+		if !ok {
+			t.Fatalf("%s: no object at %q", path, k)
+		}
+		m = next
+	}
+	if v == nil {
+		delete(m, keys[len(keys)-1])
+	} else {
+		m[keys[len(keys)-1]] = v
+	}
+	out, err := json.Marshal(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func header(sig string) http.Header {
+	h := http.Header{}
+	if sig != "" {
+		h.Set("X-Signature", sig)
+	}
+	return h
+}
+
+func TestVerify(t *testing.T) {
+	body := fixture(t, "message_new.json")
+	sig := Sign(secret, body)
+	for _, tt := range []struct {
+		name string
+		p    *Provider
+		h    http.Header
+		body []byte
+		ok   bool
+	}{
+		{"good signature verifies", New(secret), header(sig), body, true},
+		{"signature under another secret", New(secret), header(Sign("x", body)), body, false},
+		{"missing signature", New(secret), header(""), body, false},
+		{"body changed", New(secret), header(sig), append(body, ' '), false},
+		{"no secret configured", New(""), header(Sign("", body)), body, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.p.Verify(tt.h, tt.body, time.Now())
+			if tt.ok != (err == nil) || (err != nil && !errors.Is(err, webhook.ErrUnauthorized)) {
+				t.Fatalf("Verify = %v", err)
+			}
+		})
+	}
+	if Sign("k", []byte("hello")) != "406e4b43f87095aa86ca6299d25e875921fefa180f02043bb29bec5681c0c2d0" {
+		t.Fatal("Sign: wrong known answer") // from openssl
+	}
+}
+
+func TestParse(t *testing.T) {
+	at := func(s string) time.Time { ts, _ := time.Parse(time.RFC3339, s); return ts.UTC() }
+	data := map[string]any{"conversationId": "messaging:trip", "messageId": "bob-5f1c2d", "senderId": "bob"}
+	tests := []struct {
+		fixture string
+		want    webhook.Event
+	}{
+		{"message_new.json", webhook.Event{
+			Provider: Name, ID: "stream:message.new:bob-5f1c2d", Type: "message.new", Kind: webhook.KindMessage,
+			Conversation: "messaging:trip", ConversationName: "Trip planning", Message: "bob-5f1c2d",
+			Sender: "bob", SenderName: "Bob", Icon: "https://example.com/bob.png", Text: "Hello from Stream",
+			Recipients: []string{"alice", "carol"}, Data: data,
+			Members: &webhook.Membership{Conversation: "messaging:trip", Set: []string{"alice", "bob", "carol"}},
+			Created: at("2026-11-22T10:00:00.1Z"),
+		}},
+		{"message_updated.json", webhook.Event{
+			Provider: Name, ID: "stream:message.updated:bob-5f1c2d:1795341660000", Type: "message.updated", Kind: webhook.KindUpdate,
+			Conversation: "messaging:trip", Message: "bob-5f1c2d", Sender: "bob", SenderName: "Bob",
+			Text: "Hello again from Stream", Data: data, Created: at("2026-11-22T10:01:00.1Z"),
+		}},
+		{"message_deleted.json", webhook.Event{
+			Provider: Name, ID: "stream:message.deleted:bob-5f1c2d", Type: "message.deleted", Kind: webhook.KindRetract,
+			Conversation: "messaging:trip", Message: "bob-5f1c2d", Sender: "bob", Data: data,
+			Created: at("2026-11-22T10:02:00.1Z"),
+		}},
+		{"member_added.json", webhook.Event{
+			Provider: Name, Type: "member.added", Kind: webhook.KindMembership, Conversation: "messaging:trip",
+			Members: &webhook.Membership{Conversation: "messaging:trip", Add: []string{"dave"}},
+			Created: at("2026-11-22T10:03:00Z"),
+		}},
+		{"reaction_new.json", webhook.Event{Provider: Name, Type: "reaction.new", Created: at("2026-11-22T10:04:00Z")}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.fixture, func(t *testing.T) {
+			body := fixture(t, tt.fixture)
+			got, err := New(secret).Parse(http.Header{}, body)
+			if err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			if tt.want.Kind == webhook.KindMembership {
+				tt.want.ID = "stream:" + tt.want.Type + ":" + webhook.BodyID(body)
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Fatalf("Parse =\n%+v\nwant\n%+v", got, tt.want)
+			}
+			if err := webhook.CheckEvent(got); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	h := http.Header{}
+	h.Set("X-Webhook-Id", "wh-1")
+	if ev, err := New(secret).Parse(h, fixture(t, "message_new.json")); err != nil || ev.ID != "wh-1" {
+		t.Fatalf("X-Webhook-Id not used: %q, %v", ev.ID, err)
+	}
+}
+
+func TestParseErrorsNameTheField(t *testing.T) {
+	for _, tt := range []struct {
+		fixture, path string
+		value         any
+		field         string
+	}{
+		{"message_new.json", "type", nil, "type"},
+		{"message_new.json", "cid", nil, "cid"},
+		{"message_new.json", "message", nil, "message.id"},
+		{"message_new.json", "message.id", nil, "message.id"},
+		{"message_new.json", "members", "all", "members"},
+		{"message_updated.json", "message.text", 3, "message.text"},
+		{"member_added.json", "member", nil, "member.user_id"},
+	} {
+		t.Run(tt.fixture+"/"+tt.path, func(t *testing.T) {
+			_, err := New(secret).Parse(http.Header{}, edit(t, fixture(t, tt.fixture), tt.path, tt.value))
+			var fe *webhook.FieldError
+			if !errors.As(err, &fe) || fe.Field != tt.field {
+				t.Fatalf("Parse error = %v, want a FieldError for %q", err, tt.field)
+			}
+		})
+	}
+	body := edit(t, edit(t, fixture(t, "message_new.json"), "user", nil), "message.user", nil)
+	var fe *webhook.FieldError
+	if _, err := New(secret).Parse(http.Header{}, body); !errors.As(err, &fe) || fe.Field != "user.id" {
+		t.Fatalf("no sender: %v", err)
+	}
+	for _, b := range []string{``, `{`, `[]`} {
+		if _, err := New(secret).Parse(http.Header{}, []byte(b)); !errors.As(err, &fe) {
+			t.Errorf("Parse(%q) = %v, want a FieldError", b, err)
+		}
+	}
+}
+
+func seed(f *testing.F) [][]byte {
+	names, _ := filepath.Glob(filepath.Join("testdata", "*.json"))
+	if len(names) == 0 {
+		f.Fatal("no fixtures")
+	}
+	var out [][]byte
+	for _, n := range names {
+		out = append(out, fixture(f, filepath.Base(n)))
+	}
+	return out
+}
+
+func FuzzParse(f *testing.F) {
+	for _, b := range seed(f) {
+		f.Add(b)
+	}
+	p := New(secret)
+	f.Fuzz(func(t *testing.T, body []byte) {
+		ev, err := p.Parse(http.Header{}, body)
+		if err != nil {
+			var fe *webhook.FieldError
+			if !errors.As(err, &fe) {
+				t.Fatalf("error %v is not a FieldError", err)
+			}
+			return
+		}
+		if err := webhook.CheckEvent(ev); err != nil || ev.Provider != Name {
+			t.Fatalf("%v (provider %q)", err, ev.Provider)
+		}
+	})
+}
+
+func FuzzVerify(f *testing.F) {
+	for _, b := range seed(f) {
+		f.Add(b, "")
+	}
+	p := New(secret)
+	f.Fuzz(func(t *testing.T, body []byte, junk string) {
+		sig := Sign(secret, body)
+		if err := p.Verify(header(sig), body, time.Time{}); err != nil {
+			t.Fatalf("signed body: %v", err)
+		}
+		err := p.Verify(header(junk), body, time.Time{})
+		if err == nil && !strings.EqualFold(strings.TrimSpace(junk), sig) {
+			t.Fatalf("junk signature %q accepted", junk)
+		}
+		if err != nil && !errors.Is(err, webhook.ErrUnauthorized) {
+			t.Fatalf("unexpected error %v", err)
+		}
+	})
+}

@@ -131,12 +131,12 @@ var webhookFixtures = map[string]struct {
 		want: []string{"alice"},
 	},
 	"amity": {
-		body: `{"event":"message.didCreate","data":{"messages":[{"messageId":"m1","channelId":"c1","userId":"bob","type":"text","data":{"text":"Hello!"},"createdAt":"2026-11-25T10:00:00.000Z"}],"users":[{"userId":"bob","displayName":"Bob"}]}}`,
+		body:    `{"event":"message.didCreate","data":{"messages":[{"messageId":"m1","channelId":"c1","userId":"bob","type":"text","data":{"text":"Hello!"},"createdAt":"2026-11-25T10:00:00.000Z"}],"users":[{"userId":"bob","displayName":"Bob"}]}}`,
 		members: []string{"alice", "bob", "carol"},
 		want:    []string{"alice", "carol"},
 	},
 	"notifly": {
-		body: `{"id":"evt_nf_1","type":"message.created","payload":{"id":"m1","conversation_id":"c1","contact":{"id":"bob","username":"Bob"},"message":"Hello!","created_at":1764064800}}`,
+		body:    `{"id":"evt_nf_1","type":"message.created","payload":{"id":"m1","conversation_id":"c1","contact":{"id":"bob","username":"Bob"},"message":"Hello!","created_at":1764064800}}`,
 		members: []string{"alice", "bob", "carol"},
 		want:    []string{"alice", "carol"},
 	},

@@ -18,6 +18,7 @@
 //	kv           key → value
 //	queue, queue-dedupe, queue-dead    the webhook work queue (queue.go)
 //	members      one sub-bucket per conversation: user → nothing
+//	devices, user-devices, push-pending, push-due    push (devices.go)
 //
 // A Store is safe for concurrent use. bbolt runs one writing transaction at
 // a time and every write is synced to disk before it returns, so callers
@@ -79,6 +80,8 @@ type Store struct {
 	epoch string
 	ret   broker.Retention
 	now   func() time.Time // replaced in tests
+
+	pending pendingState
 }
 
 // Open opens the store file at path, creating it (but not its directory)
@@ -113,7 +116,8 @@ func Open(path string, opts Options) (*Store, error) {
 
 // init creates the buckets of a new file and reads (or creates) the epoch.
 func (s *Store) init(tx *bolt.Tx) error {
-	for _, name := range [][]byte{bucketMeta, bucketHistory, bucketIdem, bucketKV, bucketQueue, bucketDedupe, bucketDead, bucketMembers} {
+	for _, name := range [][]byte{bucketMeta, bucketHistory, bucketIdem, bucketKV, bucketQueue, bucketDedupe, bucketDead, bucketMembers,
+		bucketDevices, bucketUserDevices, bucketPending, bucketDue} {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 			return fmt.Errorf("create bucket %s: %w", name, err)
 		}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/heraldhq/herald/pkg/queue"
 	"github.com/heraldhq/herald/pkg/queue/queuetest"
+	"github.com/heraldhq/herald/pkg/store/storetest"
 	"github.com/heraldhq/herald/pkg/webhook"
 )
 
@@ -96,4 +97,9 @@ func TestMembership(t *testing.T) {
 			}
 		}
 	}
+}
+
+func TestPushStore(t *testing.T) {
+	t.Run("Devices", func(t *testing.T) { s, _ := openTemp(t, Options{}); storetest.Devices(t, s) })
+	t.Run("Pending", func(t *testing.T) { s, _ := openTemp(t, Options{}); storetest.PendingPushes(t, s) })
 }

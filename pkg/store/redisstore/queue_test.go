@@ -7,9 +7,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/heraldhq/herald/pkg/push"
 	"github.com/heraldhq/herald/pkg/queue"
 	"github.com/heraldhq/herald/pkg/queue/queuetest"
 	"github.com/heraldhq/herald/pkg/redistest"
+	"github.com/heraldhq/herald/pkg/store/storetest"
 	"github.com/heraldhq/herald/pkg/webhook"
 )
 
@@ -82,5 +84,34 @@ func TestMembershipAndCounter(t *testing.T) {
 		if n, err := st.Incr(ctx, "k", time.Minute); err != nil || n != want {
 			t.Fatalf("incr = %d, %v; want %d", n, err, want)
 		}
+	}
+}
+
+func TestPushStore(t *testing.T) {
+	srv := redistest.Start(t)
+	t.Run("Devices", func(t *testing.T) { st, _ := newNode(t, srv, "a", 0); storetest.Devices(t, st) })
+	t.Run("Pending", func(t *testing.T) {
+		st, _ := newNode(t, srv, "a", 0)
+		storetest.PendingPushes(t, st)
+	})
+}
+
+func TestClaimOfDeadNodeReturnsAfterLease(t *testing.T) {
+	srv := redistest.Start(t)
+	a, _ := newNode(t, srv, "a", 0)
+	b, _ := newNode(t, srv, "b", 0)
+	ctx := context.Background()
+	now := time.Now()
+	if err := a.SchedulePush(ctx, []push.Pending{{User: "u", ID: "n", Due: now, Message: []byte("{}")}}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := a.ClaimPush(ctx, now, 5, time.Second); len(got) != 1 {
+		t.Fatal("a did not claim")
+	}
+	if got, _ := b.ClaimPush(ctx, now.Add(500*time.Millisecond), 5, time.Second); len(got) != 0 {
+		t.Fatal("b claimed while a's lease runs")
+	}
+	if got, _ := b.ClaimPush(ctx, now.Add(2*time.Second), 5, time.Second); len(got) != 1 {
+		t.Fatal("b did not take over the expired claim")
 	}
 }

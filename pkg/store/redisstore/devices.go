@@ -1,0 +1,231 @@
+package redisstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/heraldhq/herald/pkg/push"
+)
+
+// Devices live in one hash (device id → Device JSON) with a set of ids per
+// user. Pending pushes are a sorted set by due time, a hash of their
+// payloads and a sorted set of claims by lease expiry, under one hash tag
+// so the claim script can move them together.
+
+func (s *Store) devicesKey() string             { return s.opts.Prefix + "devices" }
+func (s *Store) userDevicesKey(u string) string { return s.opts.Prefix + "udev:{" + u + "}" }
+func (s *Store) pushKeys() []string {
+	p := s.opts.Prefix + "{push}:"
+	return []string{p + "due", p + "msg", p + "lease"}
+}
+
+// RegisterDevice stores d under d.ID; a device another user registered
+// before moves to d.User.
+func (s *Store) RegisterDevice(ctx context.Context, d *push.Device) (created bool, err error) {
+	val, err := json.Marshal(d)
+	if err != nil {
+		return false, err
+	}
+	old, err := s.c.HGet(ctx, s.devicesKey(), d.ID).Result()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return false, fmt.Errorf("redisstore register device: %w", err)
+	}
+	created = true
+	var prev push.Device
+	if old != "" && json.Unmarshal([]byte(old), &prev) == nil && prev.User == d.User {
+		created = false
+	}
+	_, err = s.c.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		if old != "" && prev.User != "" && prev.User != d.User {
+			p.SRem(ctx, s.userDevicesKey(prev.User), d.ID)
+		}
+		p.HSet(ctx, s.devicesKey(), d.ID, val)
+		p.SAdd(ctx, s.userDevicesKey(d.User), d.ID)
+		return nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("redisstore register device: %w", err)
+	}
+	return created, nil
+}
+
+// Devices returns user's devices.
+func (s *Store) Devices(ctx context.Context, user string) ([]push.Device, error) {
+	ids, err := s.c.SMembers(ctx, s.userDevicesKey(user)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("redisstore devices of %q: %w", user, err)
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	vals, err := s.c.HMGet(ctx, s.devicesKey(), ids...).Result()
+	if err != nil {
+		return nil, fmt.Errorf("redisstore devices of %q: %w", user, err)
+	}
+	out := make([]push.Device, 0, len(vals))
+	for _, v := range vals {
+		str, ok := v.(string)
+		if !ok {
+			continue
+		}
+		var d push.Device
+		if json.Unmarshal([]byte(str), &d) == nil && d.User == user {
+			out = append(out, d)
+		}
+	}
+	return out, nil
+}
+
+// HasDevices reports which of users have at least one device.
+func (s *Store) HasDevices(ctx context.Context, users []string) (map[string]bool, error) {
+	cmds := make([]*redis.IntCmd, len(users))
+	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, u := range users {
+			cmds[i] = p.SCard(ctx, s.userDevicesKey(u))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("redisstore has devices: %w", err)
+	}
+	out := make(map[string]bool)
+	for i, c := range cmds {
+		if c.Val() > 0 {
+			out[users[i]] = true
+		}
+	}
+	return out, nil
+}
+
+// DeleteDevices removes user's devices: all with ids and session empty,
+// those with the given ids, or those registered by session.
+func (s *Store) DeleteDevices(ctx context.Context, user string, ids []string, session string) (int, error) {
+	devs, err := s.Devices(ctx, user)
+	if err != nil {
+		return 0, err
+	}
+	want := map[string]bool{}
+	for _, id := range ids {
+		want[id] = true
+	}
+	var gone []string
+	for _, d := range devs {
+		if (len(ids) > 0 && want[d.ID]) || (session != "" && d.Session == session) || (len(ids) == 0 && session == "") {
+			gone = append(gone, d.ID)
+		}
+	}
+	if len(gone) == 0 {
+		return 0, nil
+	}
+	_, err = s.c.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.HDel(ctx, s.devicesKey(), gone...)
+		members := make([]any, len(gone))
+		for i, id := range gone {
+			members[i] = id
+		}
+		p.SRem(ctx, s.userDevicesKey(user), members...)
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("redisstore delete devices: %w", err)
+	}
+	return len(gone), nil
+}
+
+// SchedulePush stores pending pushes, replacing any with the same key (and
+// any claim on it).
+func (s *Store) SchedulePush(ctx context.Context, ps []push.Pending) error {
+	k := s.pushKeys()
+	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i := range ps {
+			val, err := json.Marshal(&ps[i])
+			if err != nil {
+				return err
+			}
+			key := ps[i].Key()
+			p.HSet(ctx, k[1], key, val)
+			p.ZRem(ctx, k[2], key)
+			p.ZAdd(ctx, k[0], redis.Z{Score: float64(ps[i].Due.UnixMilli()), Member: key})
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("redisstore schedule push: %w", err)
+	}
+	return nil
+}
+
+// CancelPush drops pending or claimed pushes.
+func (s *Store) CancelPush(ctx context.Context, keys []string) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	k := s.pushKeys()
+	members := make([]any, len(keys))
+	for i, key := range keys {
+		members[i] = key
+	}
+	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.ZRem(ctx, k[0], members...)
+		p.ZRem(ctx, k[2], members...)
+		p.HDel(ctx, k[1], keys...)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("redisstore cancel push: %w", err)
+	}
+	return nil
+}
+
+// DonePush forgets pushes that were sent or given up.
+func (s *Store) DonePush(ctx context.Context, keys []string) error { return s.CancelPush(ctx, keys) }
+
+// ReleasePush is a no-op in Redis: a claim ends with its lease.
+func (s *Store) ReleasePush(keys []string) {}
+
+// claimScript moves up to ARGV[2] pushes due by ARGV[1] (and claims whose
+// lease ran out: their node died mid-send) into the claimed set with a
+// lease until ARGV[3], and returns key, payload pairs. Only one node's
+// script can move a given key, so only one node sends it.
+var claimScript = redis.NewScript(`
+local now, n, lease = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local out = {}
+local function take(keys, from)
+  for _, k in ipairs(keys) do
+    if #out >= 2 * n then return end
+    redis.call('ZREM', from, k)
+    local msg = redis.call('HGET', KEYS[2], k)
+    if msg then
+      redis.call('ZADD', KEYS[3], lease, k)
+      table.insert(out, k)
+      table.insert(out, msg)
+    end
+  end
+end
+take(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, n), KEYS[3])
+take(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, n), KEYS[1])
+return out`)
+
+// ClaimPush hands out up to max pushes due by now, each leased for lease:
+// a claim not finished by then is handed out again.
+func (s *Store) ClaimPush(ctx context.Context, now time.Time, max int, lease time.Duration) ([]push.Pending, error) {
+	res, err := claimScript.Run(ctx, s.c, s.pushKeys(),
+		now.UnixMilli(), max, strconv.FormatInt(now.Add(lease).UnixMilli(), 10)).StringSlice()
+	if err != nil {
+		return nil, fmt.Errorf("redisstore claim push: %w", err)
+	}
+	out := make([]push.Pending, 0, len(res)/2)
+	for i := 0; i+1 < len(res); i += 2 {
+		var p push.Pending
+		if json.Unmarshal([]byte(res[i+1]), &p) == nil {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,114 @@
+package storetest
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/heraldhq/herald/pkg/push"
+)
+
+// PushStore is the devices and pending-push part of a store.
+type PushStore interface {
+	RegisterDevice(ctx context.Context, d *push.Device) (bool, error)
+	Devices(ctx context.Context, user string) ([]push.Device, error)
+	HasDevices(ctx context.Context, users []string) (map[string]bool, error)
+	DeleteDevices(ctx context.Context, user string, ids []string, session string) (int, error)
+	SchedulePush(ctx context.Context, ps []push.Pending) error
+	CancelPush(ctx context.Context, keys []string) error
+	DonePush(ctx context.Context, keys []string) error
+	ClaimPush(ctx context.Context, now time.Time, max int, lease time.Duration) ([]push.Pending, error)
+}
+
+func deviceIDs(t *testing.T, s PushStore, user string) []string {
+	t.Helper()
+	devs, err := s.Devices(context.Background(), user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, d := range devs {
+		ids = append(ids, d.ID)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// Devices checks registration (idempotent, moving between users), listing,
+// and deletion by id and by session.
+func Devices(t *testing.T, s PushStore) {
+	ctx := context.Background()
+	reg := func(id, user, session string) bool {
+		t.Helper()
+		created, err := s.RegisterDevice(ctx, &push.Device{ID: id, User: user, Platform: push.PlatformFCM, Token: "t-" + id, Session: session})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return created
+	}
+	if !reg("d1", "alice", "s1") || !reg("d2", "alice", "s2") || !reg("d3", "bob", "s3") {
+		t.Fatal("first registrations must be created")
+	}
+	if reg("d1", "alice", "s1") {
+		t.Fatal("registering the same device again must not create")
+	}
+	if got := deviceIDs(t, s, "alice"); !slices.Equal(got, []string{"d1", "d2"}) {
+		t.Fatalf("alice's devices = %v", got)
+	}
+	// bob signs in on alice's browser: the device moves.
+	if !reg("d2", "bob", "s4") {
+		t.Fatal("a device moving to another user counts as created")
+	}
+	if got := deviceIDs(t, s, "alice"); !slices.Equal(got, []string{"d1"}) {
+		t.Fatalf("alice's devices after the move = %v", got)
+	}
+	has, err := s.HasDevices(ctx, []string{"alice", "bob", "carol"})
+	if err != nil || !has["alice"] || !has["bob"] || has["carol"] {
+		t.Fatalf("HasDevices = %v, %v", has, err)
+	}
+	if n, err := s.DeleteDevices(ctx, "bob", nil, "s4"); err != nil || n != 1 {
+		t.Fatalf("delete bob's session s4: %d, %v", n, err)
+	}
+	if got := deviceIDs(t, s, "bob"); !slices.Equal(got, []string{"d3"}) {
+		t.Fatalf("bob's devices after logout = %v", got)
+	}
+	if n, err := s.DeleteDevices(ctx, "alice", []string{"d3"}, ""); err != nil || n != 0 {
+		t.Fatalf("alice deleted bob's device: %d, %v", n, err)
+	}
+	if n, err := s.DeleteDevices(ctx, "alice", []string{"d1"}, ""); err != nil || n != 1 {
+		t.Fatalf("delete d1: %d, %v", n, err)
+	}
+}
+
+// PendingPushes checks scheduling, claiming only what is due, exclusive
+// claims, cancellation and completion.
+func PendingPushes(t *testing.T, s PushStore) {
+	ctx := context.Background()
+	now := time.Now()
+	ps := []push.Pending{
+		{User: "alice", ID: "n1", Due: now.Add(-time.Second), Message: []byte(`{"id":"n1"}`)},
+		{User: "alice", ID: "n2", Due: now.Add(-time.Second), Message: []byte(`{"id":"n2"}`)},
+		{User: "bob", ID: "n3", Due: now.Add(time.Hour), Message: []byte(`{"id":"n3"}`)},
+	}
+	if err := s.SchedulePush(ctx, ps); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CancelPush(ctx, []string{push.PendingKey("alice", "n2")}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.ClaimPush(ctx, now, 10, time.Minute)
+	if err != nil || len(got) != 1 || got[0].ID != "n1" || string(got[0].Message) != `{"id":"n1"}` {
+		t.Fatalf("claim = %+v, %v; want n1 only", got, err)
+	}
+	if again, _ := s.ClaimPush(ctx, now, 10, time.Minute); len(again) != 0 {
+		t.Fatalf("claimed twice: %+v", again)
+	}
+	if err := s.DonePush(ctx, []string{got[0].Key()}); err != nil {
+		t.Fatal(err)
+	}
+	later, err := s.ClaimPush(ctx, now.Add(2*time.Hour), 10, time.Minute)
+	if err != nil || len(later) != 1 || later[0].ID != "n3" {
+		t.Fatalf("claim later = %+v, %v; want n3", later, err)
+	}
+}

@@ -208,10 +208,9 @@ func (s *Server) publish(ctx context.Context, req *sendRequest) (*sendResponse, 
 		}
 		events = append(events, ev)
 	}
-	if err := s.broker.Publish(ctx, events); err != nil {
+	if err := s.deliver(ctx, events); err != nil {
 		return nil, err
 	}
-	s.published.Add(float64(len(events)))
 	resp := &sendResponse{Notifications: make([]sentNotification, len(events))}
 	for i, ev := range events {
 		resp.Notifications[i] = sentNotification{ID: ev.ID, User: ev.User, Cursor: ev.Cursor.String()}

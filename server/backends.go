@@ -25,6 +25,7 @@ type backends struct {
 	members  ingest.Members
 	counter  ingest.Counter
 	prefs    ingest.KVPreferences
+	push     pushStore
 	closers  []func() error
 }
 
@@ -58,6 +59,7 @@ func openEmbedded(cfg *config.Config, r broker.Retention, h broker.Handler, log 
 		idem:    st,
 		queue:   st.Queue(queueOptions(cfg)),
 		members: st,
+		push:    st,
 		counter: ingest.NewMemoryCounter(),
 		prefs:   ingest.KVPreferences{KV: st, NotFound: func(err error) bool { return errors.Is(err, boltstore.ErrNotFound) }},
 		closers: []func() error{st.Close, b.Close},

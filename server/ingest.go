@@ -141,15 +141,11 @@ func (m *ingestMetrics) observe(r ingest.Result) {
 	}
 }
 
-// countingPublisher publishes through the broker and counts.
+// countingPublisher publishes the way the API does: push decision first.
 type countingPublisher struct{ s *Server }
 
 func (p countingPublisher) Publish(ctx context.Context, events []*notification.Event) error {
-	if err := p.s.broker.Publish(ctx, events); err != nil {
-		return err
-	}
-	p.s.published.Add(float64(len(events)))
-	return nil
+	return p.s.deliver(ctx, events)
 }
 
 // setupIngest builds the webhook providers, the processor and its metrics.

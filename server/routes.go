@@ -32,6 +32,11 @@ func (s *Server) routes() http.Handler {
 	user.HandleFunc("/v1/sse", s.requireUser(s.handleSSE)).Methods(http.MethodGet, http.MethodOptions)
 	user.HandleFunc("/v1/notifications", s.requireUser(s.handleInbox)).Methods(http.MethodGet, http.MethodOptions)
 	user.HandleFunc("/v1/ack", s.requireUser(s.handleAck)).Methods(http.MethodPost, http.MethodOptions)
+	user.HandleFunc("/v1/devices", s.requireUser(s.handleRegisterDevice)).Methods(http.MethodPost, http.MethodOptions)
+	user.HandleFunc("/v1/devices", s.requireUser(s.handleListDevices)).Methods(http.MethodGet)
+	user.HandleFunc("/v1/devices", s.requireUser(s.handleLogoutDevices)).Methods(http.MethodDelete)
+	user.HandleFunc("/v1/devices/{id}", s.requireUser(s.handleDeleteDevice)).Methods(http.MethodDelete, http.MethodOptions)
+	user.HandleFunc("/v1/push/vapid-public-key", s.handleVAPIDKey).Methods(http.MethodGet, http.MethodOptions)
 	user.HandleFunc("/v1/preferences", s.requireUser(s.handleGetPreferences)).Methods(http.MethodGet, http.MethodOptions)
 	user.HandleFunc("/v1/preferences", s.requireUser(s.handlePutPreferences)).Methods(http.MethodPut)
 

@@ -48,6 +48,8 @@ type Server struct {
 	stopWorkers context.CancelFunc
 	workersDone chan struct{}
 
+	push *pushState
+
 	handler http.Handler
 	http    *http.Server
 }
@@ -90,11 +92,16 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		KeepAlive:    cfg.PingInterval,
 		Logger:       log,
 		Metrics:      hub.NewMetrics(s.reg),
+		OnAck:        s.onAck,
 	})
 	s.hub = h
 	if s.peers, err = peerwatch.New(); err != nil {
 		s.peers = nil
 		log.Info("peer hang-up watcher unavailable; idle SSE streams end at a failed heartbeat", "err", err)
+	}
+	if err := s.setupPush(ctx, cfg); err != nil {
+		_ = s.backends.close()
+		return nil, err
 	}
 	if err := s.setupIngest(cfg); err != nil {
 		_ = s.backends.close()
@@ -146,6 +153,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	if err := <-httpDone; err != nil {
 		errs = append(errs, fmt.Errorf("http shutdown: %w", err))
+	}
+	if err := s.stopPush(ctx); err != nil {
+		errs = append(errs, err)
 	}
 	if s.peers != nil {
 		_ = s.peers.Close()

@@ -77,6 +77,22 @@ type Config struct {
 	APNsTopic   string
 	APNsEnv     string
 	APNsHost    string
+	// APNsCertFile and APNsCertPassword authenticate APNs with a .p12
+	// certificate instead of a .p8 key (HERALD_APNS_CERT_FILE,
+	// HERALD_APNS_CERT_PASSWORD).
+	APNsCertFile     string
+	APNsCertPassword string
+	// PushEnabled is the master push switch (HERALD_PUSH_ENABLED).
+	PushEnabled bool
+	// PushWebhookURL receives every push as a signed Standard Webhooks
+	// POST, the "custom provider" (HERALD_PUSH_WEBHOOK_URL), signed with
+	// PushWebhookSecret, a whsec_ secret (HERALD_PUSH_WEBHOOK_SECRET).
+	PushWebhookURL    string
+	PushWebhookSecret string
+	// Credentials holds several credentials per platform, each labelled,
+	// exactly one active (herald.yaml only; see Credential). When a
+	// platform has none here, the single-credential settings above apply.
+	Credentials map[string][]Credential
 	// PushAllowPrivate lists hosts and CIDRs that push endpoints may point
 	// to although they are private or loopback; for tests
 	// (HERALD_PUSH_ALLOW_PRIVATE).
@@ -166,6 +182,7 @@ func Default() *Config {
 		LogFormat:       "text",
 		Metrics:         true,
 
+		PushEnabled:        true,
 		WebhooksEnabled:    true,
 		WebhookMaxBody:     1 << 20,
 		WebhookWorkers:     4,
@@ -174,6 +191,37 @@ func Default() *Config {
 		WebhookDedupeTTL:   24 * time.Hour,
 		ThrottleWindow:     10 * time.Second,
 	}
+}
+
+// Credential is one labelled push credential in herald.yaml:
+//
+//	credentials:
+//	  apns:
+//	    - {label: staging, active: false, key_file: …, key_id: …, team_id: …, topic: …, env: sandbox}
+//	    - {label: production, active: true, cert_file: app.p12, cert_password: …, topic: …}
+//	  fcm:
+//	    - {label: production, active: true, credentials_file: sa.json}
+//	  webpush:
+//	    - {label: production, active: true, public_key: …, private_key: …, subject: mailto:…}
+type Credential struct {
+	Label  string `yaml:"label"`
+	Active bool   `yaml:"active"`
+	// Web Push
+	PublicKey  string `yaml:"public_key"`
+	PrivateKey string `yaml:"private_key"`
+	Subject    string `yaml:"subject"`
+	// FCM
+	CredentialsFile string `yaml:"credentials_file"`
+	Endpoint        string `yaml:"endpoint"`
+	// APNs
+	KeyFile      string `yaml:"key_file"`
+	KeyID        string `yaml:"key_id"`
+	TeamID       string `yaml:"team_id"`
+	CertFile     string `yaml:"cert_file"`
+	CertPassword string `yaml:"cert_password"`
+	Topic        string `yaml:"topic"`
+	Env          string `yaml:"env"`
+	Host         string `yaml:"host"`
 }
 
 // Template is one notification template: text/template sources for the

@@ -57,6 +57,11 @@ var settings = []setting{
 	{"apns_topic", public, "APNs topic (the app's bundle id)", func(c *Config) any { return &c.APNsTopic }},
 	{"apns_env", public, "APNs environment: production or sandbox", func(c *Config) any { return &c.APNsEnv }},
 	{"apns_host", secretURL, "APNs host URL override (tests)", func(c *Config) any { return &c.APNsHost }},
+	{"apns_cert_file", public, "APNs .p12 certificate (instead of a .p8 key)", func(c *Config) any { return &c.APNsCertFile }},
+	{"apns_cert_password", secret, "password of the APNs .p12 certificate", func(c *Config) any { return &c.APNsCertPassword }},
+	{"push_enabled", public, "master push switch", func(c *Config) any { return &c.PushEnabled }},
+	{"push_webhook_url", secretURL, "URL receiving every push as a signed webhook (custom provider)", func(c *Config) any { return &c.PushWebhookURL }},
+	{"push_webhook_secret", secret, "whsec_… secret signing the push webhook", func(c *Config) any { return &c.PushWebhookSecret }},
 	{"push_allow_private", public, "hosts/CIDRs push endpoints may use although private or loopback (tests; comma list)", func(c *Config) any { return &c.PushAllowPrivate }},
 	{"history_max_count", public, "notifications kept per user", func(c *Config) any { return &c.HistoryMaxCount }},
 	{"history_max_age", public, "how long notifications are kept", func(c *Config) any { return &c.HistoryMaxAge }},
@@ -84,8 +89,9 @@ var settings = []setting{
 // structured are the herald.yaml keys whose values are whole trees,
 // decoded into their field as they are; they have no flag or variable.
 var structured = map[string]func(c *Config) any{
-	"events":    func(c *Config) any { return &c.Events },
-	"templates": func(c *Config) any { return &c.Templates },
+	"events":      func(c *Config) any { return &c.Events },
+	"templates":   func(c *Config) any { return &c.Templates },
+	"credentials": func(c *Config) any { return &c.Credentials },
 }
 
 // byKey finds a setting by its snake_case key.

@@ -80,6 +80,13 @@ func (c *Config) Validate() error {
 		v.url("fcm_endpoint", c.FCMEndpoint, "https", "http")
 	}
 	c.validateAPNs(&v)
+	c.validateCredentials(&v)
+	if c.PushWebhookURL != "" {
+		v.url("push_webhook_url", c.PushWebhookURL, "https", "http")
+		if !validWebhookSecret(c.PushWebhookSecret) {
+			v.bad("push_webhook_secret", "a whsec_ secret is required with HERALD_PUSH_WEBHOOK_URL")
+		}
+	}
 	for _, h := range c.PushAllowPrivate {
 		if !validHostOrPrefix(h) {
 			v.bad("push_allow_private", fmt.Sprintf("%q is not a host name, IP address or CIDR", h))
@@ -126,6 +133,14 @@ func (c *Config) validateAPNs(v *validation) {
 	parts := []struct{ key, val string }{
 		{"apns_key_file", c.APNsKeyFile}, {"apns_key_id", c.APNsKeyID},
 		{"apns_team_id", c.APNsTeamID}, {"apns_topic", c.APNsTopic},
+	}
+	if c.APNsCertFile != "" {
+		// Certificate auth: the certificate names the team; only the topic
+		// is needed besides it.
+		if c.APNsTopic == "" {
+			v.bad("apns_topic", "is required with HERALD_APNS_CERT_FILE")
+		}
+		parts = nil
 	}
 	set := 0
 	for _, p := range parts {
@@ -236,4 +251,36 @@ func validHostOrPrefix(h string) bool {
 		}
 	}
 	return true
+}
+
+// validateCredentials checks the labelled credentials of herald.yaml:
+// known platforms, labels present and distinct, exactly one active each.
+func (c *Config) validateCredentials(v *validation) {
+	for platform, list := range c.Credentials {
+		switch platform {
+		case "webpush", "fcm", "apns":
+		default:
+			v.bad("credentials", fmt.Sprintf("unknown platform %q (webpush, fcm, apns)", platform))
+			continue
+		}
+		labels := map[string]bool{}
+		var active []string
+		for i, cr := range list {
+			if cr.Label == "" {
+				v.bad("credentials", fmt.Sprintf("%s[%d]: label is required", platform, i))
+			} else if labels[cr.Label] {
+				v.bad("credentials", fmt.Sprintf("%s: label %q is used twice", platform, cr.Label))
+			}
+			labels[cr.Label] = true
+			if cr.Active {
+				active = append(active, cr.Label)
+			}
+		}
+		switch {
+		case len(list) > 0 && len(active) == 0:
+			v.bad("credentials", fmt.Sprintf("%s: no credential is active; mark exactly one active: true", platform))
+		case len(active) > 1:
+			v.bad("credentials", fmt.Sprintf("%s: %d credentials are active (%s); exactly one may be", platform, len(active), strings.Join(active, ", ")))
+		}
+	}
 }

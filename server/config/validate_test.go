@@ -159,3 +159,33 @@ func TestValidateDoesNotRepeatSecrets(t *testing.T) {
 		t.Fatalf("error repeats a secret: %v", err)
 	}
 }
+
+func TestCredentialsNeedExactlyOneActive(t *testing.T) {
+	cases := []struct {
+		name  string
+		creds map[string][]Credential
+		want  string
+	}{
+		{"two active", map[string][]Credential{"apns": {{Label: "staging", Active: true}, {Label: "production", Active: true}}}, "apns: 2 credentials are active (staging, production)"},
+		{"none active", map[string][]Credential{"fcm": {{Label: "staging"}}}, "fcm: no credential is active"},
+		{"unknown platform", map[string][]Credential{"pager": {{Label: "x", Active: true}}}, `unknown platform "pager"`},
+		{"label twice", map[string][]Credential{"webpush": {{Label: "a", Active: true}, {Label: "a"}}}, `label "a" is used twice`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := Default()
+			c.JWTSecret, c.APIKey = "0123456789abcdef0123", "key"
+			c.Credentials = tc.creds
+			err := c.Validate()
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Validate = %v, want %q", err, tc.want)
+			}
+		})
+	}
+	c := Default()
+	c.JWTSecret, c.APIKey = "0123456789abcdef0123", "key"
+	c.Credentials = map[string][]Credential{"apns": {{Label: "staging"}, {Label: "production", Active: true}}}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -63,3 +63,25 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	}
 	return nil
 }
+
+// PutIfAbsent stores value under key unless key has a value, and returns
+// the value stored now (value, or the one that was there).
+func (s *Store) PutIfAbsent(ctx context.Context, key string, value []byte) ([]byte, error) {
+	if err := checkKey(key); err != nil {
+		return nil, fmt.Errorf("boltstore put if absent: %w", err)
+	}
+	var out []byte
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketKV)
+		if k, v := b.Cursor().Seek([]byte(key)); bytes.Equal(k, []byte(key)) {
+			out = append([]byte{}, v...)
+			return nil
+		}
+		out = value
+		return b.Put([]byte(key), value)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("boltstore put if absent %q: %w", key, err)
+	}
+	return out, nil
+}

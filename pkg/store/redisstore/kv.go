@@ -27,3 +27,16 @@ func (s *Store) Put(ctx context.Context, key string, value []byte) error {
 	}
 	return nil
 }
+
+// PutIfAbsent stores value under key unless key has a value, and returns
+// the value stored now: of several nodes racing, all get the first's.
+func (s *Store) PutIfAbsent(ctx context.Context, key string, value []byte) ([]byte, error) {
+	old, err := s.c.SetArgs(ctx, s.kvKey(key), value, redis.SetArgs{Mode: "NX", Get: true}).Result()
+	if errors.Is(err, redis.Nil) {
+		return value, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("redisstore put if absent %q: %w", key, err)
+	}
+	return []byte(old), nil
+}

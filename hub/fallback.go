@@ -1,0 +1,216 @@
+package hub
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/heraldhq/herald/pkg/notification"
+	"github.com/heraldhq/herald/pkg/push"
+)
+
+// PushScheduler keeps the pending push decisions: in the store, so that
+// they outlive the node that made them.
+type PushScheduler interface {
+	HasDevices(ctx context.Context, users []string) (map[string]bool, error)
+	SchedulePush(ctx context.Context, ps []push.Pending) error
+	CancelPush(ctx context.Context, keys []string) error
+}
+
+// FallbackOptions configure a Fallback.
+type FallbackOptions struct {
+	// AckTimeout is how long a notification that reached live sessions
+	// waits for an ack before it is pushed.
+	AckTimeout time.Duration
+	// EveryUser pushes for users without registered devices too (an
+	// operator webhook receives every push).
+	EveryUser bool
+	// Due is called when a push was scheduled to go at once.
+	Due    func()
+	Logger *slog.Logger
+}
+
+// Fallback decides, for each notification, whether and when it is pushed
+// to the user's devices (SPEC §5.3): at once when the user has no live
+// session anywhere, else after the ack timeout unless a session acks it
+// first. The decision is a pending push in the store; an ack cancels it.
+type Fallback struct {
+	h     *Hub
+	store PushScheduler
+	opts  FallbackOptions
+
+	mu     sync.RWMutex // guards closed against sends on a closed acks
+	closed bool
+	acks   chan string // pending keys to cancel, batched by cancelLoop
+	done   chan struct{}
+}
+
+// NewFallback returns h's fallback over store; Close stops it.
+func NewFallback(h *Hub, store PushScheduler, opts FallbackOptions) *Fallback {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	f := &Fallback{h: h, store: store, opts: opts, acks: make(chan string, 4096), done: make(chan struct{})}
+	go f.cancelLoop()
+	return f
+}
+
+// Schedule records the push decision of each event, before the events are
+// published (an ack can then never arrive before its pending push exists).
+// Quiet notifications (quiet hours) are never pushed; retractions are
+// pushed at once so service workers close what they showed.
+func (f *Fallback) Schedule(ctx context.Context, events []*notification.Event) error {
+	users := make([]string, 0, len(events))
+	for _, ev := range events {
+		if ev.Kind == notification.KindNotification || ev.Kind == notification.KindRetract {
+			users = append(users, ev.User)
+		}
+	}
+	if len(users) == 0 {
+		return nil
+	}
+	has := map[string]bool{}
+	if !f.opts.EveryUser {
+		var err error
+		if has, err = f.store.HasDevices(ctx, users); err != nil {
+			return fmt.Errorf("fallback devices: %w", err)
+		}
+	}
+	now := time.Now()
+	var ps []push.Pending
+	soon := false
+	for _, ev := range events {
+		if !f.opts.EveryUser && !has[ev.User] {
+			continue
+		}
+		m, ok := pushMessage(ev)
+		if !ok {
+			continue
+		}
+		due := now
+		if ev.Kind == notification.KindNotification {
+			n, err := f.h.Presence(ctx, ev.User)
+			if err != nil {
+				return fmt.Errorf("fallback presence: %w", err)
+			}
+			if n > 0 {
+				due = now.Add(f.opts.AckTimeout)
+			}
+		}
+		soon = soon || !due.After(now)
+		body, err := json.Marshal(m)
+		if err != nil {
+			return fmt.Errorf("fallback encode: %w", err)
+		}
+		ps = append(ps, push.Pending{User: ev.User, ID: ev.ID, Due: due, Message: body})
+	}
+	if len(ps) == 0 {
+		return nil
+	}
+	if err := f.store.SchedulePush(ctx, ps); err != nil {
+		return fmt.Errorf("fallback schedule: %w", err)
+	}
+	if soon && f.opts.Due != nil {
+		f.opts.Due()
+	}
+	return nil
+}
+
+// Unschedule drops the pending pushes of events whose publication failed.
+func (f *Fallback) Unschedule(ctx context.Context, events []*notification.Event) {
+	keys := make([]string, 0, len(events))
+	for _, ev := range events {
+		keys = append(keys, push.PendingKey(ev.User, ev.ID))
+	}
+	_ = f.store.CancelPush(ctx, keys)
+}
+
+// pushMessage is what a device is sent for ev; ok is false for events
+// that are never pushed.
+func pushMessage(ev *notification.Event) (*push.Message, bool) {
+	if ev.Kind == notification.KindRetract {
+		return &push.Message{ID: ev.ID, User: ev.User, Tag: ev.Tag, Retract: true, Created: ev.Created}, true
+	}
+	var n notification.Notification
+	if err := json.Unmarshal(ev.Payload, &n); err != nil {
+		return nil, false
+	}
+	var data map[string]any
+	if len(n.Data) > 0 {
+		_ = json.Unmarshal(n.Data, &data)
+	}
+	if quiet, _ := data["quiet"].(bool); quiet {
+		return nil, false
+	}
+	return &push.Message{
+		ID: n.ID, User: n.User, Type: n.Type, Title: n.Title, Body: n.Body, Icon: n.Icon, URL: n.URL,
+		Tag: n.Tag, Urgency: n.Urgency, TTL: time.Duration(n.TTL) * time.Second, Data: data, Created: n.CreatedAt,
+	}, true
+}
+
+// Acked cancels the pending pushes of acked notifications. It never
+// blocks the session that acked: cancellations are batched, and when the
+// batch is full the oldest wait (the push then goes, which is harmless:
+// the device drops an id it has shown).
+func (f *Fallback) Acked(user string, ids []string) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	if f.closed {
+		return
+	}
+	for _, id := range ids {
+		select {
+		case f.acks <- push.PendingKey(user, id):
+		default:
+			f.opts.Logger.Warn("ack cancellations backed up; a push may go out for an acked notification")
+			return
+		}
+	}
+}
+
+func (f *Fallback) cancelLoop() {
+	defer close(f.done)
+	batch := make([]string, 0, 256)
+	flush := func() {
+		if len(batch) == 0 {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := f.store.CancelPush(ctx, batch); err != nil {
+			f.opts.Logger.Warn("cancel pending pushes failed", "n", len(batch), "err", err)
+		}
+		cancel()
+		batch = batch[:0]
+	}
+	for key := range f.acks {
+		batch = append(batch, key)
+	drain:
+		for len(batch) < cap(batch) {
+			select {
+			case k, ok := <-f.acks:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, k)
+			default:
+				break drain
+			}
+		}
+		flush()
+	}
+	flush()
+}
+
+// Close stops taking acks and waits for the cancellations in hand.
+func (f *Fallback) Close() {
+	f.mu.Lock()
+	if !f.closed {
+		f.closed = true
+		close(f.acks)
+	}
+	f.mu.Unlock()
+	<-f.done
+}

@@ -1,0 +1,196 @@
+package server
+
+import (
+	"crypto/sha256"
+	"encoding/base32"
+	"encoding/base64"
+	"encoding/hex"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/gorilla/mux"
+
+	"github.com/heraldhq/herald/pkg/push"
+	"github.com/heraldhq/herald/pkg/push/safedial"
+)
+
+// Limits on device registrations.
+const (
+	maxDeviceBody  = 16 << 10
+	maxTokenLen    = 4096
+	maxLabelLen    = 128
+	maxLocaleLen   = 35
+	maxEndpointLen = 2048
+)
+
+type deviceRequest struct {
+	Platform     string `json:"platform"`
+	Subscription *struct {
+		Endpoint string `json:"endpoint"`
+		Keys     struct {
+			P256dh string `json:"p256dh"`
+			Auth   string `json:"auth"`
+		} `json:"keys"`
+	} `json:"subscription"`
+	Token  string `json:"token"`
+	Locale string `json:"locale"`
+	Label  string `json:"label"`
+}
+
+// deviceView is a device as GET /v1/devices shows it: never its keys or
+// token, only where it points.
+type deviceView struct {
+	ID       string    `json:"id"`
+	Platform string    `json:"platform"`
+	Host     string    `json:"host,omitempty"`
+	Label    string    `json:"label,omitempty"`
+	Locale   string    `json:"locale,omitempty"`
+	Current  bool      `json:"current_session"`
+	Created  time.Time `json:"created_at"`
+}
+
+var deviceIDEncoding = base32.NewEncoding("0123456789abcdefghjkmnpqrstvwxyz").WithPadding(base32.NoPadding)
+
+// deviceID derives a device's id from what identifies it at its push
+// service, so registering the same subscription again finds it.
+func deviceID(platform, target string) string {
+	sum := sha256.Sum256([]byte(platform + "\x00" + target))
+	return "dev_" + deviceIDEncoding.EncodeToString(sum[:16])
+}
+
+func decodeB64URL(s string) ([]byte, error) {
+	return base64.RawURLEncoding.DecodeString(strings.TrimRight(s, "="))
+}
+
+// handleVAPIDKey is GET /v1/push/vapid-public-key.
+func (s *Server) handleVAPIDKey(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"publicKey": s.push.vapidKey})
+}
+
+// handleRegisterDevice is POST /v1/devices.
+func (s *Server) handleRegisterDevice(w http.ResponseWriter, r *http.Request) {
+	var req deviceRequest
+	if err := decodeJSON(w, r, maxDeviceBody, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	bad := func(field, msg string) { writeError(w, errf(http.StatusBadRequest, "invalid_field", field+": "+msg)) }
+	claims := userClaims(r)
+	d := push.Device{User: claims.Subject, Platform: req.Platform, Session: claims.SessionID, Created: time.Now().UTC()}
+	if len(req.Label) > maxLabelLen {
+		bad("label", "too long")
+		return
+	}
+	if len(req.Locale) > maxLocaleLen {
+		bad("locale", "too long")
+		return
+	}
+	d.Label, d.Locale = req.Label, req.Locale
+	var target string
+	switch req.Platform {
+	case push.PlatformWebPush:
+		sub := req.Subscription
+		if sub == nil || sub.Endpoint == "" {
+			bad("subscription.endpoint", "required")
+			return
+		}
+		if len(sub.Endpoint) > maxEndpointLen {
+			bad("subscription.endpoint", "too long")
+			return
+		}
+		if err := safedial.CheckURLContext(r.Context(), sub.Endpoint, s.push.allowPriv); err != nil {
+			bad("subscription.endpoint", err.Error())
+			return
+		}
+		if k, err := decodeB64URL(sub.Keys.P256dh); err != nil || len(k) != 65 || k[0] != 4 {
+			bad("subscription.keys.p256dh", "must be an uncompressed P-256 point, base64url")
+			return
+		}
+		if a, err := decodeB64URL(sub.Keys.Auth); err != nil || len(a) != 16 {
+			bad("subscription.keys.auth", "must be 16 bytes, base64url")
+			return
+		}
+		d.Endpoint, d.P256dh, d.Auth = sub.Endpoint, sub.Keys.P256dh, sub.Keys.Auth
+		target = sub.Endpoint
+	case push.PlatformFCM:
+		if req.Token == "" || len(req.Token) > maxTokenLen {
+			bad("token", "an FCM registration token is required")
+			return
+		}
+		d.Token, target = req.Token, req.Token
+	case push.PlatformAPNs:
+		tok := strings.ToLower(req.Token)
+		if _, err := hex.DecodeString(tok); err != nil || len(tok) < 64 || len(tok) > 200 {
+			bad("token", "an APNs device token (hex) is required")
+			return
+		}
+		d.Token, target = tok, tok
+	default:
+		bad("platform", "must be webpush, fcm or apns")
+		return
+	}
+	d.ID = deviceID(d.Platform, target)
+	created, err := s.backends.push.RegisterDevice(r.Context(), &d)
+	if err != nil {
+		s.log.Warn("device registration failed", "err", err)
+		writeError(w, errUnavailable)
+		return
+	}
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+	}
+	writeJSON(w, status, map[string]string{"id": d.ID})
+}
+
+// handleListDevices is GET /v1/devices: the token's user's devices.
+func (s *Server) handleListDevices(w http.ResponseWriter, r *http.Request) {
+	claims := userClaims(r)
+	devs, err := s.backends.push.Devices(r.Context(), claims.Subject)
+	if err != nil {
+		writeError(w, errUnavailable)
+		return
+	}
+	out := make([]deviceView, 0, len(devs))
+	for _, d := range devs {
+		v := deviceView{ID: d.ID, Platform: d.Platform, Label: d.Label, Locale: d.Locale, Created: d.Created,
+			Current: d.Session != "" && d.Session == claims.SessionID}
+		if u, err := url.Parse(d.Endpoint); err == nil {
+			v.Host = u.Host
+		}
+		out = append(out, v)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"devices": out})
+}
+
+// handleDeleteDevice is DELETE /v1/devices/{id}.
+func (s *Server) handleDeleteDevice(w http.ResponseWriter, r *http.Request) {
+	n, err := s.backends.push.DeleteDevices(r.Context(), userClaims(r).Subject, []string{mux.Vars(r)["id"]}, "")
+	if err != nil {
+		writeError(w, errUnavailable)
+		return
+	}
+	if n == 0 {
+		writeError(w, errNotFound)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// handleLogoutDevices is DELETE /v1/devices: removes the devices the
+// token's session registered (call it on logout).
+func (s *Server) handleLogoutDevices(w http.ResponseWriter, r *http.Request) {
+	claims := userClaims(r)
+	if claims.SessionID == "" {
+		writeError(w, errf(http.StatusBadRequest, "no_session", "the token has no sid or jti claim naming its session"))
+		return
+	}
+	n, err := s.backends.push.DeleteDevices(r.Context(), claims.Subject, nil, claims.SessionID)
+	if err != nil {
+		writeError(w, errUnavailable)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]int{"removed": n})
+}

@@ -19,7 +19,8 @@ Usage:
   herald serve [flags]     run a node; "herald serve -h" lists every setting
   herald token [flags]     mint a user JWT for development
   herald send [flags]      send a notification through the server API
-  herald bench SCENARIO    drive a running node: idle, unicast, fanout
+  herald vapid             print a fresh VAPID key pair for Web Push
+  herald bench SCENARIO    drive a running node: idle, unicast, fanout, ingest
 
 Run "herald <command> -h" for the flags of a command.
 `
@@ -40,6 +41,8 @@ func main() {
 		err = runSend(ctx, args, os.Stdout)
 	case "bench":
 		err = runBench(ctx, args, os.Stdout)
+	case "vapid":
+		err = runVAPID(args, os.Stdout)
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return

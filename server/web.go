@@ -1,15 +1,85 @@
 package server
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"io/fs"
 	"net/http"
+	"sync"
+	"time"
 
 	"github.com/gorilla/mux"
+
+	"github.com/heraldhq/herald/web"
 )
 
-// webRoutes serves the browser side: the demo page and, later, the client
-// library and service worker.
+// webAsset is one embedded browser file, read once, with its strong ETag.
+type webAsset struct {
+	body        []byte
+	etag        string
+	contentType string
+	cache       string
+	header      map[string]string
+}
+
+// webAssets are read on first use; the files are embedded and never change
+// while the process runs.
+var webAssets = sync.OnceValue(func() map[string]*webAsset {
+	// Unversioned URLs: browsers revalidate every time (a 304 costs one
+	// round trip) so a new release is picked up at once.
+	const revalidate = "no-cache"
+	files := map[string]*webAsset{
+		"/herald.js":    {contentType: "text/javascript; charset=utf-8", cache: revalidate},
+		"/herald.d.ts":  {contentType: "text/plain; charset=utf-8", cache: revalidate},
+		"/herald-sw.js": {contentType: "text/javascript; charset=utf-8", cache: revalidate, header: map[string]string{"Service-Worker-Allowed": "/"}},
+		"/demo.js":      {contentType: "text/javascript; charset=utf-8", cache: revalidate},
+		"/index.html": {contentType: "text/html; charset=utf-8", cache: revalidate, header: map[string]string{
+			"Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: https:; frame-ancestors 'none'",
+		}},
+	}
+	for name, a := range files {
+		b, err := fs.ReadFile(web.Assets(), name[1:])
+		if err != nil {
+			panic("web asset missing from the embedded files: " + name)
+		}
+		sum := sha256.Sum256(b)
+		a.body, a.etag = b, `"`+hex.EncodeToString(sum[:12])+`"`
+	}
+	return files
+})
+
+// webRoutes serves the browser side: the client library, its type
+// declarations, the service worker and, in demo mode, the demo page with
+// its development helpers; otherwise / is a plain-text index.
 func (s *Server) webRoutes(r *mux.Router) {
-	r.HandleFunc("/", s.handleIndex).Methods(http.MethodGet)
+	for _, p := range []string{"/herald.js", "/herald.d.ts", "/herald-sw.js"} {
+		r.Handle(p, serveAsset(p)).Methods(http.MethodGet, http.MethodHead)
+	}
+	if !s.cfg.Demo {
+		r.HandleFunc("/", s.handleIndex).Methods(http.MethodGet)
+		return
+	}
+	r.Handle("/", serveAsset("/index.html")).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/demo.js", serveAsset("/demo.js")).Methods(http.MethodGet, http.MethodHead)
+	s.demoRoutes(r)
+}
+
+func serveAsset(name string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a := webAssets()[name]
+		h := w.Header()
+		h.Set("Content-Type", a.contentType)
+		h.Set("Cache-Control", a.cache)
+		h.Set("ETag", a.etag)
+		h.Set("X-Content-Type-Options", "nosniff")
+		for k, v := range a.header {
+			h.Set(k, v)
+		}
+		// ServeContent answers If-None-Match with 304 and handles HEAD
+		// and ranges.
+		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(a.body))
+	})
 }
 
 func (s *Server) handleIndex(w http.ResponseWriter, _ *http.Request) {
@@ -19,5 +89,7 @@ func (s *Server) handleIndex(w http.ResponseWriter, _ *http.Request) {
 		"  GET  /v1/notifications     inbox (user token)\n" +
 		"  POST /v1/ack               acks (user token)\n" +
 		"  POST /v1/notifications     send (API key)\n" +
+		"  GET  /herald.js            browser client (herald.d.ts: its types)\n" +
+		"  GET  /herald-sw.js         service worker for Web Push\n" +
 		"  GET  /healthz /readyz /metrics\n"))
 }

@@ -1,0 +1,274 @@
+package server
+
+// DEVELOPMENT ONLY. The demo helpers mint a token for any user name and send
+// notifications and signed webhooks without credentials. They exist only
+// when cfg.Demo is set (zero-config mode, --demo, HERALD_DEMO=true); every
+// /demo/ path is a 404 otherwise. Never enable demo mode on a server
+// reachable by people you do not trust.
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gorilla/mux"
+
+	"github.com/heraldhq/herald/pkg/token"
+)
+
+const (
+	demoTokenTTL = time.Hour
+	maxDemoBody  = 16 << 10
+	demoSender   = "bob"
+)
+
+// demoRoutes registers the development helpers of the demo page.
+func (s *Server) demoRoutes(r *mux.Router) {
+	r.HandleFunc("/demo/token", s.handleDemoToken).Methods(http.MethodPost)
+	r.HandleFunc("/demo/send", s.handleDemoSend).Methods(http.MethodPost)
+	r.HandleFunc("/demo/webhook/{provider}", s.handleDemoWebhook).Methods(http.MethodPost)
+}
+
+// handleDemoToken is POST /demo/token {"user":"alice"} → {"token":"…"}: an
+// HS256 user token for a fresh session, valid for an hour.
+func (s *Server) handleDemoToken(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		User string `json:"user"`
+	}
+	if err := decodeJSON(w, r, maxDemoBody, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	if err := validUserID(req.User); err != nil {
+		writeError(w, errf(http.StatusBadRequest, "invalid_field", "user: "+err.Error()))
+		return
+	}
+	if s.cfg.JWTSecret == "" {
+		writeError(w, errf(http.StatusConflict, "no_jwt_secret", "demo tokens need HERALD_JWT_SECRET (this server verifies tokens through JWKS)"))
+		return
+	}
+	exp := time.Now().Add(demoTokenTTL)
+	raw, err := token.Mint([]byte(s.cfg.JWTSecret), token.Claims{Subject: req.User, SessionID: token.NewSessionID(), ExpiresAt: exp})
+	if err != nil {
+		s.log.Warn("demo token mint failed", "err", err)
+		writeError(w, errf(http.StatusInternalServerError, "internal", "could not mint a token"))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"token": raw, "user": req.User, "expires_at": exp.UTC().Format(time.RFC3339)})
+}
+
+// handleDemoSend is POST /demo/send {"to":[…],"title","body","tag","url","from"}:
+// the same publish path as POST /v1/notifications, without the API key.
+// from (default "bob") becomes data.senderId, so the page can show that a
+// user's own messages raise no popup.
+func (s *Server) handleDemoSend(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		To    []string `json:"to"`
+		From  string   `json:"from"`
+		Title string   `json:"title"`
+		Body  string   `json:"body"`
+		Tag   string   `json:"tag"`
+		URL   string   `json:"url"`
+	}
+	if err := decodeJSON(w, r, maxDemoBody, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	if req.From == "" {
+		req.From = demoSender
+	}
+	if err := validUserID(req.From); err != nil {
+		writeError(w, errf(http.StatusBadRequest, "invalid_field", "from: "+err.Error()))
+		return
+	}
+	data, _ := json.Marshal(map[string]string{"provider": "demo", "senderId": req.From})
+	send := sendRequest{To: req.To, Type: "demo", Title: req.Title, Body: req.Body, Tag: req.Tag, URL: req.URL, Data: data}
+	if err := send.validate(); err != nil {
+		writeError(w, err)
+		return
+	}
+	resp, err := s.publish(r.Context(), &send)
+	if err != nil {
+		s.log.Warn("demo publish failed", "err", err)
+		writeError(w, errUnavailable)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, resp)
+}
+
+// handleDemoWebhook is POST /demo/webhook/{talkjs|cometchat} {"to":"alice"}:
+// it builds a realistic sample webhook from "bob" to the user, signs it
+// with the configured provider credentials, posts it to this server's own
+// /webhooks/{provider} in process, and answers with the status and body
+// that endpoint gave.
+func (s *Server) handleDemoWebhook(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		To   string `json:"to"`
+		Text string `json:"text"`
+	}
+	if err := decodeJSON(w, r, maxDemoBody, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	if err := validUserID(req.To); err != nil {
+		writeError(w, errf(http.StatusBadRequest, "invalid_field", "to: "+err.Error()))
+		return
+	}
+	if req.Text == "" {
+		req.Text = "Hi " + req.To + ", this is a sample message from the Herald demo."
+	}
+	provider := mux.Vars(r)["provider"]
+	now := time.Now()
+	var (
+		body   []byte
+		header = http.Header{"Content-Type": {"application/json"}}
+	)
+	switch provider {
+	case "talkjs":
+		if s.cfg.TalkJSSecret == "" {
+			writeError(w, errf(http.StatusConflict, "not_configured", "set HERALD_TALKJS_SECRET to sign TalkJS webhooks"))
+			return
+		}
+		body = demoTalkJSPayload(req.To, req.Text, now)
+		ts := strconv.FormatInt(now.UnixMilli(), 10)
+		header.Set("X-TalkJS-Timestamp", ts)
+		header.Set("X-TalkJS-Signature", talkJSSignature(s.cfg.TalkJSSecret, ts, body))
+	case "cometchat":
+		if s.cfg.CometChatUser == "" {
+			writeError(w, errf(http.StatusConflict, "not_configured", "set HERALD_COMETCHAT_USER and HERALD_COMETCHAT_PASSWORD for CometChat webhooks"))
+			return
+		}
+		body = demoCometChatPayload(req.To, req.Text, now)
+		header.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(s.cfg.CometChatUser+":"+s.cfg.CometChatPassword)))
+	default:
+		writeError(w, errNotFound)
+		return
+	}
+
+	// In process, through the full handler: the same verification, queue
+	// and delivery path as a request from the provider.
+	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	defer cancel()
+	in := httptest.NewRequestWithContext(ctx, http.MethodPost, "/webhooks/"+provider, bytes.NewReader(body))
+	in.Header = header
+	rec := httptest.NewRecorder()
+	s.handler.ServeHTTP(rec, in)
+
+	var relayed any = strings.TrimSpace(rec.Body.String())
+	if b := rec.Body.Bytes(); json.Valid(b) {
+		relayed = json.RawMessage(b)
+	}
+	writeJSON(w, rec.Code, map[string]any{
+		"webhook":  "/webhooks/" + provider,
+		"status":   rec.Code,
+		"response": relayed,
+	})
+}
+
+// talkJSSignature is TalkJS's scheme: upper-case hex HMAC-SHA256 of
+// "<timestamp ms>.<body>".
+func talkJSSignature(secret, ts string, body []byte) string {
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write([]byte(ts))
+	m.Write([]byte("."))
+	m.Write(body)
+	return strings.ToUpper(hex.EncodeToString(m.Sum(nil)))
+}
+
+func demoID(prefix string) string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return prefix + hex.EncodeToString(b[:])
+}
+
+// demoTalkJSPayload is a TalkJS message.sent event: bob writes to user in
+// conversation "demo".
+func demoTalkJSPayload(user, text string, now time.Time) []byte {
+	ms := now.UnixMilli()
+	participant := map[string]any{"access": "ReadWrite", "notify": true}
+	b, _ := json.Marshal(map[string]any{
+		"id":        demoID("evt_"),
+		"type":      "message.sent",
+		"createdAt": ms,
+		"data": map[string]any{
+			"conversation": map[string]any{
+				"id":              "demo",
+				"subject":         "Herald demo",
+				"topicId":         nil,
+				"photoUrl":        nil,
+				"welcomeMessages": nil,
+				"custom":          map[string]string{},
+				"participants":    map[string]any{demoSender: participant, user: participant},
+				"createdAt":       ms - 3_600_000,
+			},
+			"message": map[string]any{
+				"id":             demoID("msg_"),
+				"conversationId": "demo",
+				"type":           "UserMessage",
+				"senderId":       demoSender,
+				"text":           text,
+				"readBy":         []string{},
+				"origin":         "rest",
+				"location":       nil,
+				"attachment":     nil,
+				"custom":         map[string]string{},
+				"createdAt":      ms,
+				"editedAt":       nil,
+			},
+			"sender": map[string]any{
+				"id":               demoSender,
+				"name":             "Bob",
+				"email":            nil,
+				"photoUrl":         nil,
+				"role":             "default",
+				"locale":           nil,
+				"custom":           map[string]string{},
+				"availabilityText": nil,
+				"welcomeMessage":   nil,
+				"createdAt":        ms - 86_400_000,
+			},
+		},
+	})
+	return b
+}
+
+// demoCometChatPayload is a CometChat custom-provider push payload for a
+// one-to-one message from bob to user.
+func demoCometChatPayload(user, text string, now time.Time) []byte {
+	ms := strconv.FormatInt(now.UnixMilli(), 10)
+	b, _ := json.Marshal(map[string]any{
+		"trigger": "push-notification-payload-generated",
+		"data": map[string]any{
+			"to": map[string]string{"uid": user},
+			"notificationDetails": map[string]any{
+				"title":          "Bob",
+				"body":           text,
+				"sender":         demoSender,
+				"senderName":     "Bob",
+				"senderAvatar":   "",
+				"receiver":       user,
+				"receiverName":   user,
+				"receiverAvatar": "",
+				"receiverType":   "user",
+				"tag":            demoID(""),
+				"conversationId": demoSender + "_user_" + user,
+				"type":           "chat",
+				"sentAt":         ms,
+			},
+		},
+		"appId":   "herald-demo",
+		"region":  "us",
+		"webhook": "custom",
+	})
+	return b
+}

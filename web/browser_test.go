@@ -1,0 +1,504 @@
+package web_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/serviceworker"
+	"github.com/chromedp/chromedp"
+
+	"github.com/heraldhq/herald/server"
+	"github.com/heraldhq/herald/server/config"
+)
+
+const connected = `window.herald && herald.state === 'open'`
+
+// countNotifications is a page expression: how many notification events
+// the page has seen.
+const countNotifications = `(window.events || []).filter((e) => e.type === 'notification').length`
+
+func TestAPINotificationRaisesPopup(t *testing.T) {
+	n := startNode(t, testConfig(t, nil))
+	a := startApp(t, n)
+	ctx := newBrowser(t)
+	setNotificationPermission(t, ctx, a.URL, browser.PermissionSettingGranted)
+	tb := openTab(t, ctx, "alice", a.URL+"/app.html?user=alice", true)
+	tb.waitFor("the connection", connected)
+
+	ids := send(t, n.srv.Handler(), map[string]any{
+		"to": []string{"alice"}, "title": "Bob", "body": "Hello!", "tag": "c1", "url": "/chat/c1",
+	})
+	tb.waitFor("a popup", `window.popups.length >= 1`)
+	got := tb.popups()
+	want := popup{Title: "Bob", Body: "Hello!", Tag: "c1", ID: ids[0]}
+	if len(got) != 1 || got[0] != want {
+		tb.fatalf("popups = %+v, want [%+v]", got, want)
+	}
+	if ev := notificationIDs(tb.events()); !slices.Equal(ev, ids) {
+		tb.fatalf("notification events %v, want %v", ev, ids)
+	}
+	var transport string
+	tb.eval(`herald.transport`, &transport)
+	if transport != "ws" {
+		tb.fatalf("transport = %q, want ws", transport)
+	}
+}
+
+func TestSSEFallbackWhenWebSocketIsBlocked(t *testing.T) {
+	n := startNode(t, testConfig(t, nil))
+	a := startApp(t, n)
+	a.blockWS.Store(true)
+	ctx := newBrowser(t)
+	setNotificationPermission(t, ctx, a.URL, browser.PermissionSettingGranted)
+	tb := openTab(t, ctx, "alice", a.URL+"/app.html?user=alice", true)
+	tb.waitFor("the SSE connection", connected+` && herald.transport === 'sse'`)
+	if a.requests("GET /v1/ws") == 0 {
+		tb.fatalf("the client never tried WebSocket")
+	}
+
+	ids := send(t, n.srv.Handler(), map[string]any{"to": []string{"alice"}, "title": "Over SSE", "body": "fallback", "tag": "sse"})
+	tb.waitFor("a popup", `window.popups.length >= 1`)
+	if got := tb.popups(); len(got) != 1 || got[0].ID != ids[0] || got[0].Title != "Over SSE" {
+		tb.fatalf("popups = %+v, want one for %s", got, ids[0])
+	}
+	// SSE clients ack over HTTP.
+	deadline := time.Now().Add(waitLong)
+	for a.requests("POST /v1/ack") == 0 {
+		if time.Now().After(deadline) {
+			tb.fatalf("no POST /v1/ack after the notification")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func TestRestartResumesWithoutLossOrDuplicates(t *testing.T) {
+	n := startNode(t, testConfig(t, nil))
+	a := startApp(t, n)
+	ctx := newBrowser(t)
+	setNotificationPermission(t, ctx, a.URL, browser.PermissionSettingGranted)
+	tb := openTab(t, ctx, "alice", a.URL+"/app.html?user=alice", true)
+	tb.waitFor("the connection", connected)
+
+	sendN := func(srv *server.Server, i int) string {
+		return send(t, srv.Handler(), map[string]any{"to": []string{"alice"}, "title": fmt.Sprintf("n%d", i), "body": "b"})[0]
+	}
+	want := []string{sendN(n.srv, 1)}
+	tb.waitFor("the first notification", countNotifications+` === 1`)
+
+	// Restart on the same port and data directory; two notifications are
+	// published while nothing listens.
+	n.restart(func(srv *server.Server) {
+		want = append(want, sendN(srv, 2), sendN(srv, 3))
+	})
+	tb.waitFor("the missed notifications", countNotifications+` >= 3`)
+	tb.waitFor("the reconnection", connected)
+	want = append(want, sendN(n.srv, 4))
+	tb.waitFor("the live notification", countNotifications+` >= 4`)
+
+	if got := notificationIDs(tb.events()); !slices.Equal(got, want) {
+		tb.fatalf("notification events %v, want %v (each once, in order)", got, want)
+	}
+	tb.waitFor("the popups", `window.popups.length >= 4`)
+	var shown []string
+	for _, p := range tb.popups() {
+		shown = append(shown, p.ID)
+	}
+	if !slices.Equal(shown, want) {
+		tb.fatalf("popups for %v, want %v", shown, want)
+	}
+
+	// A reload resumes from the cursor kept in localStorage: it gets what
+	// was sent while the page was away, and nothing it had already seen.
+	tb.navigate("about:blank")
+	away := sendN(n.srv, 5)
+	tb.navigate(a.URL + "/app.html?user=alice")
+	tb.waitFor("the notification sent while away", countNotifications+` >= 1`)
+	tb.waitFor("the connection", connected)
+	last := sendN(n.srv, 6)
+	tb.waitFor("the live notification", countNotifications+` >= 2`)
+	if got := notificationIDs(tb.events()); !slices.Equal(got, []string{away, last}) {
+		tb.fatalf("after reload: notification events %v, want %v", got, []string{away, last})
+	}
+}
+
+func TestRefusedTokenIsReplaced(t *testing.T) {
+	n := startNode(t, testConfig(t, nil))
+	a := startApp(t, n)
+	ctx := newBrowser(t)
+	tb := openTab(t, ctx, "alice", a.URL+"/app.html?user=alice&badtoken=1", true)
+	tb.waitFor("the connection with a fresh token", connected)
+	var calls int
+	tb.eval(`tokenCalls`, &calls)
+	if calls < 2 {
+		tb.fatalf("getToken called %d times, want again after the refusal", calls)
+	}
+	var transport string
+	tb.eval(`herald.transport`, &transport)
+	if transport != "ws" {
+		tb.fatalf("transport = %q: a refused token must not count as WebSocket being blocked", transport)
+	}
+}
+
+func TestStaleCursorEmitsReset(t *testing.T) {
+	n := startNode(t, testConfig(t, nil))
+	a := startApp(t, n)
+	ctx := newBrowser(t)
+	send(t, n.srv.Handler(), map[string]any{"to": []string{"alice"}, "title": "before", "body": "b"})
+	tb := openTab(t, ctx, "alice", a.URL+"/app.html?user=alice", true)
+	tb.waitFor("the connection", connected)
+	// A cursor from a history that no longer exists, as after data loss.
+	key := "herald:cursor:" + a.URL + ":alice"
+	tb.eval(`localStorage.setItem(`+jsString(key)+`, 'gonegonego-7'), true`, nil)
+	tb.navigate(a.URL + "/app.html?user=alice")
+	tb.waitFor("the reset event", `window.events.some((e) => e.type === 'reset')`)
+	tb.waitFor("the connection", connected)
+	var stored string
+	tb.eval(`localStorage.getItem(`+jsString(key)+`)`, &stored)
+	if stored == "gonegonego-7" || stored == "" {
+		tb.fatalf("stored cursor %q after reset, want the history's head", stored)
+	}
+	id := send(t, n.srv.Handler(), map[string]any{"to": []string{"alice"}, "title": "after", "body": "b"})[0]
+	tb.waitFor("live delivery after the reset", `window.events.some((e) => e.id === `+jsString(id)+`)`)
+}
+
+func TestOwnMessageRaisesNoPopup(t *testing.T) {
+	n := startNode(t, testConfig(t, nil))
+	a := startApp(t, n)
+	ctx := newBrowser(t)
+	setNotificationPermission(t, ctx, a.URL, browser.PermissionSettingGranted)
+	tb := openTab(t, ctx, "alice", a.URL+"/app.html?user=alice", true)
+	tb.waitFor("the connection", connected)
+
+	own := send(t, n.srv.Handler(), map[string]any{"to": []string{"alice"}, "title": "Alice", "body": "my own message", "data": map[string]string{"senderId": "alice"}})
+	other := send(t, n.srv.Handler(), map[string]any{"to": []string{"alice"}, "title": "Bob", "body": "Bob's message", "data": map[string]string{"senderId": "bob"}})
+	tb.waitFor("both notifications", countNotifications+` === 2`)
+	tb.waitFor("Bob's popup", `window.popups.some((p) => p.id === `+jsString(other[0])+`)`)
+	if got := tb.popups(); len(got) != 1 {
+		tb.fatalf("popups = %+v, want only Bob's (own message %s must raise none)", got, own[0])
+	}
+}
+
+func TestDeniedPermissionShowsToast(t *testing.T) {
+	n := startNode(t, testConfig(t, nil))
+	a := startApp(t, n)
+	ctx := newBrowser(t)
+	setNotificationPermission(t, ctx, a.URL, browser.PermissionSettingDenied)
+	tb := openTab(t, ctx, "alice", a.URL+"/app.html?user=alice", true)
+	tb.waitFor("the connection", connected)
+
+	ids := send(t, n.srv.Handler(), map[string]any{"to": []string{"alice"}, "title": "Toast title", "body": "in the page", "tag": "t1"})
+	tb.waitFor("the toast element", `document.querySelector('#herald-toasts .herald-toast')?.textContent.includes('Toast title')`)
+	var perm string
+	tb.eval(`Notification.permission`, &perm)
+	if perm != "denied" {
+		tb.fatalf("Notification.permission = %q, want denied", perm)
+	}
+	if !slices.Contains(tb.events(), pageEvent{Type: "toast", ID: ids[0]}) {
+		tb.fatalf("no toast event for %s", ids[0])
+	}
+	if got := tb.popups(); len(got) != 0 {
+		tb.fatalf("popups = %+v with permission denied", got)
+	}
+}
+
+func TestTwoTabsShowOnePopup(t *testing.T) {
+	n := startNode(t, testConfig(t, nil))
+	a := startApp(t, n)
+	ctx := newBrowser(t)
+	setNotificationPermission(t, ctx, a.URL, browser.PermissionSettingGranted)
+	tabs := []*tab{
+		openTab(t, ctx, "tab 1", a.URL+"/app.html?user=alice", true),
+		openTab(t, ctx, "tab 2", a.URL+"/app.html?user=alice", false),
+	}
+	for _, tb := range tabs {
+		tb.waitFor("the connection", connected)
+	}
+	var ids []string
+	for i := range 3 {
+		ids = append(ids, send(t, n.srv.Handler(), map[string]any{
+			"to": []string{"alice"}, "title": fmt.Sprintf("m%d", i), "body": "both tabs", "tag": fmt.Sprintf("tag%d", i),
+		})[0])
+	}
+	for _, tb := range tabs {
+		tb.waitFor("all notification events", countNotifications+` === 3`)
+		if got := notificationIDs(tb.events()); !slices.Equal(got, ids) {
+			tb.fatalf("notification events %v, want %v", got, ids)
+		}
+	}
+
+	shown := func() []string {
+		var all []string
+		for _, tb := range tabs {
+			for _, p := range tb.popups() {
+				all = append(all, p.ID)
+			}
+		}
+		slices.Sort(all)
+		return all
+	}
+	deadline := time.Now().Add(waitLong)
+	for len(shown()) < len(ids) && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	// Give a losing tab time to (wrongly) show its own copy.
+	time.Sleep(time.Second)
+	want := slices.Clone(ids)
+	slices.Sort(want)
+	if got := shown(); !slices.Equal(got, want) {
+		tabs[0].fatalf("popups across tabs for %v, want exactly one each for %v", got, want)
+	}
+	// The claims are in IndexedDB, where the service worker looks too.
+	var claimed []string
+	tabs[0].eval(`new Promise((resolve, reject) => {
+		const r = indexedDB.open('herald');
+		r.onerror = () => reject(r.error);
+		r.onsuccess = () => {
+			const q = r.result.transaction('shown').objectStore('shown').getAllKeys();
+			q.onsuccess = () => resolve(q.result);
+		};
+	})`, &claimed)
+	for _, id := range ids {
+		if !slices.Contains(claimed, id) {
+			tabs[0].fatalf("IndexedDB shown records %v lack %s", claimed, id)
+		}
+	}
+}
+
+func TestServiceWorkerPush(t *testing.T) {
+	n := startNode(t, testConfig(t, nil))
+	a := startApp(t, n)
+	ctx := newBrowser(t)
+	setNotificationPermission(t, ctx, a.URL, browser.PermissionSettingGranted)
+	tb := openTab(t, ctx, "alice", a.URL+"/app.html?user=alice&sw=1", true)
+	tb.waitFor("the service worker", `navigator.serviceWorker.controller`)
+	tb.waitFor("the connection", connected)
+
+	regs := chromedp.Events(tb.ctx, serviceworker.WorkerRegistrationUpdated)
+	if _, err := chromedp.Call(tb.ctx, serviceworker.Enable, cdp.Empty{}); err != nil {
+		t.Fatalf("ServiceWorker.enable: %v", err)
+	}
+	var regID serviceworker.RegistrationID
+	for ev, err := range regs {
+		if err != nil {
+			t.Fatalf("service worker registration: %v", err)
+		}
+		for _, r := range ev.Registrations {
+			if !r.IsDeleted && r.ScopeURL == a.URL+"/" {
+				regID = r.RegistrationID
+			}
+		}
+		if regID != "" {
+			break
+		}
+	}
+	push := func(v any) {
+		t.Helper()
+		b, _ := json.Marshal(v)
+		_, err := chromedp.Call(tb.ctx, serviceworker.DeliverPushMessage, serviceworker.DeliverPushMessageParams{
+			Origin: a.URL, RegistrationID: regID, Data: string(b),
+		})
+		if err != nil {
+			t.Fatalf("deliver push: %v", err)
+		}
+	}
+	notification := func(id, title, tag, url string) map[string]any {
+		return map[string]any{"type": "notification", "notification": map[string]any{
+			"id": id, "title": title, "body": "body of " + title, "tag": tag, "url": url,
+		}}
+	}
+	const shownBySW = `navigator.serviceWorker.ready.then((r) => r.getNotifications()).then((ns) => ns.map((n) => ({ title: n.title, body: n.body, tag: n.tag, id: n.data && n.data.id })))`
+	has := func(id string) string {
+		return shownBySW + `.then((ns) => ns.some((n) => n.id === ` + jsString(id) + `))`
+	}
+
+	// A push shows a notification with the payload's fields.
+	push(notification("push-1", "Pushed", "push-tag", "/app.html?from=push"))
+	tb.waitFor("the pushed notification", has("push-1"))
+	var list []popup
+	tb.eval(shownBySW, &list)
+	if !slices.Contains(list, popup{Title: "Pushed", Body: "body of Pushed", Tag: "push-tag", ID: "push-1"}) {
+		tb.fatalf("service worker notifications %+v lack push-1 as sent", list)
+	}
+
+	// The same id twice shows once; so does an id a tab already showed.
+	push(notification("push-2", "Twice", "", "/inbox?from=push"))
+	push(notification("push-2", "Twice", "", "/inbox?from=push"))
+	live := send(t, n.srv.Handler(), map[string]any{"to": []string{"alice"}, "title": "Live first", "body": "b"})[0]
+	tb.waitFor("the tab's popup", `window.popups.some((p) => p.id === `+jsString(live)+`)`)
+	push(notification(live, "Live first", "", ""))
+	push(notification("push-3", "Marker", "", ""))
+	tb.waitFor("the marker", has("push-3"))
+	tb.eval(shownBySW, &list)
+	count := map[string]int{}
+	for _, p := range list {
+		count[p.ID]++
+	}
+	if count["push-2"] != 1 || count[live] != 0 {
+		tb.fatalf("service worker notifications %+v: want push-2 once and none for %s, which the tab showed", list, live)
+	}
+
+	// A retraction closes the notification with that tag.
+	push(map[string]any{"type": "retract", "id": "push-1", "tag": "push-tag"})
+	tb.waitFor("the retraction", `(`+has("push-1")+`).then((x) => !x)`)
+
+	// A click focuses the open tab and hands it the URL. DevTools cannot
+	// click a system notification, so the worker's click handler is called
+	// with a real notification from its own registration.
+	swEval(t, tb, `self.registration.getNotifications().then((ns) => onNotificationClick(ns.find((n) => n.data.id === 'push-2')))`)
+	tb.waitFor("the click event", `window.events.some((e) => e.type === 'click' && e.url === `+jsString(a.URL+"/inbox?from=push")+`)`)
+}
+
+// fakePushManager replaces the browser's push service, which a headless
+// browser cannot reach: subscribe returns a fixed subscription and records
+// its options.
+const fakePushManager = `(() => {
+  let current = null;
+  PushManager.prototype.getSubscription = async function () { return current; };
+  PushManager.prototype.subscribe = async function (opts) {
+    window.subscribeOptions = { userVisibleOnly: opts.userVisibleOnly, key: Array.from(new Uint8Array(opts.applicationServerKey)) };
+    current = {
+      endpoint: 'https://push.example/sub-1',
+      options: opts,
+      toJSON() { return { endpoint: this.endpoint, expirationTime: null, keys: { p256dh: 'P256DH', auth: 'AUTH' } }; },
+      unsubscribe: async () => { current = null; return true; },
+    };
+    return current;
+  };
+  return true;
+})()`
+
+// TestSubscribePushRegistersDevice checks the client's half of Web Push
+// against the SPEC's endpoints, stubbed in the test's proxy: the
+// subscription options, the device registration, the re-registration by
+// the service worker when the subscription changes, and the removal.
+func TestSubscribePushRegistersDevice(t *testing.T) {
+	n := startNode(t, testConfig(t, nil))
+	a := startApp(t, n)
+	a.pushStub.Store(true)
+	ctx := newBrowser(t)
+	setNotificationPermission(t, ctx, a.URL, browser.PermissionSettingGranted)
+	tb := openTab(t, ctx, "alice", a.URL+"/app.html?user=alice", true)
+	tb.waitFor("the connection", connected)
+	tb.eval(fakePushManager, nil)
+
+	var id string
+	tb.eval(`herald.subscribePush({ serviceWorker: '/herald-sw.js' }).then((r) => r.id)`, &id)
+	if id != "dev_1" {
+		tb.fatalf("subscribePush id = %q, want dev_1", id)
+	}
+	var opts struct {
+		UserVisibleOnly bool  `json:"userVisibleOnly"`
+		Key             []int `json:"key"`
+	}
+	tb.eval(`window.subscribeOptions`, &opts)
+	key := make([]int, len(stubPushKey))
+	for i, b := range stubPushKey {
+		key[i] = int(b)
+	}
+	if !opts.UserVisibleOnly || !slices.Equal(opts.Key, key) {
+		tb.fatalf("subscribe options %+v: want userVisibleOnly and the server's VAPID key", opts)
+	}
+	calls := a.deviceCalls()
+	wantBody := `{"platform":"webpush","subscription":{"endpoint":"https://push.example/sub-1","keys":{"p256dh":"P256DH","auth":"AUTH"}}}`
+	if len(calls) != 1 || !strings.HasPrefix(calls[0], "POST /v1/devices Bearer ey") || !strings.HasSuffix(calls[0], " "+wantBody) {
+		tb.fatalf("device calls %q, want one POST with the user token and %s", calls, wantBody)
+	}
+
+	// The push service replaced the subscription: the worker registers the
+	// new one with the token it was handed, and removes the old device.
+	tb.waitFor("the service worker", `navigator.serviceWorker.controller`)
+	swEval(t, tb, `onSubscriptionChange(null, { toJSON: () => ({ endpoint: 'https://push.example/sub-2', keys: { p256dh: 'P2', auth: 'A2' } }) }).then(() => true)`)
+	deadline := time.Now().Add(waitLong)
+	for len(a.deviceCalls()) < 3 && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	calls = a.deviceCalls()
+	if len(calls) != 3 || !strings.Contains(calls[1], `"endpoint":"https://push.example/sub-2"`) || !strings.HasPrefix(calls[2], "DELETE /v1/devices/dev_1 Bearer ey") {
+		tb.fatalf("device calls after the subscription changed: %q", calls)
+	}
+
+	tb.eval(`herald.unsubscribePush().then(() => true)`, nil)
+	calls = a.deviceCalls()
+	if len(calls) != 4 || !strings.HasPrefix(calls[3], "DELETE /v1/devices/dev_2 Bearer ey") {
+		tb.fatalf("device calls after unsubscribePush: %q", calls)
+	}
+}
+
+// swEval evaluates expr in the service worker of the tab's origin.
+func swEval(t *testing.T, tb *tab, expr string) {
+	t.Helper()
+	targets, err := chromedp.Targets(tb.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, info := range targets {
+		if info.Type != "service_worker" || !strings.HasSuffix(info.URL, "/herald-sw.js") {
+			continue
+		}
+		swCtx, cancel := chromedp.NewContext(tb.ctx, chromedp.WithTargetID(info.TargetID))
+		defer cancel()
+		if _, err := chromedp.Run(swCtx, chromedp.Evaluate[chromedp.Void](expr, chromedp.EvalAwaitPromise)); err != nil {
+			tb.fatalf("in the service worker: %s: %v", expr, err)
+		}
+		return
+	}
+	tb.fatalf("no service worker target among %d targets", len(targets))
+}
+
+func TestDemoPage(t *testing.T) {
+	n := startNode(t, testConfig(t, func(c *config.Config) {
+		c.Demo = true
+		c.TalkJSSecret = "talkjs-demo-secret"
+		c.CometChatUser, c.CometChatPassword = "cometchat", "demo-password"
+	}))
+	send(t, n.srv.Handler(), map[string]any{"to": []string{"alice"}, "title": "Welcome", "body": "This was waiting in the inbox.", "data": map[string]string{"senderId": "herald"}})
+	ctx := newBrowser(t)
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(1000, 900)); err != nil {
+		t.Fatal(err)
+	}
+	tb := openTab(t, ctx, "demo", n.URL()+"/", true)
+	if err := chromedp.Do(tb.ctx, chromedp.Click(chromedp.CSS("#login-form button"))); err != nil {
+		tb.fatalf("sign in: %v", err)
+	}
+	tb.waitFor("the signed-in page", `document.body.dataset.ready === 'true'`)
+	tb.waitFor("the open connection", `document.getElementById('state').textContent.startsWith('open (WebSocket)')`)
+	tb.waitFor("the inbox", `document.querySelector('#inbox li')?.textContent.includes('Welcome')`)
+
+	if err := chromedp.Do(tb.ctx, chromedp.Click(chromedp.CSS("#send-form button"))); err != nil {
+		tb.fatalf("send: %v", err)
+	}
+	tb.waitFor("the sent notification in the inbox", `document.querySelectorAll('#inbox li').length === 2 && document.querySelector('#inbox li').textContent.includes('Hello from Herald!')`)
+	tb.waitFor("the send result", `document.getElementById('result').textContent === 'Sent to alice.'`)
+	if os.Getenv("HERALD_SCREENSHOT") == "1" {
+		png, err := chromedp.Run(tb.ctx, chromedp.CaptureScreenshot())
+		if err != nil {
+			t.Fatalf("screenshot: %v", err)
+		}
+		out := filepath.Join("..", "docs", "demo.png")
+		if err := os.WriteFile(out, png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("wrote %s", out)
+	}
+
+	if err := chromedp.Do(tb.ctx, chromedp.Click(chromedp.CSS(`[data-webhook="talkjs"]`))); err != nil {
+		tb.fatalf("webhook: %v", err)
+	}
+	tb.waitFor("the webhook result", `document.getElementById('result').textContent.startsWith('POST /webhooks/talkjs → ')`)
+	var result string
+	tb.eval(`document.getElementById('result').textContent`, &result)
+	t.Logf("demo webhook: %s", result)
+	if strings.Contains(result, `→ 200 {"status":"accepted"}`) {
+		// Accepted: the sample message from bob reaches alice's inbox.
+		tb.waitFor("the webhook's notification", `[...document.querySelectorAll('#inbox li')].some((li) => li.textContent.includes('sample message from the Herald demo'))`)
+	}
+
+}

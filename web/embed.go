@@ -1,0 +1,16 @@
+// Package web is Herald's browser side: the client library (herald.js and
+// its type declarations), the service worker (herald-sw.js) and the demo
+// page, embedded into the binary. The server serves them; nothing here runs
+// in Go.
+package web
+
+import (
+	"embed"
+	"io/fs"
+)
+
+//go:embed herald.js herald.d.ts herald-sw.js index.html demo.js
+var assets embed.FS
+
+// Assets returns the browser files, at the root of the returned FS.
+func Assets() fs.FS { return assets }

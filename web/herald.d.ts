@@ -1,0 +1,84 @@
+// Type declarations for herald.js, the Herald browser client.
+
+/** A notification as Herald delivers it. */
+export interface HeraldNotification {
+  id: string;
+  cursor?: string;
+  user?: string;
+  type?: string;
+  title?: string;
+  body?: string;
+  icon?: string;
+  url?: string;
+  tag?: string;
+  urgency?: 'high' | 'normal' | 'low';
+  /** Provider details; data.senderId names the sender of a chat message. */
+  data?: Record<string, unknown>;
+  created_at?: string;
+}
+
+export type HeraldState = 'connecting' | 'open' | 'reconnecting' | 'closed';
+export type HeraldTransport = 'ws' | 'sse';
+
+export interface HeraldOptions {
+  /** Base URL of the Herald server; default: this page's origin. */
+  url?: string;
+  /** A user token (JWT). Give this or getToken. */
+  token?: string;
+  /** Returns a user token; called at the first connect and whenever the server refuses the current token. */
+  getToken?: () => string | Promise<string>;
+  /** 'auto' (default): WebSocket, falling back to SSE for the session when WebSocket cannot connect. */
+  transport?: 'auto' | 'ws' | 'sse';
+  /** The current user; default: the token's sub claim. Messages whose data.senderId is this user raise no popup. */
+  user?: string;
+  /** Raise Notification API popups when permitted (default true). */
+  popups?: boolean;
+  /** In-page fallback when popups are not permitted: true (default) for the built-in toast, false for none, or a renderer. */
+  toast?: boolean | ((n: HeraldNotification) => void);
+  /** Cap of the first reconnect delay, ms (default 500); it doubles per failed attempt. */
+  minDelay?: number;
+  /** Largest reconnect delay, ms (default 30000). */
+  maxDelay?: number;
+  /** WebSocket attempts failing before open while HTTP works, before the SSE fallback (default 2). */
+  wsFailures?: number;
+}
+
+export interface HeraldEventMap {
+  /** Every new notification, once per tab. */
+  notification: HeraldNotification;
+  /** A notification was withdrawn; its popup and toast are closed. */
+  retract: { id?: string; tag?: string };
+  /** The stored cursor could not be resumed from: reload the inbox. */
+  reset: { cursor: string };
+  state: { state: HeraldState; transport: HeraldTransport; delay?: number };
+  /** Cancelable: call event.preventDefault() to render your own toast. */
+  toast: HeraldNotification;
+  /** Cancelable: call event.preventDefault() to route the URL yourself. */
+  click: { notification: Partial<HeraldNotification>; url?: string };
+  error: { error: unknown; status?: number };
+}
+
+export class Herald extends EventTarget {
+  constructor(options: HeraldOptions);
+  readonly state: HeraldState;
+  readonly transport: HeraldTransport;
+  readonly user: string | null;
+  readonly cursor: string | null;
+  readonly permission: NotificationPermission | 'unsupported';
+
+  /** Adds a listener that receives the event's detail; returns a function that removes it. */
+  on<K extends keyof HeraldEventMap>(type: K, fn: (detail: HeraldEventMap[K], event: CustomEvent<HeraldEventMap[K]>) => void): () => void;
+  off<K extends keyof HeraldEventMap>(type: K, fn: (detail: HeraldEventMap[K], event: CustomEvent<HeraldEventMap[K]>) => void): void;
+
+  connect(): void;
+  close(): void;
+  /** close(), unsubscribePush() and forget the stored cursor. */
+  logout(): Promise<void>;
+  /** Asks for popup permission; call from a user gesture. */
+  enableNotifications(): Promise<NotificationPermission | 'unsupported'>;
+  fetchInbox(query?: { since?: string; limit?: number }): Promise<{ notifications: HeraldNotification[]; cursor: string; reset?: boolean }>;
+  subscribePush(options?: { serviceWorker?: string; scope?: string }): Promise<{ id: string; subscription: PushSubscription }>;
+  unsubscribePush(): Promise<void>;
+}
+
+export default Herald;

@@ -1,0 +1,786 @@
+// Herald browser client: live notifications over WebSocket with a
+// Server-Sent Events fallback, resume by cursor, popups coordinated across
+// tabs, an in-page toast fallback, acks, and Web Push registration.
+// One ES module, no build step. Types: herald.d.ts.
+
+/**
+ * @typedef {object} HeraldNotification
+ * @property {string} id
+ * @property {string} [cursor]
+ * @property {string} [user]
+ * @property {string} [type]
+ * @property {string} [title]
+ * @property {string} [body]
+ * @property {string} [icon]
+ * @property {string} [url]
+ * @property {string} [tag]
+ * @property {string} [urgency]
+ * @property {Record<string, any>} [data]
+ * @property {string} [created_at]
+ */
+
+/**
+ * @typedef {object} HeraldOptions
+ * @property {string} [url] Base URL of the Herald server; default: this page's origin.
+ * @property {string} [token] A user token (JWT).
+ * @property {() => string | Promise<string>} [getToken] Called for a token at the first connect and whenever the server refuses the current one.
+ * @property {'auto' | 'ws' | 'sse'} [transport] 'auto' (default) tries WebSocket and falls back to SSE for the rest of the session.
+ * @property {string} [user] The current user; default: the token's sub claim.
+ * @property {boolean} [popups] Raise Notification API popups (default true).
+ * @property {boolean | ((n: HeraldNotification) => void)} [toast] In-page fallback when popups are not permitted: true (default) for the built-in toast, false for none, or a function that renders one.
+ * @property {number} [minDelay] First reconnect delay cap, ms (default 500).
+ * @property {number} [maxDelay] Largest reconnect delay, ms (default 30000).
+ * @property {number} [wsFailures] WebSocket attempts that fail before opening, while the server answers HTTP, before falling back to SSE (default 2).
+ */
+
+const SEEN_MAX = 1000; // ids remembered per tab to drop duplicates
+const SHOWN_MAX_AGE = 7 * 24 * 3600 * 1000; // how long popup claims are kept
+const ACK_DELAY = 100; // ms to batch SSE acks
+const STABLE_AFTER = 5000; // ms a connection must live before backoff resets
+
+/** Herald client. Events: notification, retract, reset, state, toast, click, error. */
+export class Herald extends EventTarget {
+  /** @type {Required<Pick<HeraldOptions,'transport'|'popups'|'minDelay'|'maxDelay'|'wsFailures'>> & HeraldOptions} */
+  #opts;
+  #base;
+  /** @type {string | null} */ #token = null;
+  /** @type {string | null} */ #user = null;
+  /** @type {string | null} */ #cursor = null;
+  #cursorLoaded = false;
+  #running = false;
+  /** @type {'ws' | 'sse'} */ #transport;
+  /** @type {WebSocket | EventSource | null} */ #conn = null;
+  #state = 'closed';
+  #attempt = 0;
+  #wsFailed = 0;
+  /** @type {ReturnType<typeof setTimeout> | undefined} */ #retryTimer;
+  /** @type {ReturnType<typeof setTimeout> | undefined} */ #stableTimer;
+  /** @type {Set<string>} */ #seen = new Set();
+  /** @type {Set<string>} */ #pendingAcks = new Set();
+  /** @type {ReturnType<typeof setTimeout> | undefined} */ #ackTimer;
+  /** @type {Map<string, Notification>} */ #popups = new Map();
+  /** The EventListener that on() made for each function and event type. */
+  #listeners = new WeakMap();
+  #onOnline = () => { if (this.#running && !this.#conn) this.#reopenNow(); };
+  #onSWMessage = (/** @type {MessageEvent} */ e) => {
+    const m = e.data;
+    if (m?.type === 'herald:click') this.#clicked(m.url, m.notification ?? { id: m.id, url: m.url });
+    if (m?.type === 'herald:resubscribe') this.#syncPush().catch(() => {});
+  };
+
+  /** @param {HeraldOptions} options */
+  constructor(options = {}) {
+    super();
+    if (!options.token && !options.getToken) throw new TypeError('Herald: token or getToken is required');
+    this.#opts = { transport: 'auto', popups: true, toast: true, minDelay: 500, maxDelay: 30000, wsFailures: 2, ...options };
+    this.#base = new URL(options.url ?? globalThis.location?.origin ?? '', globalThis.location?.href);
+    this.#transport = this.#opts.transport === 'sse' ? 'sse' : 'ws';
+    this.#user = options.user ?? null;
+    globalThis.navigator?.serviceWorker?.addEventListener('message', this.#onSWMessage);
+  }
+
+  /** Connection state: connecting, open, reconnecting or closed. */
+  get state() { return this.#state; }
+  /** The transport in use or being tried: 'ws' or 'sse'. */
+  get transport() { return this.#transport; }
+  /** The current user id, once known. */
+  get user() { return this.#user; }
+  /** The cursor of the last event received. */
+  get cursor() { return this.#cursor; }
+  /** Notification permission: granted, denied, default or unsupported. */
+  get permission() { return 'Notification' in globalThis ? Notification.permission : 'unsupported'; }
+
+  /**
+   * Listen to an event; the listener gets the event's detail. Returns a
+   * function that removes the listener.
+   * @param {string} type
+   * @param {(detail: any, event: CustomEvent) => void} fn
+   */
+  on(type, fn) {
+    let byType = this.#listeners.get(fn);
+    if (!byType) this.#listeners.set(fn, byType = new Map());
+    if (!byType.has(type)) {
+      const w = (/** @type {Event} */ e) => fn(/** @type {CustomEvent} */ (e).detail, /** @type {CustomEvent} */ (e));
+      byType.set(type, w);
+      this.addEventListener(type, w);
+    }
+    return () => this.off(type, fn);
+  }
+
+  /**
+   * Remove a listener added with on().
+   * @param {string} type
+   * @param {(detail: any, event: CustomEvent) => void} fn
+   */
+  off(type, fn) {
+    const w = this.#listeners.get(fn)?.get(type);
+    if (!w) return;
+    this.removeEventListener(type, w);
+    this.#listeners.get(fn)?.delete(type);
+  }
+
+  /** Open the live connection; it reconnects by itself until close(). */
+  connect() {
+    if (this.#running) return;
+    this.#running = true;
+    this.#attempt = 0;
+    globalThis.addEventListener?.('online', this.#onOnline);
+    this.#open();
+  }
+
+  /** Close the live connection and stop reconnecting. */
+  close() {
+    this.#running = false;
+    clearTimeout(this.#retryTimer);
+    clearTimeout(this.#stableTimer);
+    globalThis.removeEventListener?.('online', this.#onOnline);
+    this.#flushAcks();
+    const c = this.#conn;
+    this.#conn = null;
+    c?.close();
+    this.#setState('closed');
+  }
+
+  /**
+   * Close, unsubscribe from Web Push (removing the device), and forget this
+   * user's stored cursor. Call it when the user signs out.
+   */
+  async logout() {
+    try { await this.unsubscribePush(); } catch { /* best effort */ }
+    this.close();
+    try { localStorage.removeItem(this.#cursorKey()); } catch { /* storage unavailable */ }
+    this.#cursor = null;
+    this.#cursorLoaded = false;
+  }
+
+  /**
+   * Ask for permission to show popups. Call it from a user gesture (a click).
+   * @returns {Promise<NotificationPermission | 'unsupported'>}
+   */
+  async enableNotifications() {
+    if (!('Notification' in globalThis)) return 'unsupported';
+    if (Notification.permission !== 'default') return Notification.permission;
+    return Notification.requestPermission();
+  }
+
+  /**
+   * The user's recent notifications, oldest first.
+   * @param {{since?: string, limit?: number}} [q]
+   * @returns {Promise<{notifications: HeraldNotification[], cursor: string, reset?: boolean}>}
+   */
+  async fetchInbox({ since, limit } = {}) {
+    const p = new URLSearchParams();
+    if (since) p.set('since', since);
+    if (limit) p.set('limit', String(limit));
+    const q = p.toString();
+    return this.#api('GET', '/v1/notifications' + (q ? '?' + q : ''));
+  }
+
+  /**
+   * Register the service worker, subscribe to Web Push and register this
+   * browser as a device of the user.
+   * @param {{serviceWorker?: string, scope?: string}} [o]
+   * @returns {Promise<{id: string, subscription: PushSubscription}>}
+   */
+  async subscribePush({ serviceWorker = '/herald-sw.js', scope } = {}) {
+    if (!('serviceWorker' in navigator) || !('PushManager' in globalThis)) throw new Error('Herald: Web Push is not supported here');
+    const reg = await activated(await navigator.serviceWorker.register(serviceWorker, scope ? { scope } : undefined));
+    const token = await this.#ensureToken();
+    const { publicKey } = await this.#api('GET', '/v1/push/vapid-public-key');
+    const key = fromBase64url(publicKey);
+    let sub = await reg.pushManager.getSubscription();
+    if (sub && !sameBytes(sub.options.applicationServerKey, key)) {
+      await sub.unsubscribe();
+      sub = null;
+    }
+    sub ??= await reg.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: key });
+    const prev = await idb.get('config', 'push').catch(() => undefined);
+    const { id } = await this.#api('POST', '/v1/devices', { platform: 'webpush', subscription: subscriptionBody(sub) });
+    if (prev?.deviceId && prev.deviceId !== id) this.#api('DELETE', '/v1/devices/' + encodeURIComponent(prev.deviceId)).catch(() => {});
+    await idb.put('config', 'push', { url: this.#base.href, publicKey, scope: reg.scope, deviceId: id, token });
+    return { id, subscription: sub };
+  }
+
+  /** Unsubscribe from Web Push and remove this browser's device. */
+  async unsubscribePush() {
+    const cfg = await idb.get('config', 'push').catch(() => undefined);
+    const reg = await navigator.serviceWorker?.getRegistration(cfg?.scope);
+    const sub = await reg?.pushManager.getSubscription();
+    await sub?.unsubscribe();
+    if (cfg?.deviceId) {
+      try {
+        await this.#api('DELETE', '/v1/devices/' + encodeURIComponent(cfg.deviceId));
+      } catch (err) {
+        if (/** @type {any} */ (err).status !== 404) throw err;
+      }
+    }
+    await idb.del('config', 'push').catch(() => {});
+  }
+
+  // --- connection ---------------------------------------------------------
+
+  async #open() {
+    if (!this.#running) return;
+    this.#setState(this.#attempt > 0 ? 'reconnecting' : 'connecting');
+    let token;
+    try {
+      token = await this.#ensureToken();
+    } catch (err) {
+      this.#emit('error', { error: err });
+      return this.#retry();
+    }
+    if (!this.#running || this.#conn) return;
+    if (!this.#cursorLoaded && this.#user != null) {
+      this.#cursorLoaded = true;
+      try { this.#cursor ??= localStorage.getItem(this.#cursorKey()); } catch { /* storage unavailable */ }
+      this.#syncPush().catch(() => {});
+    }
+    if (this.#transport === 'ws') this.#openWS(token);
+    else this.#openSSE(token);
+  }
+
+  /** @param {string} token */
+  #openWS(token) {
+    const url = this.#endpoint('/v1/ws', token);
+    url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
+    const ws = new WebSocket(url);
+    let opened = false;
+    this.#conn = ws;
+    ws.onopen = () => { opened = true; this.#connected(); };
+    ws.onmessage = (e) => { try { this.#frame(JSON.parse(e.data)); } catch (err) { this.#emit('error', { error: err }); } };
+    ws.onclose = (e) => {
+      if (this.#conn !== ws) return;
+      this.#conn = null;
+      this.#dropped(opened, e.code);
+    };
+  }
+
+  /** @param {string} token */
+  #openSSE(token) {
+    const es = new EventSource(this.#endpoint('/v1/sse', token));
+    let opened = false;
+    this.#conn = es;
+    es.onopen = () => { opened = true; this.#connected(); };
+    /** @param {string} type */
+    const on = (type) => es.addEventListener(type, (e) => {
+      try {
+        const d = JSON.parse(/** @type {MessageEvent} */ (e).data);
+        this.#frame(type === 'notification' ? { type, notification: d } : { ...d, type });
+      } catch (err) { this.#emit('error', { error: err }); }
+    });
+    on('notification');
+    on('retract');
+    on('reset');
+    // EventSource would retry by itself, without a fresh token or backoff:
+    // close it and reconnect here instead.
+    es.onerror = () => {
+      es.close();
+      if (this.#conn !== es) return;
+      this.#conn = null;
+      this.#dropped(opened, 0);
+    };
+  }
+
+  /**
+   * @param {string} path
+   * @param {string} token
+   */
+  #endpoint(path, token) {
+    const url = new URL(path, this.#base);
+    if (this.#cursor) url.searchParams.set('since', this.#cursor);
+    url.searchParams.set('token', token);
+    return url;
+  }
+
+  #connected() {
+    if (this.#transport === 'ws') this.#wsFailed = 0;
+    clearTimeout(this.#stableTimer);
+    this.#stableTimer = setTimeout(() => { this.#attempt = 0; }, STABLE_AFTER);
+    this.#setState('open');
+  }
+
+  /**
+   * A connection ended or never opened. Learn why before retrying: a probe
+   * tells an expired token (401) from a server that is down, and a server
+   * that answers HTTP but not WebSocket from both.
+   * @param {boolean} opened
+   * @param {number} code WebSocket close code, 0 for SSE
+   */
+  async #dropped(opened, code) {
+    clearTimeout(this.#stableTimer);
+    if (!this.#running) return;
+    this.#flushAcks();
+    if (code === 4001) this.#token = null; // token expired
+    if (!opened) {
+      const status = await this.#probe();
+      if (!this.#running) return;
+      if (status === 401) {
+        this.#token = null;
+        this.#emit('error', { status, error: new Error('token refused') });
+      } else if (status >= 200 && status < 300 && this.#transport === 'ws' && this.#opts.transport === 'auto'
+        && ++this.#wsFailed >= this.#opts.wsFailures) {
+        this.#transport = 'sse'; // WebSocket looks blocked: SSE for the rest of the session
+        this.#attempt = 0;
+        return this.#retry(0);
+      }
+    }
+    this.#retry();
+  }
+
+  /** @returns {Promise<number>} the status of a cheap authenticated request, 0 if none came back */
+  async #probe() {
+    try {
+      const res = await fetch(new URL('/v1/notifications?limit=1', this.#base), {
+        headers: { Authorization: 'Bearer ' + this.#token }, cache: 'no-store',
+      });
+      return res.status;
+    } catch {
+      return 0;
+    }
+  }
+
+  /** Reconnect after a delay with exponential backoff and full jitter. @param {number} [delay] */
+  #retry(delay) {
+    if (!this.#running) return;
+    const cap = Math.min(this.#opts.maxDelay, this.#opts.minDelay * 2 ** this.#attempt);
+    this.#attempt = Math.min(this.#attempt + 1, 30);
+    const wait = delay ?? Math.random() * cap;
+    this.#setState('reconnecting', { delay: Math.round(wait) });
+    clearTimeout(this.#retryTimer);
+    this.#retryTimer = setTimeout(() => this.#open(), wait);
+  }
+
+  #reopenNow() {
+    clearTimeout(this.#retryTimer);
+    this.#open();
+  }
+
+  /** @param {string} state @param {object} [extra] */
+  #setState(state, extra) {
+    if (state === this.#state && !extra) return;
+    this.#state = state;
+    this.#emit('state', { state, transport: this.#transport, ...extra });
+  }
+
+  // --- tokens -------------------------------------------------------------
+
+  async #ensureToken() {
+    if (this.#token && !expiresWithin(this.#token, 10_000)) return this.#token;
+    const t = this.#opts.getToken ? await this.#opts.getToken() : this.#opts.token;
+    if (!t) throw new Error('Herald: no token');
+    this.#token = t;
+    this.#user ??= tokenSubject(t);
+    idb.update('config', 'push', (cfg) => cfg && { ...cfg, token: t }).catch(() => {});
+    return t;
+  }
+
+  /**
+   * A JSON request to the server with the user token; one retry with a
+   * fresh token after a 401.
+   * @param {string} method @param {string} path @param {any} [body]
+   */
+  async #api(method, path, body) {
+    for (let tries = 0; ; tries++) {
+      const token = await this.#ensureToken();
+      const res = await fetch(new URL(path, this.#base), {
+        method,
+        headers: { Authorization: 'Bearer ' + token, ...(body ? { 'Content-Type': 'application/json' } : {}) },
+        body: body ? JSON.stringify(body) : undefined,
+      });
+      if (res.status === 401 && tries === 0 && this.#opts.getToken) {
+        this.#token = null;
+        continue;
+      }
+      const data = res.status === 204 ? {} : await res.json().catch(() => ({}));
+      if (!res.ok) {
+        const err = Object.assign(new Error(data?.error?.message ?? `HTTP ${res.status}`), { status: res.status, code: data?.error?.code });
+        throw err;
+      }
+      return data;
+    }
+  }
+
+  // --- frames -------------------------------------------------------------
+
+  /** @param {any} msg */
+  #frame(msg) {
+    switch (msg.type) {
+      case 'notification': return this.#onNotification(msg.notification);
+      case 'retract': return this.#onRetract(msg);
+      case 'reset':
+        this.#saveCursor(msg.cursor ?? '', true);
+        return this.#emit('reset', { cursor: msg.cursor ?? '' });
+    }
+  }
+
+  /** @param {HeraldNotification} n */
+  #onNotification(n) {
+    if (!n?.id) return;
+    this.#saveCursor(n.cursor);
+    this.#ack(n.id); // ack repeats too: the first ack may have been lost
+    if (this.#seen.has(n.id)) return;
+    this.#seen.add(n.id);
+    if (this.#seen.size > SEEN_MAX) this.#seen.delete(this.#seen.values().next().value);
+    this.#emit('notification', n);
+    if (this.#opts.popups === false || this.#isOwn(n)) return;
+    if (this.permission === 'granted') this.#popup(n);
+    else this.#toast(n);
+  }
+
+  /** @param {{id?: string, tag?: string, cursor?: string}} r */
+  #onRetract({ id, tag, cursor }) {
+    this.#saveCursor(cursor);
+    for (const [key, p] of this.#popups) {
+      if (key === id || (tag && p.tag === tag)) {
+        p.close();
+        this.#popups.delete(key);
+      }
+    }
+    // The popup may belong to another tab or to the service worker.
+    navigator.serviceWorker?.getRegistration().then((reg) => reg?.getNotifications()).then((list) => {
+      for (const n of list ?? []) if ((tag && n.tag === tag) || (id && n.data?.id === id)) n.close();
+    }).catch(() => {});
+    removeToast(id, tag);
+    this.#emit('retract', { id, tag });
+  }
+
+  /** @param {HeraldNotification} n */
+  #isOwn(n) {
+    const sender = n.data?.senderId;
+    return sender != null && this.#user != null && String(sender) === this.#user;
+  }
+
+  /** @param {string | undefined} c @param {boolean} [force] */
+  #saveCursor(c, force = false) {
+    if (c == null || (!force && c === '')) return;
+    if (!force && this.#cursor && !cursorAfter(c, this.#cursor)) return;
+    this.#cursor = c || null;
+    try {
+      const key = this.#cursorKey();
+      const stored = localStorage.getItem(key);
+      // Tabs share the stored cursor; it only moves forward (or to a new history).
+      if (force || !stored || cursorAfter(c, stored)) {
+        if (c) localStorage.setItem(key, c);
+        else localStorage.removeItem(key);
+      }
+    } catch { /* storage unavailable: resume within this page only */ }
+  }
+
+  #cursorKey() { return `herald:cursor:${this.#base.origin}:${this.#user ?? ''}`; }
+
+  // --- acks ---------------------------------------------------------------
+
+  /** @param {string} id */
+  #ack(id) {
+    const c = this.#conn;
+    if (c instanceof WebSocket && c.readyState === WebSocket.OPEN) {
+      c.send(JSON.stringify({ type: 'ack', id }));
+      return;
+    }
+    this.#pendingAcks.add(id);
+    this.#ackTimer ??= setTimeout(() => this.#flushAcks(), ACK_DELAY);
+  }
+
+  #flushAcks() {
+    clearTimeout(this.#ackTimer);
+    this.#ackTimer = undefined;
+    if (!this.#pendingAcks.size || !this.#token) return;
+    const ids = [...this.#pendingAcks];
+    this.#pendingAcks.clear();
+    for (let i = 0; i < ids.length; i += 1000) {
+      fetch(new URL('/v1/ack', this.#base), {
+        method: 'POST',
+        headers: { Authorization: 'Bearer ' + this.#token, 'Content-Type': 'application/json' },
+        body: JSON.stringify({ ids: ids.slice(i, i + 1000) }),
+        keepalive: true,
+      }).catch(() => { /* best effort: without an ack the server pushes instead */ });
+    }
+  }
+
+  // --- popups and toasts --------------------------------------------------
+
+  /** @param {HeraldNotification} n */
+  async #popup(n) {
+    if (!(await claimPopup(n.id))) return; // another tab or the service worker showed it
+    const opts = { body: n.body ?? '', icon: n.icon || undefined, tag: n.tag || undefined, data: { id: n.id, url: n.url ?? '' } };
+    try {
+      const p = new Notification(n.title ?? '', opts);
+      p.onclick = (e) => {
+        e.preventDefault();
+        p.close();
+        this.#clicked(n.url, n);
+      };
+      p.onclose = () => { if (this.#popups.get(n.id) === p) this.#popups.delete(n.id); };
+      this.#popups.set(n.id, p);
+    } catch {
+      // Some browsers (Chrome on Android) only show popups through a service worker.
+      const reg = await navigator.serviceWorker?.getRegistration().catch(() => undefined);
+      if (reg) await reg.showNotification(n.title ?? '', opts).catch(() => this.#toast(n));
+      else this.#toast(n);
+    }
+  }
+
+  /** @param {HeraldNotification} n */
+  #toast(n) {
+    if (!this.#emit('toast', n, true) || this.#opts.toast === false) return;
+    if (typeof this.#opts.toast === 'function') return this.#opts.toast(n);
+    if (globalThis.document) showToast(n, () => this.#clicked(n.url, n));
+  }
+
+  /**
+   * A popup, toast or push notification was clicked: emit a cancelable
+   * click event; by default focus the window and open the URL.
+   * @param {string | undefined} url @param {Partial<HeraldNotification>} n
+   */
+  #clicked(url, n) {
+    if (!this.#emit('click', { notification: n, url }, true)) return;
+    globalThis.focus?.();
+    if (url) {
+      const target = new URL(url, location.href);
+      if (target.href !== location.href) location.assign(target.href);
+    }
+  }
+
+  /** @param {string} type @param {any} detail @param {boolean} [cancelable] */
+  #emit(type, detail, cancelable = false) {
+    return this.dispatchEvent(new CustomEvent(type, { detail, cancelable }));
+  }
+
+  // --- push subscription upkeep -------------------------------------------
+
+  /** Register a subscription the service worker renewed while no token was at hand. */
+  async #syncPush() {
+    const cfg = await idb.get('config', 'push');
+    if (!cfg?.pending) return;
+    const { id } = await this.#api('POST', '/v1/devices', { platform: 'webpush', subscription: cfg.pending });
+    if (cfg.deviceId && cfg.deviceId !== id) this.#api('DELETE', '/v1/devices/' + encodeURIComponent(cfg.deviceId)).catch(() => {});
+    await idb.update('config', 'push', (c) => c && { ...c, pending: undefined, deviceId: id });
+  }
+}
+
+// --- helpers --------------------------------------------------------------
+
+
+/**
+ * Whether cursor a comes after b. Cursors are "<epoch>-<seq>"; a different
+ * epoch is a new history, which always wins.
+ * @param {string} a @param {string} b
+ */
+function cursorAfter(a, b) {
+  const i = a.lastIndexOf('-'), j = b.lastIndexOf('-');
+  if (a.slice(0, i) !== b.slice(0, j)) return true;
+  return Number(a.slice(i + 1)) > Number(b.slice(j + 1));
+}
+
+/** @param {string} token */
+function tokenClaims(token) {
+  try {
+    const part = token.split('.')[1];
+    return JSON.parse(new TextDecoder().decode(fromBase64url(part)));
+  } catch {
+    return {};
+  }
+}
+
+/** @param {string} token */
+function tokenSubject(token) {
+  const sub = tokenClaims(token).sub;
+  return sub == null ? null : String(sub);
+}
+
+/** @param {string} token @param {number} ms */
+function expiresWithin(token, ms) {
+  const exp = tokenClaims(token).exp;
+  return typeof exp === 'number' && exp * 1000 < Date.now() + ms;
+}
+
+/** @param {string} s */
+function fromBase64url(s) {
+  const b64 = s.replace(/-/g, '+').replace(/_/g, '/').padEnd(Math.ceil(s.length / 4) * 4, '=');
+  return Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+}
+
+/** @param {ArrayBuffer | null} a @param {Uint8Array} b */
+function sameBytes(a, b) {
+  if (!a) return false;
+  const x = new Uint8Array(a);
+  return x.length === b.length && x.every((v, i) => v === b[i]);
+}
+
+/** @param {PushSubscription} sub */
+function subscriptionBody(sub) {
+  const { endpoint, keys } = sub.toJSON();
+  return { endpoint, keys: { p256dh: keys?.p256dh, auth: keys?.auth } };
+}
+
+/** @param {ServiceWorkerRegistration} reg */
+function activated(reg) {
+  if (reg.active) return Promise.resolve(reg);
+  const w = /** @type {ServiceWorker} */ (reg.installing ?? reg.waiting);
+  return new Promise((resolve, reject) => {
+    w.addEventListener('statechange', () => {
+      if (w.state === 'activated') resolve(reg);
+      if (w.state === 'redundant') reject(new Error('Herald: service worker failed to install'));
+    });
+  });
+}
+
+/**
+ * Claim the popup of notification id for this tab: true for exactly one
+ * tab (or the service worker) however many race. The Web Lock keeps tabs
+ * that get the notification at the same moment from all reaching the store;
+ * the IndexedDB insert is the record that decides, shared with the service
+ * worker and kept across reloads.
+ * @param {string} id
+ */
+async function claimPopup(id) {
+  const claim = async () => {
+    try {
+      return await idb.add('shown', id, Date.now());
+    } catch {
+      return claimInStorage(id); // no IndexedDB (private mode in some browsers)
+    }
+  };
+  if (!navigator.locks) return claim();
+  return navigator.locks.request('herald-popup-' + id, { ifAvailable: true }, (lock) => (lock ? claim() : false));
+}
+
+/** @param {string} id */
+function claimInStorage(id) {
+  try {
+    const key = 'herald:shown:' + id;
+    if (localStorage.getItem(key)) return false;
+    localStorage.setItem(key, String(Date.now()));
+  } catch { /* no storage at all: show it */ }
+  return true;
+}
+
+/** A small IndexedDB wrapper; the schema is shared with herald-sw.js. */
+const idb = (() => {
+  /** @type {Promise<IDBDatabase> | undefined} */
+  let db;
+  const open = () => db ??= new Promise((resolve, reject) => {
+    const req = indexedDB.open('herald', 1);
+    req.onupgradeneeded = () => {
+      req.result.createObjectStore('shown');
+      req.result.createObjectStore('config');
+    };
+    req.onsuccess = () => {
+      resolve(req.result);
+      prune(req.result);
+    };
+    req.onerror = () => { db = undefined; reject(req.error); };
+  });
+  /** @param {IDBDatabase} d */
+  const prune = (d) => {
+    const cutoff = Date.now() - SHOWN_MAX_AGE;
+    const tx = d.transaction('shown', 'readwrite');
+    tx.objectStore('shown').openCursor().onsuccess = (e) => {
+      const cur = /** @type {IDBRequest<IDBCursorWithValue | null>} */ (e.target).result;
+      if (!cur) return;
+      if (cur.value < cutoff) cur.delete();
+      cur.continue();
+    };
+  };
+  /**
+   * @template T
+   * @param {string} store @param {IDBTransactionMode} mode
+   * @param {(s: IDBObjectStore, done: (v: T) => void) => void} fn
+   * @returns {Promise<T>}
+   */
+  const run = async (store, mode, fn) => {
+    const tx = (await open()).transaction(store, mode);
+    return new Promise((resolve, reject) => {
+      /** @type {any} */ let result;
+      fn(tx.objectStore(store), (v) => { result = v; });
+      tx.oncomplete = () => resolve(result);
+      tx.onabort = () => reject(tx.error);
+    });
+  };
+  return {
+    /** @param {string} store @param {string} key */
+    get: (store, key) => run(store, 'readonly', (s, done) => { s.get(key).onsuccess = (e) => done(/** @type {IDBRequest} */ (e.target).result); }),
+    /** @param {string} store @param {string} key @param {any} value */
+    put: (store, key, value) => run(store, 'readwrite', (s) => { s.put(value, key); }),
+    /** @param {string} store @param {string} key */
+    del: (store, key) => run(store, 'readwrite', (s) => { s.delete(key); }),
+    /** Insert only if absent; resolves whether it was inserted. @param {string} store @param {string} key @param {any} value */
+    add: (store, key, value) => run(store, 'readwrite', (s, done) => {
+      done(false);
+      const req = s.add(value, key);
+      req.onsuccess = () => done(true);
+      req.onerror = (e) => { // ConstraintError: already there; keep the transaction
+        e.preventDefault();
+        e.stopPropagation();
+      };
+    }),
+    /** @param {string} store @param {string} key @param {(v: any) => any} fn */
+    update: (store, key, fn) => run(store, 'readwrite', (s) => {
+      s.get(key).onsuccess = (e) => {
+        const next = fn(/** @type {IDBRequest} */ (e.target).result);
+        if (next) s.put(next, key);
+      };
+    }),
+  };
+})();
+
+// --- the default toast ----------------------------------------------------
+
+const TOAST_MS = 8000;
+
+function toastBox() {
+  let box = document.getElementById('herald-toasts');
+  if (box) return box;
+  box = document.createElement('div');
+  box.id = 'herald-toasts';
+  box.setAttribute('role', 'region');
+  box.setAttribute('aria-label', 'Notifications');
+  box.setAttribute('aria-live', 'polite');
+  Object.assign(box.style, {
+    position: 'fixed', right: '1rem', bottom: '1rem', zIndex: '2147483647',
+    display: 'flex', flexDirection: 'column', gap: '.5rem', maxWidth: '22rem',
+  });
+  document.body.append(box);
+  return box;
+}
+
+/** @param {HeraldNotification} n @param {() => void} onOpen */
+function showToast(n, onOpen) {
+  removeToast(undefined, n.tag); // a newer one replaces its tag
+  const el = document.createElement('div');
+  el.className = 'herald-toast';
+  el.dataset.id = n.id;
+  if (n.tag) el.dataset.tag = n.tag;
+  Object.assign(el.style, {
+    background: '#1f2937', color: '#fff', padding: '.75rem 2.25rem .75rem 1rem', borderRadius: '.5rem',
+    boxShadow: '0 4px 12px rgba(0,0,0,.25)', font: '14px/1.4 system-ui, sans-serif', position: 'relative',
+    cursor: n.url ? 'pointer' : 'default',
+  });
+  const title = document.createElement('strong');
+  title.textContent = n.title ?? '';
+  const body = document.createElement('div');
+  body.textContent = n.body ?? '';
+  const close = document.createElement('button');
+  close.type = 'button';
+  close.textContent = '×';
+  close.setAttribute('aria-label', 'Dismiss');
+  Object.assign(close.style, {
+    position: 'absolute', top: '.25rem', right: '.25rem', background: 'none', border: '0',
+    color: 'inherit', font: '18px/1 system-ui, sans-serif', cursor: 'pointer', padding: '.25rem .5rem',
+  });
+  close.onclick = (e) => { e.stopPropagation(); el.remove(); };
+  el.append(title, body, close);
+  el.onclick = () => { el.remove(); onOpen(); };
+  toastBox().append(el);
+  setTimeout(() => el.remove(), TOAST_MS);
+}
+
+/** @param {string | undefined} id @param {string | undefined} tag */
+function removeToast(id, tag) {
+  for (const el of globalThis.document?.querySelectorAll('#herald-toasts .herald-toast') ?? []) {
+    const d = /** @type {HTMLElement} */ (el).dataset;
+    if ((id && d.id === id) || (tag && d.tag === tag)) el.remove();
+  }
+}
+
+export default Herald;

@@ -57,7 +57,7 @@ type Templates struct {
 // conversation; a collapsed burst says how many.
 var defaultTemplates = map[string]TemplateText{
 	"message": {
-		Title: `{{if gt .Count 1}}{{.Count}} new messages from {{or .SenderName .Sender}}{{else}}{{or .SenderName .Sender "New message"}}{{end}}`,
+		Title: `{{if gt .Count 1}}{{.Count}} new messages from {{or .SenderName .Sender}}{{else}}{{or .SenderName .ConversationName .Sender "New message"}}{{end}}`,
 		Body:  `{{.Text}}`,
 		URL:   `{{with .Conversation}}/chat/{{.}}{{end}}`,
 	},

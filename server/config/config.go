@@ -158,6 +158,10 @@ type Config struct {
 
 	// Demo serves the demo page's development helpers (HERALD_DEMO).
 	Demo bool
+	// PprofAddr, when set, serves net/http/pprof on its own listener, e.g.
+	// 127.0.0.1:6060 (HERALD_PPROF_ADDR). Off by default: profiles reveal
+	// internals and cost CPU.
+	PprofAddr string
 	// Metrics serves GET /metrics (HERALD_METRICS).
 	Metrics bool
 }

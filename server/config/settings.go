@@ -83,6 +83,7 @@ var settings = []setting{
 	{"stream_secret", secret, "Stream Chat webhook signing secret", func(c *Config) any { return &c.StreamSecret }},
 	{"sendbird_token", secret, "Sendbird webhook API token", func(c *Config) any { return &c.SendbirdToken }},
 	{"demo", public, "serve the demo page's development helpers", func(c *Config) any { return &c.Demo }},
+	{"pprof_addr", public, "serve net/http/pprof on this address (e.g. 127.0.0.1:6060; off when empty)", func(c *Config) any { return &c.PprofAddr }},
 	{"metrics", public, "serve Prometheus metrics at /metrics", func(c *Config) any { return &c.Metrics }},
 }
 

@@ -106,6 +106,10 @@ func Open(path string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("boltstore open %s: %w", path, err)
 	}
+	// Batch callers (queue, idempotency, pending pushes) share a commit
+	// with whoever arrives within this delay; bbolt's 10 ms default would
+	// be the latency of every lone call.
+	db.MaxBatchDelay = 2 * time.Millisecond
 	s := &Store{db: db, path: path, ret: opts.Retention.WithDefaults(), now: time.Now}
 	if err := db.Update(s.init); err != nil {
 		_ = db.Close()

@@ -29,7 +29,10 @@ func (s *Store) Reserve(ctx context.Context, key string, ttl time.Duration) (pri
 		return nil, false, fmt.Errorf("boltstore reserve: %w", err)
 	}
 	now := s.now()
-	err = s.db.Update(func(tx *bolt.Tx) error {
+	// Batch: concurrent reservations share a commit. The function may run
+	// again, so it starts from a clean answer.
+	err = s.db.Batch(func(tx *bolt.Tx) error {
+		prior, fresh = nil, false
 		b := tx.Bucket(bucketIdem)
 		if state, result, ok := liveRecord(b.Get([]byte(key)), now); ok {
 			if state == idemDone {
@@ -53,7 +56,7 @@ func (s *Store) Complete(ctx context.Context, key string, result []byte, ttl tim
 		return fmt.Errorf("boltstore complete: %w", err)
 	}
 	rec := idemRecord(s.now().Add(ttl), idemDone, result)
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.db.Batch(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketIdem).Put([]byte(key), rec)
 	})
 	if err != nil {
@@ -70,7 +73,7 @@ func (s *Store) Release(ctx context.Context, key string) error {
 	if err := checkKey(key); err != nil {
 		return fmt.Errorf("boltstore release: %w", err)
 	}
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.db.Batch(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketIdem).Delete([]byte(key))
 	})
 	if err != nil {

@@ -49,6 +49,10 @@ func runServe(ctx context.Context, args []string) error {
 		printFirstStart(cfg, ln.Addr())
 	}
 
+	if cfg.PprofAddr != "" {
+		startPprof(cfg.PprofAddr, log)
+	}
+
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {

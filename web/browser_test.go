@@ -1,8 +1,14 @@
 package web_test
 
 import (
+	"bytes"
+	"crypto/ecdh"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -357,77 +363,168 @@ func TestServiceWorkerPush(t *testing.T) {
 }
 
 // fakePushManager replaces the browser's push service, which a headless
-// browser cannot reach: subscribe returns a fixed subscription and records
-// its options.
-const fakePushManager = `(() => {
+// browser cannot reach: subscribe returns a subscription to endpoint with
+// keys (a pushKeys JSON object) and records its options.
+func fakePushManager(endpoint string, keys pushKeys) string {
+	k, _ := json.Marshal(keys)
+	return `(() => {
   let current = null;
   PushManager.prototype.getSubscription = async function () { return current; };
   PushManager.prototype.subscribe = async function (opts) {
     window.subscribeOptions = { userVisibleOnly: opts.userVisibleOnly, key: Array.from(new Uint8Array(opts.applicationServerKey)) };
     current = {
-      endpoint: 'https://push.example/sub-1',
+      endpoint: ` + jsString(endpoint) + `,
       options: opts,
-      toJSON() { return { endpoint: this.endpoint, expirationTime: null, keys: { p256dh: 'P256DH', auth: 'AUTH' } }; },
+      toJSON() { return { endpoint: this.endpoint, expirationTime: null, keys: ` + string(k) + ` }; },
       unsubscribe: async () => { current = null; return true; },
     };
     return current;
   };
   return true;
 })()`
+}
+
+// pushKeys are the keys of a Web Push subscription, base64url.
+type pushKeys struct {
+	P256dh string `json:"p256dh"`
+	Auth   string `json:"auth"`
+}
+
+// newPushKeys makes the keys a browser would: a P-256 public key as an
+// uncompressed point and a 16-byte auth secret.
+func newPushKeys(t *testing.T) pushKeys {
+	t.Helper()
+	priv, err := ecdh.P256().GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth := make([]byte, 16)
+	_, _ = rand.Read(auth)
+	return pushKeys{
+		P256dh: base64.RawURLEncoding.EncodeToString(priv.PublicKey().Bytes()),
+		Auth:   base64.RawURLEncoding.EncodeToString(auth),
+	}
+}
+
+// getJSON GETs path from the node, with token as bearer when it is set,
+// and decodes the 200 answer into out.
+func getJSON(t *testing.T, n *node, path, token string, out any) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, n.URL()+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(res.Body)
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d %s", path, res.StatusCode, body)
+	}
+	if err := json.Unmarshal(body, out); err != nil {
+		t.Fatalf("GET %s: decode %s: %v", path, body, err)
+	}
+}
+
+type deviceInfo struct {
+	ID       string `json:"id"`
+	Platform string `json:"platform"`
+	Host     string `json:"host"`
+}
+
+// listDevices is GET /v1/devices with token.
+func listDevices(t *testing.T, n *node, token string) []deviceInfo {
+	t.Helper()
+	var resp struct {
+		Devices []deviceInfo `json:"devices"`
+	}
+	getJSON(t, n, "/v1/devices", token, &resp)
+	return resp.Devices
+}
 
 // TestSubscribePushRegistersDevice checks the client's half of Web Push
-// against the SPEC's endpoints, stubbed in the test's proxy: the
-// subscription options, the device registration, the re-registration by
-// the service worker when the subscription changes, and the removal.
+// against the server's endpoints, with only the browser's push service
+// faked: the subscription options, the device registration, the
+// re-registration by the service worker when the subscription changes, and
+// the removal.
 func TestSubscribePushRegistersDevice(t *testing.T) {
-	n := startNode(t, testConfig(t, nil))
+	const pushHost = "push.example.test"
+	n := startNode(t, testConfig(t, func(c *config.Config) { c.PushAllowPrivate = []string{pushHost} }))
 	a := startApp(t, n)
-	a.pushStub.Store(true)
 	ctx := newBrowser(t)
 	setNotificationPermission(t, ctx, a.URL, browser.PermissionSettingGranted)
 	tb := openTab(t, ctx, "alice", a.URL+"/app.html?user=alice", true)
 	tb.waitFor("the connection", connected)
-	tb.eval(fakePushManager, nil)
+	keys1, keys2 := newPushKeys(t), newPushKeys(t)
+	sub1, sub2 := "https://"+pushHost+"/sub-1", "https://"+pushHost+"/sub-2"
+	tb.eval(fakePushManager(sub1, keys1), nil)
+	token := mint(t, "alice")
 
-	var id string
-	tb.eval(`herald.subscribePush({ serviceWorker: '/herald-sw.js' }).then((r) => r.id)`, &id)
-	if id != "dev_1" {
-		tb.fatalf("subscribePush id = %q, want dev_1", id)
+	var id1 string
+	tb.eval(`herald.subscribePush({ serviceWorker: '/herald-sw.js' }).then((r) => r.id)`, &id1)
+	if !strings.HasPrefix(id1, "dev_") {
+		tb.fatalf("subscribePush id = %q, want a dev_ id", id1)
+	}
+	var vapid struct {
+		PublicKey string `json:"publicKey"`
+	}
+	getJSON(t, n, "/v1/push/vapid-public-key", "", &vapid)
+	serverKey, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(vapid.PublicKey, "="))
+	if err != nil || len(serverKey) != 65 {
+		t.Fatalf("server VAPID key %q: %v", vapid.PublicKey, err)
 	}
 	var opts struct {
 		UserVisibleOnly bool  `json:"userVisibleOnly"`
 		Key             []int `json:"key"`
 	}
 	tb.eval(`window.subscribeOptions`, &opts)
-	key := make([]int, len(stubPushKey))
-	for i, b := range stubPushKey {
-		key[i] = int(b)
+	key := make([]byte, len(opts.Key))
+	for i, b := range opts.Key {
+		key[i] = byte(b)
 	}
-	if !opts.UserVisibleOnly || !slices.Equal(opts.Key, key) {
-		tb.fatalf("subscribe options %+v: want userVisibleOnly and the server's VAPID key", opts)
+	if !opts.UserVisibleOnly || !bytes.Equal(key, serverKey) {
+		tb.fatalf("subscribe options %+v: want userVisibleOnly and the server's VAPID key %v", opts, serverKey)
 	}
-	calls := a.deviceCalls()
-	wantBody := `{"platform":"webpush","subscription":{"endpoint":"https://push.example/sub-1","keys":{"p256dh":"P256DH","auth":"AUTH"}}}`
-	if len(calls) != 1 || !strings.HasPrefix(calls[0], "POST /v1/devices Bearer ey") || !strings.HasSuffix(calls[0], " "+wantBody) {
-		tb.fatalf("device calls %q, want one POST with the user token and %s", calls, wantBody)
+	if calls := a.deviceCalls(); !slices.Equal(calls, []string{"POST /v1/devices 201"}) {
+		tb.fatalf("device calls %q, want one POST answered 201", calls)
+	}
+	if devs := listDevices(t, n, token); len(devs) != 1 || devs[0].ID != id1 || devs[0].Platform != "webpush" || devs[0].Host != pushHost {
+		tb.fatalf("devices %+v, want only %s (webpush at %s)", devs, id1, pushHost)
 	}
 
 	// The push service replaced the subscription: the worker registers the
 	// new one with the token it was handed, and removes the old device.
 	tb.waitFor("the service worker", `navigator.serviceWorker.controller`)
-	swEval(t, tb, `onSubscriptionChange(null, { toJSON: () => ({ endpoint: 'https://push.example/sub-2', keys: { p256dh: 'P2', auth: 'A2' } }) }).then(() => true)`)
-	deadline := time.Now().Add(waitLong)
-	for len(a.deviceCalls()) < 3 && time.Now().Before(deadline) {
+	k2, _ := json.Marshal(keys2)
+	swEval(t, tb, `onSubscriptionChange(null, { toJSON: () => ({ endpoint: `+jsString(sub2)+`, keys: `+string(k2)+` }) }).then(() => true)`)
+	var devs []deviceInfo
+	for deadline := time.Now().Add(waitLong); ; {
+		devs = listDevices(t, n, token)
+		// The proxy records the DELETE as it answers, just after the server
+		// removed the device.
+		if len(devs) == 1 && devs[0].ID != id1 && len(a.deviceCalls()) >= 3 || time.Now().After(deadline) {
+			break
+		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	calls = a.deviceCalls()
-	if len(calls) != 3 || !strings.Contains(calls[1], `"endpoint":"https://push.example/sub-2"`) || !strings.HasPrefix(calls[2], "DELETE /v1/devices/dev_1 Bearer ey") {
+	if len(devs) != 1 || devs[0].ID == id1 || !strings.HasPrefix(devs[0].ID, "dev_") || devs[0].Platform != "webpush" || devs[0].Host != pushHost {
+		tb.fatalf("devices after the subscription changed: %+v, want only a new webpush device", devs)
+	}
+	id2 := devs[0].ID
+	if calls := a.deviceCalls(); !slices.Equal(calls, []string{"POST /v1/devices 201", "POST /v1/devices 201", "DELETE /v1/devices/" + id1 + " 204"}) {
 		tb.fatalf("device calls after the subscription changed: %q", calls)
 	}
 
 	tb.eval(`herald.unsubscribePush().then(() => true)`, nil)
-	calls = a.deviceCalls()
-	if len(calls) != 4 || !strings.HasPrefix(calls[3], "DELETE /v1/devices/dev_2 Bearer ey") {
+	if devs := listDevices(t, n, token); len(devs) != 0 {
+		tb.fatalf("devices after unsubscribePush: %+v, want none", devs)
+	}
+	if calls := a.deviceCalls(); len(calls) != 4 || calls[3] != "DELETE /v1/devices/"+id2+" 204" {
 		tb.fatalf("device calls after unsubscribePush: %q", calls)
 	}
 }

@@ -3,7 +3,6 @@ package web_test
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -209,52 +208,43 @@ const popupSpy = `(() => {
 // app serves the test app and proxies everything else to the Herald node,
 // as a deployment behind a reverse proxy would. It can refuse WebSocket
 // upgrades, like a proxy that does not pass them, and it records the paths
-// of the requests it forwards.
+// of the requests it forwards and the answers to the device calls.
 type app struct {
 	*httptest.Server
-	blockWS  atomic.Bool
-	pushStub atomic.Bool
+	blockWS atomic.Bool
 
 	mu      sync.Mutex
 	paths   []string
-	devices []string // "METHOD path bearer body" of the stubbed device calls
+	devices []string // "METHOD path status" of the forwarded /v1/devices calls
 }
 
-// stubPushKey is the VAPID public key the stubbed server hands out: an
-// uncompressed P-256 point is 65 bytes starting with 4.
-var stubPushKey = append([]byte{4}, bytes.Repeat([]byte{7}, 64)...)
+// statusRecorder calls record with the status of a proxied response
+// before any of it reaches the client.
+type statusRecorder struct {
+	http.ResponseWriter
+	record func(status int)
+	done   bool
+}
 
-// stubPush answers the Web Push endpoints of the SPEC in place of the
-// server: GET /v1/push/vapid-public-key, POST /v1/devices (dev_1 for the
-// first endpoint, dev_2 for any other) and DELETE /v1/devices/{id}.
-func (a *app) stubPush(w http.ResponseWriter, r *http.Request) bool {
-	switch {
-	case r.Method == http.MethodGet && r.URL.Path == "/v1/push/vapid-public-key":
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(map[string]string{"publicKey": base64.RawURLEncoding.EncodeToString(stubPushKey)})
-	case r.Method == http.MethodPost && r.URL.Path == "/v1/devices":
-		body, _ := io.ReadAll(r.Body)
-		a.mu.Lock()
-		a.devices = append(a.devices, "POST /v1/devices "+r.Header.Get("Authorization")+" "+string(body))
-		id := "dev_1"
-		if len(a.devices) > 1 {
-			id = "dev_2"
-		}
-		a.mu.Unlock()
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusCreated)
-		_ = json.NewEncoder(w).Encode(map[string]string{"id": id})
-	case r.Method == http.MethodDelete && strings.HasPrefix(r.URL.Path, "/v1/devices/"):
-		a.mu.Lock()
-		a.devices = append(a.devices, "DELETE "+r.URL.Path+" "+r.Header.Get("Authorization"))
-		a.mu.Unlock()
-		w.WriteHeader(http.StatusNoContent)
-	default:
-		return false
+func (r *statusRecorder) WriteHeader(code int) {
+	if !r.done {
+		r.done = true
+		r.record(code)
 	}
-	return true
+	r.ResponseWriter.WriteHeader(code)
 }
 
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	if !r.done {
+		r.WriteHeader(http.StatusOK)
+	}
+	return r.ResponseWriter.Write(b)
+}
+
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// deviceCalls returns the device calls the proxy forwarded, each as
+// "METHOD path status".
 func (a *app) deviceCalls() []string {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -285,7 +275,12 @@ func startApp(t *testing.T, n *node) *app {
 		a.mu.Lock()
 		a.paths = append(a.paths, r.Method+" "+r.URL.Path)
 		a.mu.Unlock()
-		if a.pushStub.Load() && a.stubPush(w, r) {
+		if strings.HasPrefix(r.URL.Path, "/v1/devices") {
+			proxy.ServeHTTP(&statusRecorder{ResponseWriter: w, record: func(status int) {
+				a.mu.Lock()
+				a.devices = append(a.devices, fmt.Sprintf("%s %s %d", r.Method, r.URL.Path, status))
+				a.mu.Unlock()
+			}}, r)
 			return
 		}
 		if r.URL.Path == "/v1/ws" && a.blockWS.Load() {

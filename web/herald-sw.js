@@ -109,7 +109,9 @@ async function onSubscriptionChange(oldSub, newSub) {
       if (res.ok) {
         const { id } = await res.json();
         if (cfg.deviceId && cfg.deviceId !== id) {
-          fetch(new URL('/v1/devices/' + encodeURIComponent(cfg.deviceId), cfg.url), {
+          // Awaited so that the event's waitUntil keeps the worker alive
+          // until the old device is gone.
+          await fetch(new URL('/v1/devices/' + encodeURIComponent(cfg.deviceId), cfg.url), {
             method: 'DELETE', headers: { Authorization: 'Bearer ' + cfg.token },
           }).catch(() => {});
         }

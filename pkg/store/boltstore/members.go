@@ -48,6 +48,14 @@ func (s *Store) ApplyMembership(ctx context.Context, m *webhook.Membership) erro
 		return fmt.Errorf("boltstore membership: %w", err)
 	}
 	conv := []byte(m.Conversation)
+	// Chat platforms repeat the full member list with every message; a
+	// change that changes nothing must not cost a commit.
+	if m.Set != nil && !m.Deleted && len(m.Add) == 0 && len(m.Remove) == 0 {
+		cur, err := s.Members(ctx, m.Conversation)
+		if err == nil && sameMembers(cur, m.Set) {
+			return nil
+		}
+	}
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		root := tx.Bucket(bucketMembers)
 		if m.Deleted || m.Set != nil {
@@ -86,4 +94,23 @@ func (s *Store) ApplyMembership(ctx context.Context, m *webhook.Membership) erro
 		return fmt.Errorf("boltstore membership of %q: %w", m.Conversation, err)
 	}
 	return nil
+}
+
+// sameMembers reports whether sorted cur holds exactly the valid ids of set.
+func sameMembers(cur, set []string) bool {
+	want := make(map[string]bool, len(set))
+	for _, u := range set {
+		if u != "" && len(u) <= 256 {
+			want[u] = true
+		}
+	}
+	if len(want) != len(cur) {
+		return false
+	}
+	for _, u := range cur {
+		if !want[u] {
+			return false
+		}
+	}
+	return true
 }

@@ -47,17 +47,38 @@ type Queue struct {
 	mu        sync.Mutex
 	lastClaim time.Time
 	groupOK   bool
+
+	enqueues chan *enqueueReq // drained in pipelines by enqueueLoop
 }
+
+// enqueueReq is one Enqueue waiting for its pipeline.
+type enqueueReq struct {
+	key  string
+	body []byte
+	at   int64
+	done chan enqueueRes
+}
+
+type enqueueRes struct {
+	dup bool
+	err error
+}
+
+// maxEnqueuePipeline bounds how many waiting enqueues go in one pipeline.
+const maxEnqueuePipeline = 256
 
 // Queue returns the shared work queue named name ("webhooks"), read as
 // this node.
 func (s *Store) Queue(name string, opts queue.Options) *Queue {
 	tag := s.opts.Prefix + "{" + name + "}:"
-	return &Queue{
+	q := &Queue{
 		c: s.c, opts: opts.WithDefaults(),
 		stream: tag + "q", dead: tag + "dead", dedupe: tag + "d:",
 		consumer: s.node,
+		enqueues: make(chan *enqueueReq, maxEnqueuePipeline),
 	}
+	go q.enqueueLoop(s.ctx)
+	return q
 }
 
 func unavailable(op string, err error) error {
@@ -65,13 +86,85 @@ func unavailable(op string, err error) error {
 }
 
 // Enqueue appends body unless key was enqueued within the dedupe TTL.
+// Concurrent calls share a pipeline: under load a burst of webhooks costs
+// one round trip, not one each.
 func (q *Queue) Enqueue(ctx context.Context, key string, body []byte) (dup bool, err error) {
-	n, err := enqueueScript.Run(ctx, q.c, []string{q.stream, q.dedupe + key},
-		body, q.opts.DedupeTTL.Milliseconds(), time.Now().UnixMilli()).Int()
-	if err != nil {
-		return false, unavailable("enqueue", err)
+	req := &enqueueReq{key: key, body: body, at: time.Now().UnixMilli(), done: make(chan enqueueRes, 1)}
+	select {
+	case q.enqueues <- req:
+	case <-ctx.Done():
+		return false, unavailable("enqueue", ctx.Err())
 	}
-	return n == 0, nil
+	select {
+	case res := <-req.done:
+		return res.dup, res.err
+	case <-ctx.Done():
+		// The pipeline may still queue it; the provider's retry then gets
+		// "duplicate", which is the truth.
+		return false, unavailable("enqueue", ctx.Err())
+	}
+}
+
+// enqueueLoop runs waiting enqueues in pipelines until ctx ends.
+func (q *Queue) enqueueLoop(ctx context.Context) {
+	_ = enqueueScript.Load(ctx, q.c).Err() // EVALSHA below; reloaded on NOSCRIPT
+	batch := make([]*enqueueReq, 0, maxEnqueuePipeline)
+	for {
+		batch = batch[:0]
+		select {
+		case <-ctx.Done():
+			return
+		case r := <-q.enqueues:
+			batch = append(batch, r)
+		}
+	fill:
+		for len(batch) < cap(batch) {
+			select {
+			case r := <-q.enqueues:
+				batch = append(batch, r)
+			default:
+				break fill
+			}
+		}
+		q.runEnqueues(ctx, batch)
+	}
+}
+
+func (q *Queue) runEnqueues(ctx context.Context, batch []*enqueueReq) {
+	ttl := q.opts.DedupeTTL.Milliseconds()
+	run := func(useSha bool) ([]*redis.Cmd, error) {
+		cmds := make([]*redis.Cmd, len(batch))
+		_, err := q.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, r := range batch {
+				keys := []string{q.stream, q.dedupe + r.key}
+				if useSha {
+					cmds[i] = enqueueScript.EvalSha(ctx, p, keys, r.body, ttl, r.at)
+				} else {
+					cmds[i] = enqueueScript.Eval(ctx, p, keys, r.body, ttl, r.at)
+				}
+			}
+			return nil
+		})
+		return cmds, err
+	}
+	cmds, err := run(true)
+	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+		cmds, err = run(false) // Redis lost its script cache (restart)
+	}
+	for i, r := range batch {
+		var res enqueueRes
+		if cmds[i] != nil && cmds[i].Err() == nil {
+			n, _ := cmds[i].Int()
+			res.dup = n == 0
+		} else {
+			e := err
+			if cmds[i] != nil && cmds[i].Err() != nil {
+				e = cmds[i].Err()
+			}
+			res.err = unavailable("enqueue", e)
+		}
+		r.done <- res
+	}
 }
 
 // ensureGroup creates the consumer group (and the stream) once; after Redis

@@ -74,6 +74,7 @@ type Store struct {
 
 	presence presenceState
 
+	ctx    context.Context // ends at Close: background loops stop
 	cancel context.CancelFunc
 	done   chan struct{} // closed when the heartbeat has stopped
 	once   sync.Once
@@ -108,7 +109,7 @@ func New(client redis.UniversalClient, opts Options) *Store {
 	}
 	s.presence.local = make(map[string]int)
 	ctx, cancel := context.WithCancel(context.Background())
-	s.cancel = cancel
+	s.ctx, s.cancel = ctx, cancel
 	go s.heartbeat(ctx)
 	return s
 }

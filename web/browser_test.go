@@ -278,7 +278,26 @@ func TestTwoTabsShowOnePopup(t *testing.T) {
 	}
 }
 
+// TestServiceWorkerPush delivers pushes through DevTools. Now and then a
+// headless Chromium accepts DeliverPushMessage without ever dispatching
+// the push event, for every push of that browser; a scenario that sees
+// its pushes ignored that way runs again in a fresh browser. A real
+// defect of the worker fails every attempt.
 func TestServiceWorkerPush(t *testing.T) {
+	const attempts = 3
+	for attempt := 1; ; attempt++ {
+		if serviceWorkerPush(t) {
+			return
+		}
+		if attempt == attempts {
+			t.Fatalf("no push took effect in %d fresh browsers", attempts)
+		}
+		t.Logf("Chromium ignored the DevTools pushes; again in a fresh browser (attempt %d)", attempt+1)
+	}
+}
+
+// serviceWorkerPush runs the scenario; false when a push never took effect.
+func serviceWorkerPush(t *testing.T) bool {
 	n := startNode(t, testConfig(t, nil))
 	a := startApp(t, n)
 	ctx := newBrowser(t)
@@ -325,9 +344,31 @@ func TestServiceWorkerPush(t *testing.T) {
 		return shownBySW + `.then((ns) => ns.some((n) => n.id === ` + jsString(id) + `))`
 	}
 
+	// deliver pushes v until cond holds. Chrome's DevTools delivery now
+	// and then drops a push that reaches a worker while it starts; a real
+	// push service redelivers, and so does this (the worker's dedupe by id
+	// keeps a redelivery from showing twice).
+	deliver := func(what string, v any, cond string) bool {
+		t.Helper()
+		for attempt := 0; attempt < 2; attempt++ {
+			push(v)
+			deadline := time.Now().Add(5 * time.Second)
+			for time.Now().Before(deadline) {
+				ok, err := chromedp.Run(tb.ctx, chromedp.Evaluate[bool]("(async () => !!(await ("+cond+")))()", chromedp.EvalAwaitPromise))
+				if err == nil && ok {
+					return true
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+		}
+		t.Logf("%s: no effect after two deliveries", what)
+		return false
+	}
+
 	// A push shows a notification with the payload's fields.
-	push(notification("push-1", "Pushed", "push-tag", "/app.html?from=push"))
-	tb.waitFor("the pushed notification", has("push-1"))
+	if !deliver("the pushed notification", notification("push-1", "Pushed", "push-tag", "/app.html?from=push"), has("push-1")) {
+		return false
+	}
 	var list []popup
 	tb.eval(shownBySW, &list)
 	if !slices.Contains(list, popup{Title: "Pushed", Body: "body of Pushed", Tag: "push-tag", ID: "push-1"}) {
@@ -340,8 +381,9 @@ func TestServiceWorkerPush(t *testing.T) {
 	live := send(t, n.srv.Handler(), map[string]any{"to": []string{"alice"}, "title": "Live first", "body": "b"})[0]
 	tb.waitFor("the tab's popup", `window.popups.some((p) => p.id === `+jsString(live)+`)`)
 	push(notification(live, "Live first", "", ""))
-	push(notification("push-3", "Marker", "", ""))
-	tb.waitFor("the marker", has("push-3"))
+	if !deliver("the marker", notification("push-3", "Marker", "", ""), has("push-3")) {
+		return false
+	}
 	tb.eval(shownBySW, &list)
 	count := map[string]int{}
 	for _, p := range list {
@@ -352,14 +394,16 @@ func TestServiceWorkerPush(t *testing.T) {
 	}
 
 	// A retraction closes the notification with that tag.
-	push(map[string]any{"type": "retract", "id": "push-1", "tag": "push-tag"})
-	tb.waitFor("the retraction", `(`+has("push-1")+`).then((x) => !x)`)
+	if !deliver("the retraction", map[string]any{"type": "retract", "id": "push-1", "tag": "push-tag"}, `(`+has("push-1")+`).then((x) => !x)`) {
+		return false
+	}
 
 	// A click focuses the open tab and hands it the URL. DevTools cannot
 	// click a system notification, so the worker's click handler is called
 	// with a real notification from its own registration.
 	swEval(t, tb, `self.registration.getNotifications().then((ns) => onNotificationClick(ns.find((n) => n.data.id === 'push-2')))`)
 	tb.waitFor("the click event", `window.events.some((e) => e.type === 'click' && e.url === `+jsString(a.URL+"/inbox?from=push")+`)`)
+	return true
 }
 
 // fakePushManager replaces the browser's push service, which a headless

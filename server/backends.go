@@ -26,6 +26,7 @@ type backends struct {
 	counter  ingest.Counter
 	prefs    ingest.KVPreferences
 	push     pushStore
+	once     ingest.Once // guards webhook events against processing twice
 	closers  []func() error
 }
 
@@ -60,6 +61,7 @@ func openEmbedded(cfg *config.Config, r broker.Retention, h broker.Handler, log 
 		queue:   st.Queue(queueOptions(cfg)),
 		members: st,
 		push:    st,
+		once:    st.ProcessOnce(),
 		counter: ingest.NewMemoryCounter(),
 		prefs:   ingest.KVPreferences{KV: st, NotFound: func(err error) bool { return errors.Is(err, boltstore.ErrNotFound) }},
 		closers: []func() error{st.Close, b.Close},

@@ -39,6 +39,7 @@ func openRedis(ctx context.Context, cfg *config.Config, r broker.Retention, h br
 		queue:    st.Queue("webhooks", queueOptions(cfg)),
 		members:  st,
 		push:     st,
+		once:     st,
 		counter:  st,
 		prefs:    ingest.KVPreferences{KV: st, NotFound: func(err error) bool { return errors.Is(err, redisstore.ErrNotFound) }},
 		closers:  []func() error{client.Close, st.Close, b.Close},

@@ -166,7 +166,7 @@ func (s *Server) setupIngest(cfg *config.Config) error {
 		return err
 	}
 	s.queue = s.backends.queue
-	s.ingest = ingest.New(s.backends.members, s.backends.prefs, s.backends.counter, countingPublisher{s}, s.idem, ingest.Options{
+	s.ingest = ingest.New(s.backends.members, s.backends.prefs, s.backends.counter, countingPublisher{s}, s.backends.once, ingest.Options{
 		Disabled:       !cfg.WebhooksEnabled,
 		Events:         cfg.Events,
 		Templates:      templates,

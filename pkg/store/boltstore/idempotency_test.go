@@ -135,3 +135,29 @@ func TestSweepDeletesExpiredKeys(t *testing.T) {
 		t.Fatal("a live key was swept")
 	}
 }
+
+func TestProcessOnce(t *testing.T) {
+	s, _ := openTemp(t, Options{})
+	ctx := context.Background()
+	o := s.ProcessOnce()
+	if _, fresh, err := o.Reserve(ctx, "k", time.Minute); err != nil || !fresh {
+		t.Fatalf("first reserve: %v %v", fresh, err)
+	}
+	if prior, fresh, _ := o.Reserve(ctx, "k", time.Minute); fresh || prior != nil {
+		t.Fatal("a running key reserved twice")
+	}
+	if err := o.Complete(ctx, "k", []byte("done"), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	// A new process (a restart) sees the completion.
+	if prior, fresh, _ := s.ProcessOnce().Reserve(ctx, "k", time.Minute); fresh || string(prior) != "done" {
+		t.Fatalf("after completion: %q %v", prior, fresh)
+	}
+	if _, fresh, _ := o.Reserve(ctx, "j", time.Minute); !fresh {
+		t.Fatal("j not fresh")
+	}
+	_ = o.Release(ctx, "j")
+	if _, fresh, _ := o.Reserve(ctx, "j", time.Minute); !fresh {
+		t.Fatal("a released key is not fresh again")
+	}
+}

@@ -169,60 +169,39 @@ func (s *Store) sweepBucket(ctx context.Context, bucket []byte, expired func(v [
 }
 
 // ProcessOnce is the idempotency guard for work that only this process
-// runs (the embedded webhook workers): a claim in progress lives in
-// memory, since no other process can race for it, and only completion is
-// written. That saves the commit Reserve costs; after a crash nothing is
-// in progress, which is right, as the crashed work is handed out again.
+// runs and whose completion is recorded elsewhere in this same file (the
+// embedded webhook workers: an event is done when its queue item is
+// acked). A claim lives in memory, since no other process can race for
+// it, and nothing is written: a completion record would be one more
+// commit per event and would close no gap the ack leaves open (a crash
+// between publishing and acking is a crash before either write).
 type ProcessOnce struct {
-	s       *Store
 	mu      sync.Mutex
 	running map[string]bool
 }
 
-// ProcessOnce returns the store's process-local guard.
+// ProcessOnce returns a process-local guard.
 func (s *Store) ProcessOnce() *ProcessOnce {
-	return &ProcessOnce{s: s, running: map[string]bool{}}
+	return &ProcessOnce{running: map[string]bool{}}
 }
 
-// Reserve claims key: fresh when neither completed nor running here;
-// prior is the stored result of a completed key. ttl is unused: a claim
-// lasts until Complete or Release.
-func (o *ProcessOnce) Reserve(ctx context.Context, key string, _ time.Duration) (prior []byte, fresh bool, err error) {
-	if err := checkKey(key); err != nil {
-		return nil, false, fmt.Errorf("boltstore reserve: %w", err)
-	}
+// Reserve claims key; fresh is false while another caller holds it.
+func (o *ProcessOnce) Reserve(_ context.Context, key string, _ time.Duration) (prior []byte, fresh bool, err error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.running[key] {
 		return nil, false, nil
 	}
-	now := o.s.now()
-	err = o.s.db.View(func(tx *bolt.Tx) error {
-		if state, result, ok := liveRecord(tx.Bucket(bucketIdem).Get([]byte(key)), now); ok && state == idemDone {
-			prior = append([]byte{}, result...)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, false, fmt.Errorf("boltstore reserve: %w", err)
-	}
-	if prior != nil {
-		return prior, false, nil
-	}
 	o.running[key] = true
 	return nil, true, nil
 }
 
-// Complete stores key's result for ttl and ends the claim.
-func (o *ProcessOnce) Complete(ctx context.Context, key string, result []byte, ttl time.Duration) error {
-	err := o.s.Complete(ctx, key, result, ttl)
-	o.mu.Lock()
-	delete(o.running, key)
-	o.mu.Unlock()
-	return err
+// Complete ends the claim.
+func (o *ProcessOnce) Complete(_ context.Context, key string, _ []byte, _ time.Duration) error {
+	return o.Release(context.Background(), key)
 }
 
-// Release ends the claim without a result.
+// Release ends the claim.
 func (o *ProcessOnce) Release(_ context.Context, key string) error {
 	o.mu.Lock()
 	delete(o.running, key)

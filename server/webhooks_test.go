@@ -301,3 +301,23 @@ func TestPreferencesMuteAWebhookConversation(t *testing.T) {
 		t.Fatalf("alice muted c1 but got %+v", got)
 	}
 }
+
+// TestEveryProviderRefusesOversizedAndMalformedBodies: the limits hold on
+// every provider's endpoint, signed correctly or not.
+func TestEveryProviderRefusesOversizedAndMalformedBodies(t *testing.T) {
+	n := startNode(t, webhookConfig)
+	big := bytes.Repeat([]byte("a"), 2<<20)
+	malformed := []byte(`{"id":"x","type":`)
+	for provider := range webhookFixtures {
+		t.Run(provider, func(t *testing.T) {
+			if status, out := n.postWebhook(provider, big, signed(t, provider, big, time.Now())); status != http.StatusRequestEntityTooLarge {
+				t.Fatalf("2 MiB body: %d %v, want 413", status, out)
+			}
+			status, out := n.postWebhook(provider, malformed, signed(t, provider, malformed, time.Now()))
+			errObj, _ := out["error"].(map[string]any)
+			if status != http.StatusBadRequest || !strings.Contains(fmt.Sprint(errObj["message"]), "JSON") {
+				t.Fatalf("malformed JSON: %d %v, want 400 naming the problem", status, out)
+			}
+		})
+	}
+}

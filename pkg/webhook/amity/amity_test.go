@@ -4,62 +4,16 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/heraldhq/herald/pkg/webhook"
+	"github.com/heraldhq/herald/pkg/webhook/webhooktest"
 )
 
 const secret = "amity_test_secret"
-
-func fixture(t testing.TB, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-// edit returns body with the value at the dotted path replaced by v, or
-// removed when v is nil; a numeric segment indexes an array.
-func edit(t *testing.T, body []byte, path string, v any) []byte {
-	t.Helper()
-	var root any
-	if err := json.Unmarshal(body, &root); err != nil {
-		t.Fatal(err)
-	}
-	keys := strings.Split(path, ".")
-	cur := root
-	for _, k := range keys[:len(keys)-1] {
-		switch c := cur.(type) {
-		case map[string]any:
-			cur = c[k]
-		case []any:
-			cur = c[0]
-		default:
-			t.Fatalf("%s: nothing at %q", path, k)
-		}
-	}
-	m, ok := cur.(map[string]any)
-	if !ok {
-		t.Fatalf("%s: no object", path)
-	}
-	if v == nil {
-		delete(m, keys[len(keys)-1])
-	} else {
-		m[keys[len(keys)-1]] = v
-	}
-	out, err := json.Marshal(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
 
 func header(sig string) http.Header {
 	h := http.Header{}
@@ -70,7 +24,7 @@ func header(sig string) http.Header {
 }
 
 func TestVerify(t *testing.T) {
-	body := fixture(t, "message_did_create.json")
+	body := webhooktest.Fixture(t, "message_did_create.json")
 	sig := Sign(secret, body)
 	tests := []struct {
 		name   string
@@ -157,7 +111,7 @@ func TestParse(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.fixture, func(t *testing.T) {
-			body := fixture(t, tt.fixture)
+			body := webhooktest.Fixture(t, tt.fixture)
 			got, err := New(secret).Parse(nil, body)
 			if err != nil {
 				t.Fatalf("Parse: %v", err)
@@ -177,7 +131,7 @@ func TestParse(t *testing.T) {
 }
 
 func TestParseTakesAPayloadID(t *testing.T) {
-	body := edit(t, fixture(t, "message_did_create.json"), "id", "evt_42")
+	body := webhooktest.Edit(t, webhooktest.Fixture(t, "message_did_create.json"), "id", "evt_42")
 	ev, err := New(secret).Parse(nil, body)
 	if err != nil || ev.ID != "evt_42" {
 		t.Fatalf("Parse = %q, %v", ev.ID, err)
@@ -186,7 +140,7 @@ func TestParseTakesAPayloadID(t *testing.T) {
 
 func TestParseReadsMessageFeeds(t *testing.T) {
 	var root map[string]any
-	if err := json.Unmarshal(fixture(t, "message_did_create.json"), &root); err != nil {
+	if err := json.Unmarshal(webhooktest.Fixture(t, "message_did_create.json"), &root); err != nil {
 		t.Fatal(err)
 	}
 	d := root["data"].(map[string]any)
@@ -218,7 +172,7 @@ func TestParseErrorsNameTheField(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.fixture+"/"+tt.path, func(t *testing.T) {
-			_, err := New(secret).Parse(nil, edit(t, fixture(t, tt.fixture), tt.path, tt.value))
+			_, err := New(secret).Parse(nil, webhooktest.Edit(t, webhooktest.Fixture(t, tt.fixture), tt.path, tt.value))
 			var fe *webhook.FieldError
 			if !errors.As(err, &fe) || fe.Field != tt.field {
 				t.Fatalf("Parse error = %v, want a FieldError for %q", err, tt.field)
@@ -257,20 +211,8 @@ func TestEventTypesAreKnown(t *testing.T) {
 	}
 }
 
-func seed(f *testing.F) [][]byte {
-	names, err := filepath.Glob(filepath.Join("testdata", "*.json"))
-	if err != nil || len(names) == 0 {
-		f.Fatalf("no fixtures: %v", err)
-	}
-	var out [][]byte
-	for _, n := range names {
-		out = append(out, fixture(f, filepath.Base(n)))
-	}
-	return out
-}
-
 func FuzzParse(f *testing.F) {
-	for _, b := range seed(f) {
+	for _, b := range webhooktest.Seeds(f) {
 		f.Add(b)
 	}
 	p := New(secret)
@@ -296,7 +238,7 @@ func FuzzParse(f *testing.F) {
 }
 
 func FuzzVerify(f *testing.F) {
-	for _, b := range seed(f) {
+	for _, b := range webhooktest.Seeds(f) {
 		f.Add(b, "")
 	}
 	p := New(secret)

@@ -2,61 +2,21 @@ package cometchat
 
 import (
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"net/http"
-	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/heraldhq/herald/pkg/webhook"
+	"github.com/heraldhq/herald/pkg/webhook/webhooktest"
 )
 
 const (
 	user     = "herald"
 	password = "s3cret:with colon"
 )
-
-func fixture(t testing.TB, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-// edit returns body with the value at the dotted path replaced by v, or
-// removed when v is nil.
-func edit(t *testing.T, body []byte, path string, v any) []byte {
-	t.Helper()
-	var root map[string]any
-	if err := json.Unmarshal(body, &root); err != nil {
-		t.Fatal(err)
-	}
-	keys := strings.Split(path, ".")
-	m := root
-	for _, k := range keys[:len(keys)-1] {
-		next, ok := m[k].(map[string]any)
-		if !ok {
-			t.Fatalf("%s: no object at %q", path, k)
-		}
-		m = next
-	}
-	if v == nil {
-		delete(m, keys[len(keys)-1])
-	} else {
-		m[keys[len(keys)-1]] = v
-	}
-	out, err := json.Marshal(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
 
 func header(auth string) http.Header {
 	h := http.Header{}
@@ -67,7 +27,7 @@ func header(auth string) http.Header {
 }
 
 func TestVerify(t *testing.T) {
-	body := fixture(t, "push_chat.json")
+	body := webhooktest.Fixture(t, "push_chat.json")
 	tests := []struct {
 		name string
 		p    *Provider
@@ -176,7 +136,7 @@ func TestParse(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.fixture, func(t *testing.T) {
-			body := fixture(t, tt.fixture)
+			body := webhooktest.Fixture(t, tt.fixture)
 			got, err := New(user, password).Parse(nil, body)
 			if err != nil {
 				t.Fatalf("Parse: %v", err)
@@ -196,12 +156,12 @@ func TestParse(t *testing.T) {
 
 func TestCallRetractionClosesTheRingingPopup(t *testing.T) {
 	p := New(user, password)
-	ring, err := p.Parse(nil, fixture(t, "push_call_initiated.json"))
+	ring, err := p.Parse(nil, webhooktest.Fixture(t, "push_call_initiated.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, action := range []string{"cancelled", "ended", "unanswered", "rejected"} {
-		body := edit(t, fixture(t, "push_call_initiated.json"), "data.notificationDetails.callAction", action)
+		body := webhooktest.Edit(t, webhooktest.Fixture(t, "push_call_initiated.json"), "data.notificationDetails.callAction", action)
 		ev, err := p.Parse(nil, body)
 		if err != nil {
 			t.Fatal(err)
@@ -210,14 +170,14 @@ func TestCallRetractionClosesTheRingingPopup(t *testing.T) {
 			t.Errorf("%s: kind %s, retract %q, id %q; ringing tag %q, id %q", action, ev.Kind, ev.RetractID, ev.ID, ring.Tag, ring.ID)
 		}
 	}
-	body := edit(t, fixture(t, "push_call_initiated.json"), "data.notificationDetails.callAction", "transferred")
+	body := webhooktest.Edit(t, webhooktest.Fixture(t, "push_call_initiated.json"), "data.notificationDetails.callAction", "transferred")
 	if ev, err := p.Parse(nil, body); err != nil || ev.Kind != webhook.KindIgnore {
 		t.Errorf("unknown call action: %+v, %v", ev, err)
 	}
 }
 
 func TestPushToItsSenderIsIgnored(t *testing.T) {
-	body := edit(t, fixture(t, "push_chat.json"), "data.to.uid", "cometchat-uid-1")
+	body := webhooktest.Edit(t, webhooktest.Fixture(t, "push_chat.json"), "data.to.uid", "cometchat-uid-1")
 	ev, err := New(user, password).Parse(nil, body)
 	if err != nil || ev.Kind != webhook.KindIgnore {
 		t.Fatalf("Parse = %+v, %v", ev, err)
@@ -225,10 +185,10 @@ func TestPushToItsSenderIsIgnored(t *testing.T) {
 }
 
 func TestPushReadsSampleCodeFieldNames(t *testing.T) {
-	body := edit(t, fixture(t, "push_chat.json"), "data.notificationDetails.title", nil)
-	body = edit(t, body, "data.notificationDetails.body", nil)
-	body = edit(t, body, "data.notificationDetails.notificationTitle", "T")
-	body = edit(t, body, "data.notificationDetails.notificationBody", "B")
+	body := webhooktest.Edit(t, webhooktest.Fixture(t, "push_chat.json"), "data.notificationDetails.title", nil)
+	body = webhooktest.Edit(t, body, "data.notificationDetails.body", nil)
+	body = webhooktest.Edit(t, body, "data.notificationDetails.notificationTitle", "T")
+	body = webhooktest.Edit(t, body, "data.notificationDetails.notificationBody", "B")
 	ev, err := New(user, password).Parse(nil, body)
 	if err != nil || ev.Title != "T" || ev.Body != "B" {
 		t.Fatalf("Parse = %+v, %v", ev, err)
@@ -262,7 +222,7 @@ func TestParseErrorsNameTheField(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.fixture+"/"+tt.path, func(t *testing.T) {
-			_, err := New(user, password).Parse(nil, edit(t, fixture(t, tt.fixture), tt.path, tt.value))
+			_, err := New(user, password).Parse(nil, webhooktest.Edit(t, webhooktest.Fixture(t, tt.fixture), tt.path, tt.value))
 			var fe *webhook.FieldError
 			if !errors.As(err, &fe) || fe.Field != tt.field {
 				t.Fatalf("Parse error = %v, want a FieldError for %q", err, tt.field)
@@ -288,20 +248,8 @@ func TestKnownButUnhandledTriggerIsIgnored(t *testing.T) {
 	}
 }
 
-func seed(f *testing.F) [][]byte {
-	names, err := filepath.Glob(filepath.Join("testdata", "*.json"))
-	if err != nil || len(names) == 0 {
-		f.Fatalf("no fixtures: %v", err)
-	}
-	var out [][]byte
-	for _, n := range names {
-		out = append(out, fixture(f, filepath.Base(n)))
-	}
-	return out
-}
-
 func FuzzParse(f *testing.F) {
-	for _, b := range seed(f) {
+	for _, b := range webhooktest.Seeds(f) {
 		f.Add(b)
 	}
 	p := New(user, password)

@@ -1,58 +1,18 @@
 package notifly
 
 import (
-	"encoding/json"
 	"errors"
 	"net/http"
-	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/heraldhq/herald/pkg/webhook"
+	"github.com/heraldhq/herald/pkg/webhook/webhooktest"
 )
 
 const secret = "whk_test_notifly"
-
-func fixture(t testing.TB, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-// edit returns body with the value at the dotted path replaced by v, or
-// removed when v is nil.
-func edit(t *testing.T, body []byte, path string, v any) []byte {
-	t.Helper()
-	var root map[string]any
-	if err := json.Unmarshal(body, &root); err != nil {
-		t.Fatal(err)
-	}
-	keys := strings.Split(path, ".")
-	m := root
-	for _, k := range keys[:len(keys)-1] {
-		next, ok := m[k].(map[string]any)
-		if !ok {
-			t.Fatalf("%s: no object at %q", path, k)
-		}
-		m = next
-	}
-	if v == nil {
-		delete(m, keys[len(keys)-1])
-	} else {
-		m[keys[len(keys)-1]] = v
-	}
-	out, err := json.Marshal(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
 
 func header(sig string) http.Header {
 	h := http.Header{}
@@ -63,7 +23,7 @@ func header(sig string) http.Header {
 }
 
 func TestVerify(t *testing.T) {
-	body := fixture(t, "message_created.json")
+	body := webhooktest.Fixture(t, "message_created.json")
 	sig := Sign(secret, body)
 	tests := []struct {
 		name   string
@@ -160,7 +120,7 @@ func TestParse(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.fixture, func(t *testing.T) {
-			got, err := New(secret).Parse(nil, fixture(t, tt.fixture))
+			got, err := New(secret).Parse(nil, webhooktest.Fixture(t, tt.fixture))
 			if err != nil {
 				t.Fatalf("Parse: %v", err)
 			}
@@ -196,7 +156,7 @@ func TestParseErrorsNameTheField(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.fixture+"/"+tt.path, func(t *testing.T) {
-			_, err := New(secret).Parse(nil, edit(t, fixture(t, tt.fixture), tt.path, tt.value))
+			_, err := New(secret).Parse(nil, webhooktest.Edit(t, webhooktest.Fixture(t, tt.fixture), tt.path, tt.value))
 			var fe *webhook.FieldError
 			if !errors.As(err, &fe) || fe.Field != tt.field {
 				t.Fatalf("Parse error = %v, want a FieldError for %q", err, tt.field)
@@ -239,20 +199,8 @@ func TestKnownEventTypesAreTheFifteenDocumented(t *testing.T) {
 	}
 }
 
-func seed(f *testing.F) [][]byte {
-	names, err := filepath.Glob(filepath.Join("testdata", "*.json"))
-	if err != nil || len(names) == 0 {
-		f.Fatalf("no fixtures: %v", err)
-	}
-	var out [][]byte
-	for _, n := range names {
-		out = append(out, fixture(f, filepath.Base(n)))
-	}
-	return out
-}
-
 func FuzzParse(f *testing.F) {
-	for _, b := range seed(f) {
+	for _, b := range webhooktest.Seeds(f) {
 		f.Add(b)
 	}
 	p := New(secret)
@@ -278,7 +226,7 @@ func FuzzParse(f *testing.F) {
 }
 
 func FuzzVerify(f *testing.F) {
-	for _, b := range seed(f) {
+	for _, b := range webhooktest.Seeds(f) {
 		f.Add(b, "")
 	}
 	p := New(secret)

@@ -1,58 +1,18 @@
 package sendbird
 
 import (
-	"encoding/json"
 	"errors"
 	"net/http"
-	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/heraldhq/herald/pkg/webhook"
+	"github.com/heraldhq/herald/pkg/webhook/webhooktest"
 )
 
 const token = "sendbird_master_token"
-
-func fixture(t testing.TB, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-// edit returns body with the value at the dotted path replaced by v, or
-// removed when v is nil.
-func edit(t *testing.T, body []byte, path string, v any) []byte {
-	t.Helper()
-	var root map[string]any
-	if err := json.Unmarshal(body, &root); err != nil {
-		t.Fatal(err)
-	}
-	keys := strings.Split(path, ".")
-	m := root
-	for _, k := range keys[:len(keys)-1] {
-		next, ok := m[k].(map[string]any)
-		if !ok {
-			t.Fatalf("%s: no object at %q", path, k)
-		}
-		m = next
-	}
-	if v == nil {
-		delete(m, keys[len(keys)-1])
-	} else {
-		m[keys[len(keys)-1]] = v
-	}
-	out, err := json.Marshal(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
 
 func header(sig string) http.Header {
 	h := http.Header{}
@@ -63,7 +23,7 @@ func header(sig string) http.Header {
 }
 
 func TestVerify(t *testing.T) {
-	body := fixture(t, "message_send.json")
+	body := webhooktest.Fixture(t, "message_send.json")
 	sig := Sign(token, body)
 	for _, tt := range []struct {
 		name string
@@ -119,7 +79,7 @@ func TestParse(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.fixture, func(t *testing.T) {
-			body := fixture(t, tt.fixture)
+			body := webhooktest.Fixture(t, tt.fixture)
 			got, err := New(token).Parse(nil, body)
 			if err != nil {
 				t.Fatalf("Parse: %v", err)
@@ -153,7 +113,7 @@ func TestParseErrorsNameTheField(t *testing.T) {
 		{"join.json", "users", nil, "users"},
 	} {
 		t.Run(tt.fixture+"/"+tt.path, func(t *testing.T) {
-			_, err := New(token).Parse(nil, edit(t, fixture(t, tt.fixture), tt.path, tt.value))
+			_, err := New(token).Parse(nil, webhooktest.Edit(t, webhooktest.Fixture(t, tt.fixture), tt.path, tt.value))
 			var fe *webhook.FieldError
 			if !errors.As(err, &fe) || fe.Field != tt.field {
 				t.Fatalf("Parse error = %v, want a FieldError for %q", err, tt.field)
@@ -168,20 +128,8 @@ func TestParseErrorsNameTheField(t *testing.T) {
 	}
 }
 
-func seed(f *testing.F) [][]byte {
-	names, _ := filepath.Glob(filepath.Join("testdata", "*.json"))
-	if len(names) == 0 {
-		f.Fatal("no fixtures")
-	}
-	var out [][]byte
-	for _, n := range names {
-		out = append(out, fixture(f, filepath.Base(n)))
-	}
-	return out
-}
-
 func FuzzParse(f *testing.F) {
-	for _, b := range seed(f) {
+	for _, b := range webhooktest.Seeds(f) {
 		f.Add(b)
 	}
 	p := New(token)
@@ -201,7 +149,7 @@ func FuzzParse(f *testing.F) {
 }
 
 func FuzzVerify(f *testing.F) {
-	for _, b := range seed(f) {
+	for _, b := range webhooktest.Seeds(f) {
 		f.Add(b, "")
 	}
 	p := New(token)

@@ -2,11 +2,8 @@ package standard
 
 import (
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"net/http"
-	"os"
-	"path/filepath"
 	"reflect"
 	"strconv"
 	"strings"
@@ -14,6 +11,7 @@ import (
 	"time"
 
 	"github.com/heraldhq/herald/pkg/webhook"
+	"github.com/heraldhq/herald/pkg/webhook/webhooktest"
 )
 
 var (
@@ -21,44 +19,6 @@ var (
 	oldSecret = "whsec_" + base64.StdEncoding.EncodeToString([]byte("the key being rotated out"))
 	now       = time.Unix(1795341600, 0)
 )
-
-func fixture(t testing.TB, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-// edit returns body with the value at the dotted path replaced by v, or
-// removed when v is nil.
-func edit(t *testing.T, body []byte, path string, v any) []byte {
-	t.Helper()
-	var root map[string]any
-	if err := json.Unmarshal(body, &root); err != nil {
-		t.Fatal(err)
-	}
-	keys := strings.Split(path, ".")
-	m := root
-	for _, k := range keys[:len(keys)-1] {
-		next, ok := m[k].(map[string]any)
-		if !ok {
-			t.Fatalf("%s: no object at %q", path, k)
-		}
-		m = next
-	}
-	if v == nil {
-		delete(m, keys[len(keys)-1])
-	} else {
-		m[keys[len(keys)-1]] = v
-	}
-	out, err := json.Marshal(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
 
 func headers(id string, ts time.Time, sig string) http.Header {
 	h := http.Header{}
@@ -113,7 +73,7 @@ func TestNewRejectsBadSecrets(t *testing.T) {
 }
 
 func TestVerify(t *testing.T) {
-	body := fixture(t, "send.json")
+	body := webhooktest.Fixture(t, "send.json")
 	const id = "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W"
 	sig := mustSign(t, secret, id, now, body)
 	oldSig := mustSign(t, oldSecret, id, now, body)
@@ -184,7 +144,7 @@ func TestParse(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.fixture, func(t *testing.T) {
-			got, err := mustNew(t, secret).Parse(headers("msg_1", now, "v1,x"), fixture(t, tt.fixture))
+			got, err := mustNew(t, secret).Parse(headers("msg_1", now, "v1,x"), webhooktest.Fixture(t, tt.fixture))
 			if err != nil {
 				t.Fatalf("Parse: %v", err)
 			}
@@ -199,11 +159,11 @@ func TestParse(t *testing.T) {
 }
 
 func TestParseTakesTheBodyIDWithoutHeader(t *testing.T) {
-	ev, err := mustNew(t, secret).Parse(http.Header{}, fixture(t, "send_top_level.json"))
+	ev, err := mustNew(t, secret).Parse(http.Header{}, webhooktest.Fixture(t, "send_top_level.json"))
 	if err != nil || ev.ID != "msg_top" {
 		t.Fatalf("Parse = %q, %v", ev.ID, err)
 	}
-	if _, err := mustNew(t, secret).Parse(http.Header{}, fixture(t, "send.json")); err == nil {
+	if _, err := mustNew(t, secret).Parse(http.Header{}, webhooktest.Fixture(t, "send.json")); err == nil {
 		t.Fatal("no id anywhere, no error")
 	}
 }
@@ -231,7 +191,7 @@ func TestParseErrorsNameTheField(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.fixture+"/"+tt.path, func(t *testing.T) {
-			_, err := mustNew(t, secret).Parse(headers("msg_1", now, ""), edit(t, fixture(t, tt.fixture), tt.path, tt.value))
+			_, err := mustNew(t, secret).Parse(headers("msg_1", now, ""), webhooktest.Edit(t, webhooktest.Fixture(t, tt.fixture), tt.path, tt.value))
 			if tt.field == "" {
 				if err != nil {
 					t.Fatalf("Parse: %v", err)
@@ -244,12 +204,12 @@ func TestParseErrorsNameTheField(t *testing.T) {
 			}
 		})
 	}
-	body := edit(t, edit(t, fixture(t, "send.json"), "data.title", nil), "data.body", nil)
+	body := webhooktest.Edit(t, webhooktest.Edit(t, webhooktest.Fixture(t, "send.json"), "data.title", nil), "data.body", nil)
 	var fe *webhook.FieldError
 	if _, err := mustNew(t, secret).Parse(headers("msg_1", now, ""), body); !errors.As(err, &fe) || fe.Field != "data.title" {
 		t.Fatalf("neither title nor body: %v", err)
 	}
-	body = edit(t, edit(t, fixture(t, "retract.json"), "data.id", nil), "data.tag", nil)
+	body = webhooktest.Edit(t, webhooktest.Edit(t, webhooktest.Fixture(t, "retract.json"), "data.id", nil), "data.tag", nil)
 	if _, err := mustNew(t, secret).Parse(headers("msg_1", now, ""), body); !errors.As(err, &fe) || fe.Field != "data.id" {
 		t.Fatalf("retract of nothing: %v", err)
 	}
@@ -265,20 +225,8 @@ func TestParseMalformed(t *testing.T) {
 	}
 }
 
-func seed(f *testing.F) [][]byte {
-	names, err := filepath.Glob(filepath.Join("testdata", "*.json"))
-	if err != nil || len(names) == 0 {
-		f.Fatalf("no fixtures: %v", err)
-	}
-	var out [][]byte
-	for _, n := range names {
-		out = append(out, fixture(f, filepath.Base(n)))
-	}
-	return out
-}
-
 func FuzzParse(f *testing.F) {
-	for _, b := range seed(f) {
+	for _, b := range webhooktest.Seeds(f) {
 		f.Add(b)
 	}
 	p := mustNew(f, secret)
@@ -301,7 +249,7 @@ func FuzzParse(f *testing.F) {
 }
 
 func FuzzVerify(f *testing.F) {
-	for _, b := range seed(f) {
+	for _, b := range webhooktest.Seeds(f) {
 		f.Add(b, "msg_1", int64(0), "")
 		f.Add(b, "", int64(301), "v1,AAAA v1,")
 	}

@@ -1,58 +1,18 @@
 package stream
 
 import (
-	"encoding/json"
 	"errors"
 	"net/http"
-	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/heraldhq/herald/pkg/webhook"
+	"github.com/heraldhq/herald/pkg/webhook/webhooktest"
 )
 
 const secret = "stream_api_secret"
-
-func fixture(t testing.TB, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-// edit returns body with the value at the dotted path replaced by v, or
-// removed when v is nil.
-func edit(t *testing.T, body []byte, path string, v any) []byte {
-	t.Helper()
-	var root map[string]any
-	if err := json.Unmarshal(body, &root); err != nil {
-		t.Fatal(err)
-	}
-	keys := strings.Split(path, ".")
-	m := root
-	for _, k := range keys[:len(keys)-1] {
-		next, ok := m[k].(map[string]any)
-		if !ok {
-			t.Fatalf("%s: no object at %q", path, k)
-		}
-		m = next
-	}
-	if v == nil {
-		delete(m, keys[len(keys)-1])
-	} else {
-		m[keys[len(keys)-1]] = v
-	}
-	out, err := json.Marshal(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
 
 func header(sig string) http.Header {
 	h := http.Header{}
@@ -63,7 +23,7 @@ func header(sig string) http.Header {
 }
 
 func TestVerify(t *testing.T) {
-	body := fixture(t, "message_new.json")
+	body := webhooktest.Fixture(t, "message_new.json")
 	sig := Sign(secret, body)
 	for _, tt := range []struct {
 		name string
@@ -124,7 +84,7 @@ func TestParse(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.fixture, func(t *testing.T) {
-			body := fixture(t, tt.fixture)
+			body := webhooktest.Fixture(t, tt.fixture)
 			got, err := New(secret).Parse(http.Header{}, body)
 			if err != nil {
 				t.Fatalf("Parse: %v", err)
@@ -142,7 +102,7 @@ func TestParse(t *testing.T) {
 	}
 	h := http.Header{}
 	h.Set("X-Webhook-Id", "wh-1")
-	if ev, err := New(secret).Parse(h, fixture(t, "message_new.json")); err != nil || ev.ID != "wh-1" {
+	if ev, err := New(secret).Parse(h, webhooktest.Fixture(t, "message_new.json")); err != nil || ev.ID != "wh-1" {
 		t.Fatalf("X-Webhook-Id not used: %q, %v", ev.ID, err)
 	}
 }
@@ -162,14 +122,14 @@ func TestParseErrorsNameTheField(t *testing.T) {
 		{"member_added.json", "member", nil, "member.user_id"},
 	} {
 		t.Run(tt.fixture+"/"+tt.path, func(t *testing.T) {
-			_, err := New(secret).Parse(http.Header{}, edit(t, fixture(t, tt.fixture), tt.path, tt.value))
+			_, err := New(secret).Parse(http.Header{}, webhooktest.Edit(t, webhooktest.Fixture(t, tt.fixture), tt.path, tt.value))
 			var fe *webhook.FieldError
 			if !errors.As(err, &fe) || fe.Field != tt.field {
 				t.Fatalf("Parse error = %v, want a FieldError for %q", err, tt.field)
 			}
 		})
 	}
-	body := edit(t, edit(t, fixture(t, "message_new.json"), "user", nil), "message.user", nil)
+	body := webhooktest.Edit(t, webhooktest.Edit(t, webhooktest.Fixture(t, "message_new.json"), "user", nil), "message.user", nil)
 	var fe *webhook.FieldError
 	if _, err := New(secret).Parse(http.Header{}, body); !errors.As(err, &fe) || fe.Field != "user.id" {
 		t.Fatalf("no sender: %v", err)
@@ -181,20 +141,8 @@ func TestParseErrorsNameTheField(t *testing.T) {
 	}
 }
 
-func seed(f *testing.F) [][]byte {
-	names, _ := filepath.Glob(filepath.Join("testdata", "*.json"))
-	if len(names) == 0 {
-		f.Fatal("no fixtures")
-	}
-	var out [][]byte
-	for _, n := range names {
-		out = append(out, fixture(f, filepath.Base(n)))
-	}
-	return out
-}
-
 func FuzzParse(f *testing.F) {
-	for _, b := range seed(f) {
+	for _, b := range webhooktest.Seeds(f) {
 		f.Add(b)
 	}
 	p := New(secret)
@@ -214,7 +162,7 @@ func FuzzParse(f *testing.F) {
 }
 
 func FuzzVerify(f *testing.F) {
-	for _, b := range seed(f) {
+	for _, b := range webhooktest.Seeds(f) {
 		f.Add(b, "")
 	}
 	p := New(secret)

@@ -3,12 +3,14 @@ package talkjs
 import (
 	"testing"
 	"time"
+
+	"github.com/heraldhq/herald/pkg/webhook/webhooktest"
 )
 
 // BenchmarkVerifyParse is the adapter's cost per webhook: the HMAC check
 // over the raw body, then the parse into an event.
 func BenchmarkVerifyParse(b *testing.B) {
-	body := fixture(b, "message_sent.json")
+	body := webhooktest.Fixture(b, "message_sent.json")
 	p := New("bench-secret")
 	now := time.Now()
 	sig, ts := Sign("bench-secret", now, body)

@@ -1,60 +1,20 @@
 package talkjs
 
 import (
-	"encoding/json"
 	"errors"
 	"net/http"
-	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/heraldhq/herald/pkg/webhook"
+	"github.com/heraldhq/herald/pkg/webhook/webhooktest"
 )
 
 const secret = "sk_test_talkjs"
 
 var now = time.UnixMilli(1659016183145)
-
-func fixture(t testing.TB, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-// edit returns body with the value at the dotted path replaced by v, or
-// removed when v is nil.
-func edit(t *testing.T, body []byte, path string, v any) []byte {
-	t.Helper()
-	var root map[string]any
-	if err := json.Unmarshal(body, &root); err != nil {
-		t.Fatal(err)
-	}
-	keys := strings.Split(path, ".")
-	m := root
-	for _, k := range keys[:len(keys)-1] {
-		next, ok := m[k].(map[string]any)
-		if !ok {
-			t.Fatalf("%s: no object at %q", path, k)
-		}
-		m = next
-	}
-	if v == nil {
-		delete(m, keys[len(keys)-1])
-	} else {
-		m[keys[len(keys)-1]] = v
-	}
-	out, err := json.Marshal(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
 
 func headers(sig, ts string) http.Header {
 	h := http.Header{}
@@ -68,7 +28,7 @@ func headers(sig, ts string) http.Header {
 }
 
 func TestVerify(t *testing.T) {
-	body := fixture(t, "message_sent.json")
+	body := webhooktest.Fixture(t, "message_sent.json")
 	sig, ts := Sign(secret, now, body)
 	wrongSig, _ := Sign("another secret", now, body)
 	staleSig, staleTS := Sign(secret, now.Add(-webhook.MaxSkew-time.Second), body)
@@ -183,7 +143,7 @@ func TestParse(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.fixture, func(t *testing.T) {
-			got, err := New(secret).Parse(nil, fixture(t, tt.fixture))
+			got, err := New(secret).Parse(nil, webhooktest.Fixture(t, tt.fixture))
 			if err != nil {
 				t.Fatalf("Parse: %v", err)
 			}
@@ -198,8 +158,8 @@ func TestParse(t *testing.T) {
 }
 
 func TestParseSystemMessageHasNoSender(t *testing.T) {
-	body := edit(t, fixture(t, "message_sent.json"), "data.sender", nil)
-	body = edit(t, body, "data.message.senderId", nil)
+	body := webhooktest.Edit(t, webhooktest.Fixture(t, "message_sent.json"), "data.sender", nil)
+	body = webhooktest.Edit(t, body, "data.message.senderId", nil)
 	ev, err := New(secret).Parse(nil, body)
 	if err != nil {
 		t.Fatal(err)
@@ -210,7 +170,7 @@ func TestParseSystemMessageHasNoSender(t *testing.T) {
 }
 
 func TestParseNotificationToTheSenderIsIgnored(t *testing.T) {
-	body := edit(t, fixture(t, "notification_triggered.json"), "data.recipient.id", "bob")
+	body := webhooktest.Edit(t, webhooktest.Fixture(t, "notification_triggered.json"), "data.recipient.id", "bob")
 	ev, err := New(secret).Parse(nil, body)
 	if err != nil || ev.Kind != webhook.KindIgnore || ev.ID != "evt_ntf1" {
 		t.Fatalf("Parse = %+v, %v; want ignored", ev, err)
@@ -243,7 +203,7 @@ func TestParseErrorsNameTheField(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.fixture+"/"+tt.path, func(t *testing.T) {
-			_, err := New(secret).Parse(nil, edit(t, fixture(t, tt.fixture), tt.path, tt.value))
+			_, err := New(secret).Parse(nil, webhooktest.Edit(t, webhooktest.Fixture(t, tt.fixture), tt.path, tt.value))
 			var fe *webhook.FieldError
 			if !errors.As(err, &fe) || fe.Field != tt.field {
 				t.Fatalf("Parse error = %v, want a FieldError for %q", err, tt.field)
@@ -288,20 +248,8 @@ func contains(s []string, v string) bool {
 	return false
 }
 
-func seed(f *testing.F) [][]byte {
-	names, err := filepath.Glob(filepath.Join("testdata", "*.json"))
-	if err != nil || len(names) == 0 {
-		f.Fatalf("no fixtures: %v", err)
-	}
-	var out [][]byte
-	for _, n := range names {
-		out = append(out, fixture(f, filepath.Base(n)))
-	}
-	return out
-}
-
 func FuzzParse(f *testing.F) {
-	for _, b := range seed(f) {
+	for _, b := range webhooktest.Seeds(f) {
 		f.Add(b)
 	}
 	p := New(secret)
@@ -329,7 +277,7 @@ func FuzzParse(f *testing.F) {
 }
 
 func FuzzVerify(f *testing.F) {
-	for _, b := range seed(f) {
+	for _, b := range webhooktest.Seeds(f) {
 		f.Add(b, int64(0), "")
 		f.Add(b, int64(webhook.MaxSkew/time.Millisecond)+1, "0A")
 	}

@@ -5,11 +5,14 @@ package webhooktest
 
 import (
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/heraldhq/herald/pkg/webhook"
 )
 
 // Fixture reads testdata/name.
@@ -74,4 +77,40 @@ func Seeds(f *testing.F) [][]byte {
 		out = append(out, Fixture(f, filepath.Base(n)))
 	}
 	return out
+}
+
+// CheckParsed asserts what every Parse result keeps, whatever the body: an
+// error is a *webhook.FieldError; an event names provider and passes
+// webhook.CheckEvent. It reports whether there is an event to check further.
+func CheckParsed(t testing.TB, provider string, ev webhook.Event, err error) bool {
+	t.Helper()
+	if err != nil {
+		var fe *webhook.FieldError
+		if !errors.As(err, &fe) {
+			t.Fatalf("error %v is not a FieldError", err)
+		}
+		return false
+	}
+	if ev.Provider != provider {
+		t.Fatalf("provider %q, want %q", ev.Provider, provider)
+	}
+	if err := webhook.CheckEvent(ev); err != nil {
+		t.Fatal(err)
+	}
+	return true
+}
+
+// EventTypesAreKnown asserts that every event type p acts on is among the
+// types it documents.
+func EventTypesAreKnown(t testing.TB, p webhook.Provider) {
+	t.Helper()
+	known := map[string]bool{}
+	for _, k := range p.KnownEventTypes() {
+		known[k] = true
+	}
+	for _, typ := range p.EventTypes() {
+		if !known[typ] {
+			t.Errorf("%s acted on but not known", typ)
+		}
+	}
 }

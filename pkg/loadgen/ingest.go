@@ -96,7 +96,7 @@ func Ingest(ctx context.Context, o IngestOptions) (*IngestResult, error) {
 			for seq := range jobs {
 				now := time.Now()
 				body, h, _ := signedWebhook(o.Provider, o.Secret, seq, userName(rand.IntN(o.Users)), now)
-				req, err := http.NewRequestWithContext(ctx, http.MethodPost, o.BaseURL+"/webhooks/"+o.Provider, bytes.NewReader(body))
+				req, err := http.NewRequestWithContext(ctx, http.MethodPost, o.SendURL+"/webhooks/"+o.Provider, bytes.NewReader(body))
 				if err != nil {
 					errs.Add(1)
 					continue

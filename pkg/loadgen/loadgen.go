@@ -22,6 +22,7 @@ import (
 // Options describe one run.
 type Options struct {
 	BaseURL   string                            // e.g. http://127.0.0.1:8080 (loopback only)
+	SendURL   string                            // node the API calls go to (default BaseURL): another node of the cluster
 	APIKey    string                            // server API key
 	MintToken func(user string) (string, error) // user token for a session
 	Transport string                            // "ws" or "sse"
@@ -34,18 +35,12 @@ type Options struct {
 }
 
 func (o *Options) defaults() error {
-	u, err := url.Parse(o.BaseURL)
-	if err != nil {
-		return fmt.Errorf("loadgen: base url: %w", err)
+	if o.SendURL == "" {
+		o.SendURL = o.BaseURL
 	}
-	host := u.Hostname()
-	ips, err := net.LookupIP(host)
-	if err != nil || len(ips) == 0 {
-		return fmt.Errorf("loadgen: resolve %s: %v", host, err)
-	}
-	for _, ip := range ips {
-		if !ip.IsLoopback() {
-			return fmt.Errorf("loadgen: %s is not a loopback address; load is only sent to 127.0.0.0/8", host)
+	for _, raw := range []string{o.BaseURL, o.SendURL} {
+		if err := loopbackOnly(raw); err != nil {
+			return err
 		}
 	}
 	if o.Transport == "" {
@@ -65,6 +60,25 @@ func (o *Options) defaults() error {
 	}
 	if o.Progress == nil {
 		o.Progress = func(string, ...any) {}
+	}
+	return nil
+}
+
+// loopbackOnly refuses a URL whose host is not on 127.0.0.0/8.
+func loopbackOnly(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("loadgen: url: %w", err)
+	}
+	host := u.Hostname()
+	ips, err := net.LookupIP(host)
+	if err != nil || len(ips) == 0 {
+		return fmt.Errorf("loadgen: resolve %s: %v", host, err)
+	}
+	for _, ip := range ips {
+		if !ip.IsLoopback() {
+			return fmt.Errorf("loadgen: %s is not a loopback address; load is only sent to 127.0.0.0/8", host)
+		}
 	}
 	return nil
 }

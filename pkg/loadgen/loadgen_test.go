@@ -36,3 +36,10 @@ func TestSummarize(t *testing.T) {
 		t.Fatalf("%+v", l)
 	}
 }
+
+func TestRefusesNonLoopbackSendTarget(t *testing.T) {
+	_, err := Unicast(context.Background(), UnicastOptions{Options: Options{BaseURL: "http://127.0.0.1:1", SendURL: "http://10.0.0.1:8080", Sessions: 1}, Messages: 1})
+	if err == nil || !strings.Contains(err.Error(), "loopback") {
+		t.Fatalf("send target 10.0.0.1: %v", err)
+	}
+}

@@ -258,7 +258,7 @@ func postNotification(ctx context.Context, client *http.Client, o *Options, to [
 		"to": to, "title": "load", "body": "generated",
 		"data": json.RawMessage(fmt.Sprintf(`{"lgt":%d}`, time.Now().UnixNano())),
 	})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, o.BaseURL+"/v1/notifications", bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, o.SendURL+"/v1/notifications", bytes.NewReader(body))
 	if err != nil {
 		return err
 	}

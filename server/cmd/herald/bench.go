@@ -23,6 +23,7 @@ func runBench(ctx context.Context, args []string, out io.Writer) error {
 	scenario, args := args[0], args[1:]
 	fs := flag.NewFlagSet("bench "+scenario, flag.ContinueOnError)
 	base := fs.String("server", envOr("HERALD_SERVER", "http://127.0.0.1:8080"), "node URL (loopback only)")
+	sendTo := fs.String("send-server", "", "node the API calls and webhooks go to (default --server): measure across a cluster")
 	creds := credentialFlags(fs, true, true)
 	transport := fs.String("transport", "ws", "ws or sse")
 	sessions := fs.Int("sessions", 1000, "live sessions to open (one user each)")
@@ -40,7 +41,7 @@ func runBench(ctx context.Context, args []string, out io.Writer) error {
 	}
 	if scenario == "ingest" {
 		return benchIngest(ctx, out, loadgen.IngestOptions{
-			Options: loadgen.Options{BaseURL: *base, Users: *users, Timeout: *timeout,
+			Options: loadgen.Options{BaseURL: *base, SendURL: *sendTo, Users: *users, Timeout: *timeout,
 				Progress: func(format string, a ...any) { fmt.Fprintf(os.Stderr, format+"\n", a...) }},
 			Provider: *provider, Secret: *secret, Messages: *messages, Rate: *rate, Workers: *workers,
 		}, *creds.dataDir)
@@ -50,7 +51,7 @@ func runBench(ctx context.Context, args []string, out io.Writer) error {
 	}
 	key := []byte(*creds.jwtSecret)
 	opts := loadgen.Options{
-		BaseURL: *base, APIKey: *creds.apiKey, Transport: *transport, Sessions: *sessions,
+		BaseURL: *base, SendURL: *sendTo, APIKey: *creds.apiKey, Transport: *transport, Sessions: *sessions,
 		ServerPID: *pid, Timeout: *timeout,
 		MintToken: func(user string) (string, error) {
 			return token.Mint(key, token.Claims{Subject: user, SessionID: user, ExpiresAt: time.Now().Add(time.Hour)})

@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"reflect"
 	"slices"
 	"strconv"
@@ -293,6 +294,24 @@ func CheckEvent(e Event) error {
 	}
 	if e.TTL < 0 {
 		return fmt.Errorf("event: negative ttl %d", e.TTL)
+	}
+	return nil
+}
+
+// VerifyBodyHMAC checks the scheme several platforms share: header holds
+// HMAC-SHA256(key, raw body), compared in constant time by equal (EqualHex
+// or EqualBase64). There is no timestamp; the pipeline's dedupe stops
+// replays. An empty key refuses everything.
+func VerifyBodyHMAC(provider, header string, key []byte, h http.Header, body []byte, equal func(string, []byte) bool) error {
+	if len(key) == 0 {
+		return Unauthorized(provider + ": no secret configured")
+	}
+	sig := h.Get(header)
+	if sig == "" {
+		return Unauthorized(provider + ": missing " + header)
+	}
+	if !equal(sig, HMACSHA256(key, body)) {
+		return Unauthorized(provider + ": signature mismatch")
 	}
 	return nil
 }

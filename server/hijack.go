@@ -31,12 +31,24 @@ func (w smallBufferWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		conn.Close()
 		return nil, nil, err
 	}
-	var r io.Reader = conn
 	if n := brw.Reader.Buffered(); n > 0 {
+		// The early bytes travel with the conn itself: the WebSocket
+		// library re-points the returned reader at the conn it is given,
+		// so bytes held anywhere else would be skipped.
 		early, _ := brw.Reader.Peek(n)
-		r = io.MultiReader(bytes.NewReader(bytes.Clone(early)), conn)
+		conn = &earlyConn{Conn: conn, r: io.MultiReader(bytes.NewReader(bytes.Clone(early)), conn)}
 	}
-	return conn, bufio.NewReadWriter(bufio.NewReaderSize(r, liveReadBuffer), bufio.NewWriterSize(conn, liveWriteBuffer)), nil
+	return conn, bufio.NewReadWriter(bufio.NewReaderSize(conn, liveReadBuffer), bufio.NewWriterSize(conn, liveWriteBuffer)), nil
 }
+
+// earlyConn is a conn whose first reads return bytes net/http had already
+// taken off the socket (a client that sent frames right behind its upgrade
+// request).
+type earlyConn struct {
+	net.Conn
+	r io.Reader
+}
+
+func (c *earlyConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
 func (w smallBufferWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -1,8 +1,10 @@
 package server
 
 import (
+	"bufio"
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -199,4 +201,35 @@ func TestRedactedQueryHidesTokens(t *testing.T) {
 	if strings.Contains(got, "abc") || !strings.Contains(got, "REDACTED") || !strings.Contains(got, "since=e-1") {
 		t.Fatalf("redacted query %q", got)
 	}
+}
+
+// TestFrameRightBehindUpgradeIsRead: a client may send its first frame in
+// the same packet as the upgrade request; those bytes reach net/http's
+// buffer before the hijack and must not be lost.
+func TestFrameRightBehindUpgradeIsRead(t *testing.T) {
+	n := startNode(t, nil)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(n.ts.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	payload := []byte(`{"type":"ack","id":"n1"}`)
+	mask := [4]byte{1, 2, 3, 4}
+	frame := append([]byte{0x81, 0x80 | byte(len(payload))}, mask[:]...)
+	for i, b := range payload {
+		frame = append(frame, b^mask[i%4])
+	}
+	req := "GET /v1/ws?token=" + mintToken(t, "alice") + " HTTP/1.1\r\nHost: " + n.ts.Listener.Addr().String() +
+		"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+	if _, err := conn.Write(append([]byte(req), frame...)); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade: %v %v", resp, err)
+	}
+	waitFor(t, "ack", func() bool {
+		m := n.metrics()
+		return strings.Contains(m, "herald_acks_total 1") && strings.Contains(m, "herald_malformed_client_frames_total 0")
+	})
 }

@@ -54,7 +54,12 @@ func openEmbedded(cfg *config.Config, r broker.Retention, h broker.Handler, log 
 	if err != nil {
 		return nil, fmt.Errorf("open embedded store: %w", err)
 	}
-	b := localbroker.New(st, h, localbroker.Options{Logger: log})
+	hist, err := openHistory(cfg.DataDir, st, r, log)
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("open history log: %w", err)
+	}
+	b := localbroker.New(embeddedLog{Store: hist, bolt: st}, h, localbroker.Options{Logger: log})
 	return &backends{
 		broker:  b,
 		idem:    st,
@@ -64,6 +69,6 @@ func openEmbedded(cfg *config.Config, r broker.Retention, h broker.Handler, log 
 		once:    st.ProcessOnce(),
 		counter: ingest.NewMemoryCounter(),
 		prefs:   ingest.KVPreferences{KV: st, NotFound: func(err error) bool { return errors.Is(err, boltstore.ErrNotFound) }},
-		closers: []func() error{st.Close, b.Close},
+		closers: []func() error{st.Close, hist.Close, b.Close},
 	}, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -97,12 +98,12 @@ type recorder struct {
 
 func newRecorder() *recorder { return &recorder{closed: make(chan CloseReason, 1)} }
 
-func (r *recorder) WriteEvents(ctx context.Context, evs []*notification.Event) error {
+func (r *recorder) WriteEvents(deadline time.Time, evs []*notification.Event) error {
 	if r.block != nil {
 		select {
 		case <-r.block:
-		case <-ctx.Done():
-			return ctx.Err()
+		case <-time.After(time.Until(deadline)):
+			return os.ErrDeadlineExceeded
 		}
 	}
 	r.mu.Lock()
@@ -112,7 +113,7 @@ func (r *recorder) WriteEvents(ctx context.Context, evs []*notification.Event) e
 	}
 	return nil
 }
-func (r *recorder) KeepAlive(context.Context) error { return nil }
+func (r *recorder) KeepAlive(time.Time) error { return nil }
 func (r *recorder) Close(reason CloseReason) {
 	select {
 	case r.closed <- reason:
@@ -282,9 +283,9 @@ func TestAttachAfterShutdownFails(t *testing.T) {
 // discard is a Writer that drops frames, for benchmarks.
 type discard struct{}
 
-func (discard) WriteEvents(context.Context, []*notification.Event) error { return nil }
-func (discard) KeepAlive(context.Context) error                          { return nil }
-func (discard) Close(CloseReason)                                        {}
+func (discard) WriteEvents(time.Time, []*notification.Event) error { return nil }
+func (discard) KeepAlive(time.Time) error                          { return nil }
+func (discard) Close(CloseReason)                                  {}
 
 // BenchmarkDispatch measures the fan-out path for one event to one user
 // with several sessions: allocations per delivered frame.

@@ -6,6 +6,8 @@ import "github.com/prometheus/client_golang/prometheus"
 type Metrics struct {
 	connections     *prometheus.GaugeVec
 	frames          *prometheus.CounterVec
+	framesWS        prometheus.Counter // frames' children of the two transports,
+	framesSSE       prometheus.Counter // looked up once rather than per write
 	acks            prometheus.Counter
 	malformedFrames prometheus.Counter
 	resumes         *prometheus.CounterVec
@@ -41,8 +43,20 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}),
 	}
+	m.framesWS, m.framesSSE = m.frames.WithLabelValues("ws"), m.frames.WithLabelValues("sse")
 	if reg != nil {
 		reg.MustRegister(m.connections, m.frames, m.acks, m.malformedFrames, m.resumes, m.slowConsumers, m.latency)
 	}
 	return m
+}
+
+// framesOf returns the frames counter of a transport.
+func (m *Metrics) framesOf(transport string) prometheus.Counter {
+	switch transport {
+	case "ws":
+		return m.framesWS
+	case "sse":
+		return m.framesSSE
+	}
+	return m.frames.WithLabelValues(transport)
 }

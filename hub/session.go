@@ -2,7 +2,6 @@ package hub
 
 import (
 	"context"
-	"errors"
 	"sync"
 	"time"
 
@@ -42,10 +41,11 @@ func (r CloseReason) String() string {
 type Writer interface {
 	// WriteEvents writes frames for the events (notification, retract or
 	// reset), in order, as one batch where the transport allows.
-	WriteEvents(ctx context.Context, events []*notification.Event) error
+	// The write must be done by deadline.
+	WriteEvents(deadline time.Time, events []*notification.Event) error
 	// KeepAlive proves the peer is alive (WS ping) or keeps intermediaries
 	// from timing out (SSE comment).
-	KeepAlive(ctx context.Context) error
+	KeepAlive(deadline time.Time) error
 	// Close ends the transport; the transport then calls Hub.Detach.
 	Close(reason CloseReason)
 }
@@ -218,18 +218,16 @@ func (s *Session) writeLoop() {
 		s.ping = false
 		s.mu.Unlock()
 
-		ctx, cancel := context.WithTimeout(context.Background(), s.hub.opts.WriteTimeout)
+		deadline := time.Now().Add(s.hub.opts.WriteTimeout)
 		var err error
 		if ping {
-			err = s.w.KeepAlive(ctx)
+			err = s.w.KeepAlive(deadline)
 		} else {
-			err = s.w.WriteEvents(ctx, batch)
+			err = s.w.WriteEvents(deadline, batch)
 		}
-		cancel()
 		if err == nil && !ping {
 			now := time.Now()
-			frames := m.frames.WithLabelValues(s.transport)
-			frames.Add(float64(len(batch)))
+			m.framesOf(s.transport).Add(float64(len(batch)))
 			for _, ev := range batch {
 				if ev.Kind == notification.KindNotification && !ev.Created.IsZero() {
 					m.latency.Observe(now.Sub(ev.Created).Seconds())
@@ -243,9 +241,7 @@ func (s *Session) writeLoop() {
 		}
 		s.mu.Unlock()
 		if err != nil {
-			if !errors.Is(err, context.Canceled) {
-				s.hub.opts.Logger.Debug("session write failed", "user", s.user, "transport", s.transport, "err", err)
-			}
+			s.hub.opts.Logger.Debug("session write failed", "user", s.user, "transport", s.transport, "err", err)
 			s.close(CloseWriteFailed)
 		}
 	}

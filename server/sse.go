@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"errors"
 	"net"
 	"net/http"
@@ -72,33 +71,34 @@ type sseConn struct {
 	mu   sync.Mutex
 	sess *hub.Session // set once attached
 	stop func()       // stops watching for the peer's hang-up
-	buf  []byte       // reused between writes; only the hub's writer writes
 	done bool
 }
 
-func (c *sseConn) write(ctx context.Context, body func([]byte) []byte) error {
-	if d, ok := ctx.Deadline(); ok {
-		_ = c.conn.SetWriteDeadline(d)
-	}
-	b := c.buf[:0]
+func (c *sseConn) write(deadline time.Time, body func([]byte) []byte) error {
+	_ = c.conn.SetWriteDeadline(deadline)
+	bp := sseBufs.Get().(*[]byte)
+	b := (*bp)[:0]
 	b = append(b, "00000000\r\n"...) // chunk size, patched below
 	b = body(b)
-	n := len(b) - 10
-	size := strconv.AppendUint(nil, uint64(n), 16)
-	start := 8 - len(size)
-	copy(b[start:], size)
+	var size [8]byte
+	hex := strconv.AppendUint(size[:0], uint64(len(b)-10), 16)
+	start := 8 - len(hex)
+	copy(b[start:], hex)
 	b = append(b, "\r\n"...)
 	_, err := c.conn.Write(b[start:])
-	if cap(b) <= 16<<10 {
-		c.buf = b[:0]
-	} else {
-		c.buf = nil // do not keep a large buffer on an idle connection
+	if cap(b) <= 64<<10 {
+		*bp = b[:0]
+		sseBufs.Put(bp)
 	}
 	return err
 }
 
-func (c *sseConn) WriteEvents(ctx context.Context, events []*notification.Event) error {
-	return c.write(ctx, func(b []byte) []byte {
+// sseBufs are the chunk buffers of stream writes, shared rather than kept
+// by each (mostly idle) connection.
+var sseBufs = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
+
+func (c *sseConn) WriteEvents(deadline time.Time, events []*notification.Event) error {
+	return c.write(deadline, func(b []byte) []byte {
 		for _, ev := range events {
 			b = append(b, ev.SSEFrame()...)
 		}
@@ -106,8 +106,8 @@ func (c *sseConn) WriteEvents(ctx context.Context, events []*notification.Event)
 	})
 }
 
-func (c *sseConn) KeepAlive(ctx context.Context) error {
-	return c.write(ctx, func(b []byte) []byte { return append(b, ": keep-alive\n\n"...) })
+func (c *sseConn) KeepAlive(deadline time.Time) error {
+	return c.write(deadline, func(b []byte) []byte { return append(b, ": keep-alive\n\n"...) })
 }
 
 // Close ends the stream and the session.
@@ -192,14 +192,10 @@ type heldSSE struct {
 	done chan struct{}
 }
 
-func (w *heldSSE) deadline(ctx context.Context) {
-	if d, ok := ctx.Deadline(); ok {
-		_ = w.rc.SetWriteDeadline(d)
-	}
-}
+func (w *heldSSE) deadline(d time.Time) { _ = w.rc.SetWriteDeadline(d) }
 
-func (w *heldSSE) WriteEvents(ctx context.Context, events []*notification.Event) error {
-	w.deadline(ctx)
+func (w *heldSSE) WriteEvents(deadline time.Time, events []*notification.Event) error {
+	w.deadline(deadline)
 	for _, ev := range events {
 		if _, err := w.w.Write(ev.SSEFrame()); err != nil {
 			return err
@@ -208,8 +204,8 @@ func (w *heldSSE) WriteEvents(ctx context.Context, events []*notification.Event)
 	return w.rc.Flush()
 }
 
-func (w *heldSSE) KeepAlive(ctx context.Context) error {
-	w.deadline(ctx)
+func (w *heldSSE) KeepAlive(deadline time.Time) error {
+	w.deadline(deadline)
 	if _, err := w.w.Write([]byte(": keep-alive\n\n")); err != nil {
 		return err
 	}

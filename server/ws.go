@@ -17,28 +17,21 @@ import (
 // reconnect with a fresh token.
 const wsStatusTokenExpired websocket.StatusCode = 4001
 
-// wsWriter is the hub's Writer over one WebSocket.
+// wsWriter is the hub's Writer over one WebSocket: notification frames go
+// straight to the connection, the rest through the library.
 type wsWriter struct {
-	c *websocket.Conn
+	c    *websocket.Conn
+	conn *wsConn
 }
 
-func (w *wsWriter) WriteEvents(ctx context.Context, events []*notification.Event) error {
-	for _, ev := range events {
-		if err := w.c.Write(ctx, websocket.MessageText, ev.WSFrame()); err != nil {
-			return err
-		}
-	}
-	return nil
+func (w *wsWriter) WriteEvents(deadline time.Time, events []*notification.Event) error {
+	return w.conn.writeEvents(deadline, events)
 }
 
 // KeepAlive sends a ping and waits for the pong on a goroutine of its own,
 // so notifications to this client are not held up for a round trip; a peer
-// that does not answer within the write timeout is disconnected.
-func (w *wsWriter) KeepAlive(ctx context.Context) error {
-	d, ok := ctx.Deadline()
-	if !ok {
-		d = time.Now().Add(10 * time.Second)
-	}
+// that does not answer by the deadline is disconnected.
+func (w *wsWriter) KeepAlive(d time.Time) error {
 	go func() {
 		pctx, cancel := context.WithDeadline(context.Background(), d)
 		defer cancel()
@@ -96,7 +89,8 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer release()
-	c, err := websocket.Accept(smallBufferWriter{w}, r, &websocket.AcceptOptions{
+	hj := &wsHijacker{ResponseWriter: w}
+	c, err := websocket.Accept(hj, r, &websocket.AcceptOptions{
 		InsecureSkipVerify: true, // the origin was checked above against HERALD_ALLOWED_ORIGINS
 		CompressionMode:    websocket.CompressionDisabled,
 	})
@@ -106,7 +100,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	c.SetReadLimit(s.cfg.WSReadLimit)
 	sess, err := s.hub.Attach(r.Context(), hub.AttachRequest{
 		User: claims.Subject, SessionID: claims.SessionID, Transport: "ws", Expires: claims.ExpiresAt,
-		Since: since, Resume: resume, Writer: &wsWriter{c: c},
+		Since: since, Resume: resume, Writer: &wsWriter{c: c, conn: hj.conn},
 	})
 	if err != nil {
 		if errors.Is(err, hub.ErrClosing) {

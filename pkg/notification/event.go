@@ -95,33 +95,83 @@ func readString(b []byte) (string, []byte, bool) {
 	return string(b[n : n+int(l)]), b[n+int(l):], true
 }
 
-// WSFrame returns the WebSocket text frame for the event:
+// WSFrame returns the WebSocket text message for the event:
 // {"type":"notification","notification":{…}} or {"type":"retract","id":…,"tag":…}.
 // It is built once and shared; callers must not modify it.
 func (e *Event) WSFrame() []byte {
+	wire := e.WSWire()
+	return wire[wsHeaderLen(len(wire)):]
+}
+
+// WSWire returns the message as a complete server-to-client WebSocket frame
+// (final, text, unmasked), ready to be written to the socket. It is built
+// once, in the same buffer as WSFrame, and shared.
+func (e *Event) WSWire() []byte {
 	e.wsOnce.Do(func() {
+		size := 48 + len(e.Payload) + 40
+		b := make([]byte, maxWSHeader, maxWSHeader+size)
 		switch e.Kind {
 		case KindReset:
-			b := make([]byte, 0, 48)
 			b = append(b, `{"type":"reset","cursor":"`...)
 			b = e.Cursor.AppendTo(b)
-			e.ws = append(b, `"}`...)
+			b = append(b, `"}`...)
 		case KindRetract:
-			b := make([]byte, 0, 32+len(e.Payload)+40)
 			b = append(b, `{"type":"retract","cursor":"`...)
 			b = e.Cursor.AppendTo(b)
 			b = append(b, `",`...)
 			b = append(b, e.Payload[1:]...)
-			e.ws = b
 		default:
-			b := make([]byte, 0, 48+len(e.Payload)+40)
 			b = append(b, `{"type":"notification","notification":`...)
 			b = e.appendWithCursor(b)
 			b = append(b, '}')
-			e.ws = b
 		}
+		// The header goes right in front of the message, in the room left
+		// for the longest one.
+		n := len(b) - maxWSHeader
+		start := maxWSHeader - wsHeaderSize(n)
+		putWSHeader(b[start:maxWSHeader], n)
+		e.ws = b[start:]
 	})
 	return e.ws
+}
+
+const maxWSHeader = 10
+
+// wsHeaderSize is the length of an unmasked frame header for a payload of n
+// bytes (RFC 6455 section 5.2).
+func wsHeaderSize(n int) int {
+	switch {
+	case n <= 125:
+		return 2
+	case n <= 0xffff:
+		return 4
+	}
+	return 10
+}
+
+// wsHeaderLen reads back the header size of a frame of total length
+// frameLen built by WSWire.
+func wsHeaderLen(frameLen int) int {
+	for _, h := range [...]int{2, 4, 10} {
+		if wsHeaderSize(frameLen-h) == h {
+			return h
+		}
+	}
+	return 10
+}
+
+func putWSHeader(h []byte, n int) {
+	h[0] = 0x81 // FIN, text
+	switch len(h) {
+	case 2:
+		h[1] = byte(n)
+	case 4:
+		h[1] = 126
+		binary.BigEndian.PutUint16(h[2:], uint16(n))
+	default:
+		h[1] = 127
+		binary.BigEndian.PutUint64(h[2:], uint64(n))
+	}
 }
 
 // SSEFrame returns the Server-Sent Events record for the event: the cursor as

@@ -2,7 +2,9 @@ package notification
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 )
@@ -111,5 +113,33 @@ func TestFramesCarryTheCursor(t *testing.T) {
 	}
 	if got := string(reset.SSEFrame()); got != "id: ep-9\nevent: reset\ndata: {\"cursor\":\"ep-9\"}\n\n" {
 		t.Fatalf("reset sse %q", got)
+	}
+}
+
+// TestWSWireIsOneFrame: the wire form is a final, unmasked text frame whose
+// length field (in each of its three sizes) covers exactly WSFrame.
+func TestWSWireIsOneFrame(t *testing.T) {
+	for _, size := range []int{1, 60, 125, 126, 200, 65535, 65536, 70000} {
+		ev, err := NewEvent(&Notification{ID: "n1", User: "u", Body: strings.Repeat("x", size)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev.Cursor = Cursor{Epoch: "ep", Seq: 1}
+		wire, msg := ev.WSWire(), ev.WSFrame()
+		if wire[0] != 0x81 || wire[1]&0x80 != 0 {
+			t.Fatalf("body %d: header % x", size, wire[:2])
+		}
+		var n, h int
+		switch l := int(wire[1]); l {
+		case 126:
+			n, h = int(binary.BigEndian.Uint16(wire[2:])), 4
+		case 127:
+			n, h = int(binary.BigEndian.Uint64(wire[2:])), 10
+		default:
+			n, h = l, 2
+		}
+		if n != len(msg) || h+n != len(wire) || !bytes.Equal(wire[h:], msg) {
+			t.Fatalf("body %d: header says %d bytes after %d, message has %d, frame %d", size, n, h, len(msg), len(wire))
+		}
 	}
 }

@@ -11,8 +11,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/coder/websocket"
 )
 
 // frameFunc sees every notification a session receives: the receive time
@@ -94,37 +92,32 @@ func openSession(ctx context.Context, o *Options, i int, onFrame frameFunc) (*se
 		return nil, err
 	}
 	d := dialerFor(i, o.Sources)
+	if o.Transport == "ws" {
+		return openWS(ctx, o, d, tok, onFrame)
+	}
 	client := &http.Client{Transport: &http.Transport{
 		DialContext:       func(ctx context.Context, n, a string) (net.Conn, error) { return d.DialContext(ctx, n, a) },
-		DisableKeepAlives: o.Transport == "sse",
+		DisableKeepAlives: true,
 	}}
-	if o.Transport == "ws" {
-		return openWS(ctx, o, client, tok, onFrame)
-	}
 	return openSSE(ctx, o, client, tok, onFrame)
 }
 
-func openWS(ctx context.Context, o *Options, client *http.Client, tok string, onFrame frameFunc) (*session, error) {
+func openWS(ctx context.Context, o *Options, d *net.Dialer, tok string, onFrame frameFunc) (*session, error) {
 	u := "ws" + strings.TrimPrefix(o.BaseURL, "http") + "/v1/ws?token=" + tok
 	dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	c, _, err := websocket.Dial(dctx, u, &websocket.DialOptions{HTTPClient: client})
+	c, err := dialWS(dctx, d, u)
 	if err != nil {
 		return nil, fmt.Errorf("dial ws: %w", err)
 	}
-	c.SetReadLimit(1 << 20)
 	go func() {
-		for {
-			_, data, err := c.Read(context.Background())
-			if err != nil {
-				return
-			}
+		_ = c.readMessages(1<<20, func(data []byte) {
 			if onFrame != nil && bytes.Contains(data, []byte(`"type":"notification"`)) {
 				onFrame(time.Now(), parseStamp(data))
 			}
-		}
+		})
 	}()
-	return &session{close: func() { _ = c.CloseNow() }}, nil
+	return &session{close: c.close}, nil
 }
 
 func openSSE(ctx context.Context, o *Options, client *http.Client, tok string, onFrame frameFunc) (*session, error) {

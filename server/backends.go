@@ -50,7 +50,7 @@ func openEmbedded(cfg *config.Config, r broker.Retention, h broker.Handler, log 
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
-	st, err := boltstore.Open(filepath.Join(cfg.DataDir, "herald.db"), boltstore.Options{Retention: r})
+	st, err := boltstore.Open(filepath.Join(cfg.DataDir, "herald.db"), boltstore.Options{})
 	if err != nil {
 		return nil, fmt.Errorf("open embedded store: %w", err)
 	}

@@ -1,7 +1,7 @@
 package server
 
 import (
-	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/heraldhq/herald/pkg/notification"
 	"github.com/heraldhq/herald/pkg/store/boltstore"
@@ -19,25 +21,42 @@ import (
 // history log, under the same epoch, so a client's cursor still resumes.
 func TestHistoriesMoveFromTheBoltFile(t *testing.T) {
 	cfg := testConfig(t)
-	st, err := boltstore.Open(filepath.Join(cfg.DataDir, "herald.db"), boltstore.Options{})
+	// Earlier versions: one bucket per user under "history", keyed by the
+	// big-endian sequence, with the user's head as the bucket's sequence.
+	path := filepath.Join(cfg.DataDir, "herald.db")
+	st, err := boltstore.Open(path, boltstore.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var events []*notification.Event
-	for i := 1; i <= 3; i++ {
-		ev, err := notification.NewEvent(&notification.Notification{
-			ID: fmt.Sprintf("n%d", i), User: "alice", Title: fmt.Sprintf("old %d", i), CreatedAt: time.Now().UTC(),
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		events = append(events, ev)
-	}
-	if err := st.Append(context.Background(), events); err != nil {
+	epoch := st.Epoch()
+	st.Close()
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
 		t.Fatal(err)
 	}
-	cursor := events[0].Cursor.String()
-	st.Close()
+	err = db.Update(func(tx *bolt.Tx) error {
+		ub, err := tx.Bucket([]byte("history")).CreateBucket([]byte("alice"))
+		if err != nil {
+			return err
+		}
+		for seq := uint64(1); seq <= 3; seq++ {
+			ev, err := notification.NewEvent(&notification.Notification{
+				ID: fmt.Sprintf("n%d", seq), User: "alice", Title: fmt.Sprintf("old %d", seq), CreatedAt: time.Now().UTC(),
+			})
+			if err != nil {
+				return err
+			}
+			if err := ub.Put(binary.BigEndian.AppendUint64(nil, seq), ev.MarshalEnvelope()); err != nil {
+				return err
+			}
+		}
+		return ub.SetSequence(3)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	cursor := epoch + "-1"
 
 	n := startNodeWith(t, cfg)
 	status, body := n.do(http.MethodGet, "/v1/notifications?since="+cursor, mintToken(t, "alice"), nil)
@@ -46,7 +65,7 @@ func TestHistoriesMoveFromTheBoltFile(t *testing.T) {
 		t.Fatalf("inbox after the move: %d %s", status, body)
 	}
 	sent := n.mustSend([]string{"alice"}, "new")
-	if got, want := sent.Notifications[0].Cursor, events[2].Cursor.Epoch+"-4"; got != want {
+	if got, want := sent.Notifications[0].Cursor, epoch+"-4"; got != want {
 		t.Fatalf("first cursor after the move %s, want %s", got, want)
 	}
 	if _, err := os.Stat(filepath.Join(cfg.DataDir, "history.import")); !os.IsNotExist(err) {

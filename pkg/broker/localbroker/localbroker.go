@@ -1,6 +1,6 @@
 // Package localbroker is the embedded broker.Broker of a single node. It
 // owns the node's write path into the history log and the fan-out to its
-// own hub: histories live in a Log (the embedded store, boltstore), and
+// own hub: histories live in a Log (the history log, histlog), and
 // delivering an event is a call of the Handler.
 //
 // Every Publish goes through one writer goroutine. The writer takes the
@@ -26,7 +26,7 @@ import (
 )
 
 // Log is the durable history the broker writes to and reads from.
-// boltstore.Store implements it.
+// histlog.Store implements it.
 type Log interface {
 	// Append assigns each event the next cursor of its user and stores all
 	// of them, or none.

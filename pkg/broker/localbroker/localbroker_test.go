@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -12,12 +11,12 @@ import (
 	"github.com/heraldhq/herald/pkg/broker/brokertest"
 	"github.com/heraldhq/herald/pkg/broker/localbroker"
 	"github.com/heraldhq/herald/pkg/notification"
-	"github.com/heraldhq/herald/pkg/store/boltstore"
+	"github.com/heraldhq/herald/pkg/store/histlog"
 )
 
-func openStore(t testing.TB, r broker.Retention) *boltstore.Store {
+func openStore(t testing.TB, r broker.Retention) *histlog.Store {
 	t.Helper()
-	st, err := boltstore.Open(filepath.Join(t.TempDir(), "herald.db"), boltstore.Options{Retention: r})
+	st, err := histlog.Open(t.TempDir(), histlog.Options{Retention: r})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +75,7 @@ func TestPublishRejectsEventsWithoutUser(t *testing.T) {
 
 func TestReadyFollowsBrokerAndStore(t *testing.T) {
 	ctx := context.Background()
-	st, err := boltstore.Open(filepath.Join(t.TempDir(), "herald.db"), boltstore.Options{})
+	st, err := histlog.Open(t.TempDir(), histlog.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -13,13 +12,13 @@ import (
 	"github.com/heraldhq/herald/pkg/broker"
 	"github.com/heraldhq/herald/pkg/broker/brokertest"
 	"github.com/heraldhq/herald/pkg/notification"
-	"github.com/heraldhq/herald/pkg/store/boltstore"
+	"github.com/heraldhq/herald/pkg/store/histlog"
 )
 
-// gatedLog is the embedded store with its first Append held until the
+// gatedLog is the history log with its first Append held until the
 // test opens the gate, so the test can line up requests behind it.
 type gatedLog struct {
-	*boltstore.Store
+	*histlog.Store
 	gate   chan struct{}
 	sweeps atomic.Int32
 
@@ -28,7 +27,7 @@ type gatedLog struct {
 }
 
 func newGatedLog(t *testing.T) *gatedLog {
-	st, err := boltstore.Open(filepath.Join(t.TempDir(), "herald.db"), boltstore.Options{})
+	st, err := histlog.Open(t.TempDir(), histlog.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,19 +1,20 @@
 // Package boltstore is Herald's embedded store: one bbolt file in the data
-// directory holding everything a single node keeps across restarts. It owns
+// directory holding what a single node keeps across restarts besides the
+// notification histories (which live in the history log, histlog). It owns
 //
-//   - the per-user notification histories: cursors (a persisted epoch and a
-//     gap-free per-user sequence) and retention by count and age;
 //   - the idempotency keys of the server API;
-//   - a small key/value space for persisted settings.
+//   - a small key/value space for persisted settings;
+//   - the webhook work queue, conversation members, push devices and
+//     pending pushes.
 //
-// It is the zero-configuration back-end under localbroker; a cluster uses
-// redisbroker and redisstore instead.
+// It is the zero-configuration back-end of a single node; a cluster uses
+// redisstore instead.
 //
 // The file has these top-level buckets:
 //
-//	meta         "epoch" → the history epoch, "version" → the format version
-//	history      one sub-bucket per user: seq (8 bytes, big endian) → event
-//	             envelope; the sub-bucket's sequence is the user's head
+//	meta         "epoch" → the epoch of histories kept here by earlier
+//	             versions, "version" → the format version
+//	history      histories of earlier versions, until moved (legacy.go)
 //	idempotency  key → expiry (8 bytes, Unix ns) | state (1 byte) | result
 //	kv           key → value
 //	queue, queue-dedupe, queue-dead    the webhook work queue (queue.go)
@@ -22,8 +23,7 @@
 //
 // A Store is safe for concurrent use. bbolt runs one writing transaction at
 // a time and every write is synced to disk before it returns, so callers
-// that write often should batch (Append takes many events in one
-// transaction).
+// that write often should batch.
 package boltstore
 
 import (
@@ -36,7 +36,6 @@ import (
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
 
-	"github.com/heraldhq/herald/pkg/broker"
 	"github.com/heraldhq/herald/pkg/notification"
 )
 
@@ -64,10 +63,6 @@ var ErrLocked = errors.New("boltstore: database file is locked by another proces
 
 // Options tune a Store. The zero value is usable.
 type Options struct {
-	// Retention bounds each user's history; zero fields take the defaults
-	// of broker.Retention.
-	Retention broker.Retention
-
 	// LockTimeout is how long Open waits for a file lock held by another
 	// process before failing with ErrLocked (default DefaultLockTimeout).
 	LockTimeout time.Duration
@@ -78,7 +73,6 @@ type Store struct {
 	db    *bolt.DB
 	path  string
 	epoch string
-	ret   broker.Retention
 	now   func() time.Time // replaced in tests
 
 	pending pendingState
@@ -110,7 +104,7 @@ func Open(path string, opts Options) (*Store, error) {
 	// with whoever arrives within this delay; bbolt's 10 ms default would
 	// be the latency of every lone call.
 	db.MaxBatchDelay = 2 * time.Millisecond
-	s := &Store{db: db, path: path, ret: opts.Retention.WithDefaults(), now: time.Now}
+	s := &Store{db: db, path: path, now: time.Now}
 	if err := db.Update(s.init); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("boltstore open %s: %w", path, err)

@@ -191,22 +191,23 @@ func (s *Server) publish(ctx context.Context, req *sendRequest) (*sendResponse, 
 		typ = "notification"
 	}
 	seen := make(map[string]struct{}, len(req.To))
-	events := make([]*notification.Event, 0, len(req.To))
+	users := make([]string, 0, len(req.To))
+	ids := make([]string, 0, len(req.To))
 	for _, user := range req.To {
 		if _, dup := seen[user]; dup {
 			continue
 		}
 		seen[user] = struct{}{}
-		n := notification.Notification{
-			ID: ulid.Make().String(), User: user, Type: typ, Title: req.Title, Body: req.Body,
-			Icon: req.Icon, URL: req.URL, Tag: req.Tag, Urgency: urgency, TTL: req.TTL,
-			Data: req.Data, CreatedAt: now,
-		}
-		ev, err := notification.NewEvent(&n)
-		if err != nil {
-			return nil, err
-		}
-		events = append(events, ev)
+		users = append(users, user)
+		ids = append(ids, ulid.Make().String())
+	}
+	n := notification.Notification{
+		Type: typ, Title: req.Title, Body: req.Body, Icon: req.Icon, URL: req.URL, Tag: req.Tag,
+		Urgency: urgency, TTL: req.TTL, Data: req.Data, CreatedAt: now,
+	}
+	events, err := notification.NewEvents(&n, users, ids)
+	if err != nil {
+		return nil, err
 	}
 	if err := s.deliver(ctx, events); err != nil {
 		return nil, err

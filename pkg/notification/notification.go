@@ -4,7 +4,9 @@
 package notification
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"time"
 )
 
@@ -50,6 +52,54 @@ func NewEvent(n *Notification) (*Event, error) {
 		Created: n.CreatedAt,
 		Payload: payload,
 	}, nil
+}
+
+// NewEvents encodes n for each of users, users[i] getting notification id
+// ids[i]: the payloads NewEvent would give, from one encoding of the
+// fields the recipients share (a fan-out encodes its notification once).
+func NewEvents(n *Notification, users, ids []string) ([]*Event, error) {
+	if len(ids) != len(users) {
+		return nil, errors.New("notification: one id per user")
+	}
+	c := *n
+	c.ID, c.Cursor, c.User = "", "", ""
+	shared, err := json.Marshal(&c)
+	if err != nil {
+		return nil, err
+	}
+	const head = `{"id":"","user":""`
+	if !bytes.HasPrefix(shared, []byte(head)) {
+		return nil, errors.New("notification: unexpected encoding of the shared fields")
+	}
+	rest := shared[len(head):]
+	events := make([]Event, len(users))
+	out := make([]*Event, len(users))
+	for i, user := range users {
+		b := make([]byte, 0, len(head)+len(ids[i])+len(user)+len(rest)+8)
+		b = append(b, `{"id":`...)
+		b = appendJSONString(b, ids[i])
+		b = append(b, `,"user":`...)
+		b = appendJSONString(b, user)
+		b = append(b, rest...)
+		e := &events[i]
+		e.User, e.Kind, e.ID, e.Tag, e.Created, e.Payload = user, KindNotification, ids[i], n.Tag, n.CreatedAt, b
+		out[i] = e
+	}
+	return out, nil
+}
+
+// appendJSONString appends s as encoding/json writes it: plain ASCII
+// directly, anything it would escape through encoding/json itself.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x80 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s)
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 // Retraction is the payload of a KindRetract event.

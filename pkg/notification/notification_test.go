@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -141,5 +142,40 @@ func TestWSWireIsOneFrame(t *testing.T) {
 		if n != len(msg) || h+n != len(wire) || !bytes.Equal(wire[h:], msg) {
 			t.Fatalf("body %d: header says %d bytes after %d, message has %d, frame %d", size, n, h, len(msg), len(wire))
 		}
+	}
+}
+
+// TestNewEventsMatchesNewEvent: the shared-encoding path gives every
+// recipient the payload of encoding their notification whole, whatever
+// their user id holds.
+func TestNewEventsMatchesNewEvent(t *testing.T) {
+	n := Notification{
+		Type: "message", Title: `Hi <there> & "you"`, Body: "b\u2028", URL: "https://x/y?a=1&b=2", Tag: "t",
+		Urgency: UrgencyHigh, TTL: 30, Data: json.RawMessage(`{"k":[1,2]}`), CreatedAt: time.Date(2026, 11, 25, 12, 0, 0, 5, time.UTC),
+	}
+	users := []string{"alice", `we"ird`, `<b>&c`, "ü", "x\u2028y", `back\slash`, "tab\tbed"}
+	ids := make([]string, len(users))
+	for i := range ids {
+		ids[i] = fmt.Sprintf("id-%d", i)
+	}
+	got, err := NewEvents(&n, users, ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, user := range users {
+		one := n
+		one.ID, one.User = ids[i], user
+		want, err := NewEvent(&one)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g := got[i]
+		if !bytes.Equal(g.Payload, want.Payload) || g.User != want.User || g.ID != want.ID || g.Tag != want.Tag ||
+			g.Kind != want.Kind || !g.Created.Equal(want.Created) {
+			t.Errorf("user %q:\n got %+v %s\nwant %+v %s", user, g, g.Payload, want, want.Payload)
+		}
+	}
+	if _, err := NewEvents(&n, users, ids[:1]); err == nil {
+		t.Error("accepted fewer ids than users")
 	}
 }

@@ -82,25 +82,94 @@ func (s *Store) Devices(ctx context.Context, user string) ([]push.Device, error)
 	return out, nil
 }
 
-// HasDevices reports which of users have at least one device.
+// HasDevices reports which of users have at least one device. It is
+// asked before every publish, so concurrent calls share a pipeline: under
+// load a burst of sends costs one round trip, not one each.
 func (s *Store) HasDevices(ctx context.Context, users []string) (map[string]bool, error) {
-	cmds := make([]*redis.IntCmd, len(users))
+	if len(users) == 0 {
+		return map[string]bool{}, nil
+	}
+	req := &deviceCheck{users: users, done: make(chan struct{})}
+	select {
+	case s.deviceChecks <- req:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("redisstore has devices: %w", ctx.Err())
+	case <-s.ctx.Done():
+		return nil, errors.New("redisstore has devices: store closed")
+	}
+	select {
+	case <-req.done:
+		return req.has, req.err
+	case <-ctx.Done():
+		return nil, fmt.Errorf("redisstore has devices: %w", ctx.Err())
+	}
+}
+
+// deviceCheck is one HasDevices call waiting for its pipeline.
+type deviceCheck struct {
+	users []string
+	has   map[string]bool
+	err   error
+	done  chan struct{} // closed once has or err is set
+}
+
+// maxDeviceCheckPipeline bounds how many waiting calls share a pipeline.
+const maxDeviceCheckPipeline = 256
+
+// deviceCheckLoop runs waiting HasDevices calls in pipelines until ctx
+// ends.
+func (s *Store) deviceCheckLoop(ctx context.Context) {
+	batch := make([]*deviceCheck, 0, maxDeviceCheckPipeline)
+	for {
+		batch = batch[:0]
+		select {
+		case <-ctx.Done():
+			return
+		case r := <-s.deviceChecks:
+			batch = append(batch, r)
+		}
+	fill:
+		for len(batch) < cap(batch) {
+			select {
+			case r := <-s.deviceChecks:
+				batch = append(batch, r)
+			default:
+				break fill
+			}
+		}
+		s.checkDevices(ctx, batch)
+	}
+}
+
+func (s *Store) checkDevices(ctx context.Context, batch []*deviceCheck) {
+	n := 0
+	for _, r := range batch {
+		n += len(r.users)
+	}
+	cmds := make([]*redis.IntCmd, 0, n)
 	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, u := range users {
-			cmds[i] = p.SCard(ctx, s.userDevicesKey(u))
+		for _, r := range batch {
+			for _, u := range r.users {
+				cmds = append(cmds, p.SCard(ctx, s.userDevicesKey(u)))
+			}
 		}
 		return nil
 	})
-	if err != nil {
-		return nil, fmt.Errorf("redisstore has devices: %w", err)
-	}
-	out := make(map[string]bool)
-	for i, c := range cmds {
-		if c.Val() > 0 {
-			out[users[i]] = true
+	for _, r := range batch {
+		mine := cmds[:len(r.users)]
+		cmds = cmds[len(r.users):]
+		if err != nil {
+			r.err = fmt.Errorf("redisstore has devices: %w", err)
+		} else {
+			r.has = make(map[string]bool)
+			for i, c := range mine {
+				if c.Val() > 0 {
+					r.has[r.users[i]] = true
+				}
+			}
 		}
+		close(r.done)
 	}
-	return out, nil
 }
 
 // DeleteDevices removes user's devices: all with ids and session empty,

@@ -74,6 +74,8 @@ type Store struct {
 
 	presence presenceState
 
+	deviceChecks chan *deviceCheck // drained in pipelines by deviceCheckLoop
+
 	ctx    context.Context // ends at Close: background loops stop
 	cancel context.CancelFunc
 	done   chan struct{} // closed when the heartbeat has stopped
@@ -106,11 +108,14 @@ func New(client redis.UniversalClient, opts Options) *Store {
 		opts: opts,
 		node: newNodeID(opts.NodeID),
 		done: make(chan struct{}),
+
+		deviceChecks: make(chan *deviceCheck, maxDeviceCheckPipeline),
 	}
 	s.presence.local = make(map[string]int)
 	ctx, cancel := context.WithCancel(context.Background())
 	s.ctx, s.cancel = ctx, cancel
 	go s.heartbeat(ctx)
+	go s.deviceCheckLoop(ctx)
 	return s
 }
 

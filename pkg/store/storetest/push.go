@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -67,6 +68,28 @@ func Devices(t *testing.T, s PushStore) {
 	if err != nil || !has["alice"] || !has["bob"] || has["carol"] {
 		t.Fatalf("HasDevices = %v, %v", has, err)
 	}
+	// Concurrent calls (which a store may answer together) each get the
+	// answer for their own users.
+	var wg sync.WaitGroup
+	for i := range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			users := [][]string{{"alice"}, {"carol"}, {"carol", "bob"}, {}}[i%4]
+			has, err := s.HasDevices(ctx, users)
+			want := map[string]bool{"alice": true, "bob": true}
+			if err != nil || len(has) > len(users) {
+				t.Errorf("HasDevices(%v) = %v, %v", users, has, err)
+				return
+			}
+			for _, u := range users {
+				if has[u] != want[u] {
+					t.Errorf("HasDevices(%v) = %v", users, has)
+				}
+			}
+		}()
+	}
+	wg.Wait()
 	if n, err := s.DeleteDevices(ctx, "bob", nil, "s4"); err != nil || n != 1 {
 		t.Fatalf("delete bob's session s4: %d, %v", n, err)
 	}

@@ -140,12 +140,14 @@ func (q *Queue) Read(ctx context.Context, max int, wait time.Duration) ([]queue.
 }
 
 // take claims ready items; next is how long until the earliest waiting one
-// becomes ready (0: none waits).
+// becomes ready (0: none waits). The claim is a batch transaction, so it
+// shares its commit with the enqueues and acks of the moment; bbolt may
+// run it twice, and it starts from nothing each time.
 func (q *Queue) take(max int) (items []queue.Item, next time.Duration, err error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	now := q.s.now()
-	err = q.s.db.Update(func(tx *bolt.Tx) error {
+	err = q.s.db.Batch(func(tx *bolt.Tx) error {
 		items, next = items[:0], 0
 		b := tx.Bucket(bucketQueue)
 		c := b.Cursor()

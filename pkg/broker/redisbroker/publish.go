@@ -69,9 +69,10 @@ func newScriptArgs(o Options) scriptArgs {
 
 // Publish appends each event to its user's history and publishes it, all
 // events in one pipeline (a fan-out to many users costs one round trip per
-// Redis node, not one per user). Each event is atomic on its own; when some
-// fail, the others are appended and published, their cursors are set, and
-// the error says how many failed. Cursors of failed events stay zero.
+// Redis node, not one per user), shared with the Publish calls made at the
+// same moment. Each event is atomic on its own; when some fail, the others
+// are appended and published, their cursors are set, and the error says
+// how many failed. Cursors of failed events stay zero.
 func (b *Broker) Publish(ctx context.Context, events []*notification.Event) error {
 	if b.closed() {
 		return fmt.Errorf("redisbroker publish: %w", broker.ErrClosed)
@@ -81,23 +82,145 @@ func (b *Broker) Publish(ctx context.Context, events []*notification.Event) erro
 			return fmt.Errorf("redisbroker publish: %w", err)
 		}
 	}
-	pending := events
+	if len(events) == 0 {
+		return nil
+	}
+	req := &publishReq{ctx: ctx, events: events, done: make(chan struct{})}
+	select {
+	case b.publishes <- req:
+	case <-ctx.Done():
+		return fmt.Errorf("redisbroker publish: %w", ctx.Err())
+	case <-b.ctx.Done():
+		return fmt.Errorf("redisbroker publish: %w", broker.ErrClosed)
+	}
+	select {
+	case <-req.done:
+	case <-ctx.Done():
+		return fmt.Errorf("redisbroker publish: %w", ctx.Err())
+	case <-b.ctx.Done():
+		return fmt.Errorf("redisbroker publish: %w", broker.ErrClosed)
+	}
+	// The loop is done with req: its results are the caller's now.
+	for i, cur := range req.cursors {
+		events[i].Cursor = cur
+	}
+	return req.err
+}
+
+// publishReq is one Publish call waiting for the publish loop.
+type publishReq struct {
+	ctx     context.Context
+	events  []*notification.Event
+	cursors []notification.Cursor // set by the loop; zero for failed events
+	err     error
+	done    chan struct{} // closed when cursors and err are set
+}
+
+// maxPublishPipeline bounds the events that waiting Publish calls put in
+// one pipeline (a single larger call still goes whole).
+const maxPublishPipeline = 1024
+
+// publishLoop runs waiting Publish calls in shared pipelines until Close.
+func (b *Broker) publishLoop() {
+	defer b.wg.Done()
+	var batch []*publishReq
+	for {
+		batch = batch[:0]
+		select {
+		case <-b.ctx.Done():
+			return
+		case r := <-b.publishes:
+			batch = append(batch, r)
+		}
+		n := len(batch[0].events)
+	fill:
+		for n < maxPublishPipeline {
+			select {
+			case r := <-b.publishes:
+				batch = append(batch, r)
+				n += len(r.events)
+			default:
+				break fill
+			}
+		}
+		b.publishBatch(batch, n)
+		clear(batch)
+	}
+}
+
+// publishBatch publishes the events of every call in batch (n in all) and
+// hands each call its cursors and error. A call whose context ended while
+// it waited is not published.
+func (b *Broker) publishBatch(batch []*publishReq, n int) {
+	ctx, cancel := context.WithTimeout(b.ctx, opTimeout)
+	defer cancel()
+	all := make([]*notification.Event, 0, n)
+	live := batch[:0:0]
+	for _, r := range batch {
+		if err := r.ctx.Err(); err != nil {
+			r.err = fmt.Errorf("redisbroker publish: %w", err)
+			close(r.done)
+			continue
+		}
+		all = append(all, r.events...)
+		live = append(live, r)
+	}
+	cursors := make([]notification.Cursor, len(all))
+	errs := make([]error, len(all))
+	pending := make([]int, len(all))
+	for i := range pending {
+		pending[i] = i
+	}
 	for attempt := 0; len(pending) > 0; attempt++ {
-		cmds := b.pipelinePublish(ctx, pending)
-		retry, err := assignCursors(pending, cmds, attempt == 0)
-		if err != nil {
-			return err
+		evs := make([]*notification.Event, len(pending))
+		for j, i := range pending {
+			evs[j] = all[i]
+		}
+		cmds := b.pipelinePublish(ctx, evs)
+		var retry []int
+		for j, cmd := range cmds {
+			cur, err := cursorOf(cmd)
+			switch {
+			case err == nil:
+				cursors[pending[j]] = cur
+			case attempt == 0 && redis.HasErrorPrefix(err, "NOSCRIPT"):
+				retry = append(retry, pending[j])
+			default:
+				errs[pending[j]] = err
+			}
 		}
 		if len(retry) > 0 {
 			// The server does not know the script yet (first use, restart,
 			// SCRIPT FLUSH): load it and send only what it refused.
 			if err := publishScript.Load(ctx, b.c).Err(); err != nil {
-				return fmt.Errorf("redisbroker publish: load script: %w", err)
+				for _, i := range retry {
+					errs[i] = fmt.Errorf("load script: %w", err)
+				}
+				retry = nil
 			}
 		}
 		pending = retry
 	}
-	return nil
+	off := 0
+	for _, r := range live {
+		end := off + len(r.events)
+		r.cursors = cursors[off:end:end]
+		var failed int
+		var first error
+		for _, err := range errs[off:end] {
+			if err != nil {
+				failed++
+				if first == nil {
+					first = err
+				}
+			}
+		}
+		if failed > 0 {
+			r.err = fmt.Errorf("redisbroker publish: %d of %d events failed: %w", failed, len(r.events), first)
+		}
+		off = end
+		close(r.done)
+	}
 }
 
 // pipelinePublish sends one script call per event in a single pipeline. The
@@ -116,32 +239,6 @@ func (b *Broker) pipelinePublish(ctx context.Context, events []*notification.Eve
 	}
 	_, _ = pipe.Exec(ctx)
 	return cmds
-}
-
-// assignCursors sets the cursor of every event whose script ran. With
-// collectNoScript, events refused for want of the script are returned for
-// a retry instead of counting as failures.
-func assignCursors(events []*notification.Event, cmds []*redis.Cmd, collectNoScript bool) (retry []*notification.Event, err error) {
-	var failed int
-	var firstErr error
-	for i, cmd := range cmds {
-		cur, cerr := cursorOf(cmd)
-		switch {
-		case cerr == nil:
-			events[i].Cursor = cur
-		case collectNoScript && redis.HasErrorPrefix(cerr, "NOSCRIPT"):
-			retry = append(retry, events[i])
-		default:
-			failed++
-			if firstErr == nil {
-				firstErr = cerr
-			}
-		}
-	}
-	if failed > 0 {
-		return nil, fmt.Errorf("redisbroker publish: %d of %d events failed: %w", failed, len(events), firstErr)
-	}
-	return retry, nil
 }
 
 // cursorOf reads the script's {epoch, seq} reply.

@@ -117,6 +117,8 @@ type Broker struct {
 	workers []*worker // see deliver.go
 	seed    maphash.Seed
 
+	publishes chan *publishReq // drained in shared pipelines by publishLoop
+
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // the receive loop and the workers
@@ -148,6 +150,8 @@ func New(client redis.UniversalClient, handler broker.Handler, opts Options) (*B
 		chans:  make(map[string]*channelState),
 		ctx:    ctx,
 		cancel: cancel,
+
+		publishes: make(chan *publishReq, 256),
 	}
 	if opts.Sharded {
 		b.ps = client.SSubscribe(ctx)
@@ -155,8 +159,9 @@ func New(client redis.UniversalClient, handler broker.Handler, opts Options) (*B
 		b.ps = client.Subscribe(ctx)
 	}
 	b.startWorkers()
-	b.wg.Add(1)
+	b.wg.Add(2)
 	go b.receive()
+	go b.publishLoop()
 	return b, nil
 }
 

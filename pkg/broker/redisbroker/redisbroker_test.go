@@ -210,3 +210,54 @@ func BenchmarkPublish(b *testing.B) {
 		b.ReportMetric(float64(b.N*len(evs))/b.Elapsed().Seconds(), "events/s")
 	})
 }
+
+// TestPublishAfterScriptFlush: Redis forgetting its scripts (a restart, SCRIPT
+// FLUSH) costs a reload, not a failed publish — also for calls that share a
+// pipeline.
+func TestPublishAfterScriptFlush(t *testing.T) {
+	srv := redistest.Start(t)
+	b := newBroker(t, srv, func(*notification.Event) {}, redisbroker.Options{Prefix: testPrefix(t)})
+	ctx := context.Background()
+	if err := b.Publish(ctx, []*notification.Event{brokertest.Event("a", "0")}); err != nil {
+		t.Fatal(err)
+	}
+	c := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	defer c.Close()
+	if err := c.ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ev := brokertest.Event(fmt.Sprintf("u%d", i), "1")
+			if err := b.Publish(ctx, []*notification.Event{ev}); err != nil || ev.Cursor.Seq != 1 {
+				errs <- fmt.Errorf("publish %d after flush: cursor %v, %v", i, ev.Cursor, err)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
+// TestCanceledPublishIsNotApplied: a call whose context ended before its
+// turn is neither appended nor published.
+func TestCanceledPublishIsNotApplied(t *testing.T) {
+	srv := redistest.Start(t)
+	b := newBroker(t, srv, func(*notification.Event) {}, redisbroker.Options{Prefix: testPrefix(t)})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	ev := brokertest.Event("a", "1")
+	if err := b.Publish(ctx, []*notification.Event{ev}); !errors.Is(err, context.Canceled) || !ev.Cursor.IsZero() {
+		t.Fatalf("canceled publish: %v, cursor %v", err, ev.Cursor)
+	}
+	evs, head, err := b.History(context.Background(), "a", notification.Cursor{}, 10)
+	if err != nil || len(evs) != 0 || !head.IsZero() {
+		t.Fatalf("history after a canceled publish: %d events, head %v, %v", len(evs), head, err)
+	}
+}

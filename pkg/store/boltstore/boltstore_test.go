@@ -9,8 +9,6 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
-
-	"github.com/heraldhq/herald/pkg/notification"
 )
 
 // clock is a settable time source for retention and expiry tests.
@@ -37,18 +35,6 @@ func openTemp(t *testing.T, opts Options) (*Store, *clock) {
 	c := &clock{t: time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)}
 	s.now = c.now
 	return s, c
-}
-
-// event makes a notification event for user created at at.
-func event(t testing.TB, user, title string, at time.Time) *notification.Event {
-	t.Helper()
-	ev, err := notification.NewEvent(&notification.Notification{
-		ID: user + "-" + title, User: user, Title: title, Tag: "tag-" + title, CreatedAt: at,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ev
 }
 
 func TestOpenCreatesAnAlphanumericEpoch(t *testing.T) {

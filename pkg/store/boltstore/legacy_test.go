@@ -9,6 +9,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/heraldhq/herald/pkg/broker/brokertest"
 	"github.com/heraldhq/herald/pkg/notification"
 )
 
@@ -21,7 +22,7 @@ func writeLegacy(t *testing.T, s *Store, user string, head uint64, seqs ...uint6
 			return err
 		}
 		for _, seq := range seqs {
-			ev := event(t, user, fmt.Sprint(seq), time.Now())
+			ev := brokertest.EventAt(user, fmt.Sprint(seq), time.Now())
 			if err := ub.Put(seqKey(seq), ev.MarshalEnvelope()); err != nil {
 				return err
 			}

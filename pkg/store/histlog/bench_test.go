@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/heraldhq/herald/pkg/broker/brokertest"
 	"github.com/heraldhq/herald/pkg/notification"
 )
 
@@ -21,7 +22,7 @@ func BenchmarkAppend(b *testing.B) {
 			defer s.Close()
 			events := make([]*notification.Event, size)
 			for i := range events {
-				events[i] = event(b, fmt.Sprintf("u%d", i), "t", time.Now())
+				events[i] = brokertest.EventAt(fmt.Sprintf("u%d", i), "t", time.Now())
 			}
 			ctx := context.Background()
 			b.ReportAllocs()
@@ -46,7 +47,7 @@ func BenchmarkRange(b *testing.B) {
 	defer s.Close()
 	ctx := context.Background()
 	for i := 0; i < 100; i++ {
-		batch := []*notification.Event{event(b, "a", fmt.Sprint(i), time.Now()), event(b, "b", fmt.Sprint(i), time.Now())}
+		batch := []*notification.Event{brokertest.EventAt("a", fmt.Sprint(i), time.Now()), brokertest.EventAt("b", fmt.Sprint(i), time.Now())}
 		if err := s.Append(ctx, batch); err != nil {
 			b.Fatal(err)
 		}

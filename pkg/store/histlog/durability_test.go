@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/heraldhq/herald/pkg/broker"
+	"github.com/heraldhq/herald/pkg/broker/brokertest"
 	"github.com/heraldhq/herald/pkg/notification"
 )
 
@@ -23,7 +24,7 @@ func TestHistoryAndEpochSurviveRestart(t *testing.T) {
 	now := time.Now()
 	var last *notification.Event
 	for i := 1; i <= 100; i++ { // enough for several segments
-		last = event(t, fmt.Sprintf("u%d", i%7), fmt.Sprint(i), now)
+		last = brokertest.EventAt(fmt.Sprintf("u%d", i%7), fmt.Sprint(i), now)
 		appendOK(t, s, last)
 	}
 	epoch := s.Epoch()
@@ -41,7 +42,7 @@ func TestHistoryAndEpochSurviveRestart(t *testing.T) {
 	if err != nil || head != last.Cursor || len(evs) != 15 || evs[14].ID != last.ID {
 		t.Fatalf("after restart: %d events, head %v, %v", len(evs), head, err)
 	}
-	next := event(t, last.User, "next", now)
+	next := brokertest.EventAt(last.User, "next", now)
 	appendOK(t, s, next)
 	if next.Cursor.Seq != last.Cursor.Seq+1 {
 		t.Fatalf("sequence after restart: %v, want %d", next.Cursor, last.Cursor.Seq+1)
@@ -59,10 +60,10 @@ func TestTornTailIsCutOff(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := time.Now()
-	appendOK(t, s, event(t, "a", "1", now), event(t, "a", "2", now))
+	appendOK(t, s, brokertest.EventAt("a", "1", now), brokertest.EventAt("a", "2", now))
 	path := s.active.f.Name()
 	size := s.active.size
-	appendOK(t, s, event(t, "a", "3", now))
+	appendOK(t, s, brokertest.EventAt("a", "3", now))
 	s.Close()
 	for _, cut := range []int64{1, recordHeader - 1, recordHeader + 3} {
 		if err := os.Truncate(path, size+cut); err != nil {
@@ -72,7 +73,7 @@ func TestTornTailIsCutOff(t *testing.T) {
 		if got := rangeSeqs(t, s, "a", notification.Cursor{}, 10); got != "[1 2]" {
 			t.Fatalf("cut at +%d: history %s", cut, got)
 		}
-		next := event(t, "a", "3", now)
+		next := brokertest.EventAt("a", "3", now)
 		appendOK(t, s, next)
 		if next.Cursor.Seq != 3 {
 			t.Fatalf("cut at +%d: next cursor %v", cut, next.Cursor)
@@ -88,7 +89,7 @@ func TestCorruptionBeforeTheTailFailsOpen(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := 0; i < 20; i++ {
-		appendOK(t, s, event(t, "a", fmt.Sprint(i), time.Now()))
+		appendOK(t, s, brokertest.EventAt("a", fmt.Sprint(i), time.Now()))
 	}
 	s.Close()
 	first := filepath.Join(dir, segmentName(segmentFiles(t, dir)[0]))
@@ -119,10 +120,10 @@ func TestSecondOpenFailsWithErrLocked(t *testing.T) {
 
 func TestCallsAfterCloseFail(t *testing.T) {
 	s, _ := openTemp(t, Options{})
-	appendOK(t, s, event(t, "a", "1", start))
+	appendOK(t, s, brokertest.EventAt("a", "1", start))
 	s.Close()
 	ctx := context.Background()
-	if err := s.Append(ctx, []*notification.Event{event(t, "a", "2", start)}); !errors.Is(err, ErrClosed) {
+	if err := s.Append(ctx, []*notification.Event{brokertest.EventAt("a", "2", start)}); !errors.Is(err, ErrClosed) {
 		t.Errorf("append after close: %v", err)
 	}
 	if _, _, err := s.Range(ctx, "a", notification.Cursor{}, 10); !errors.Is(err, ErrClosed) {
@@ -148,12 +149,12 @@ func TestSweepDeletesDeadSegmentsAndKeepsSequences(t *testing.T) {
 	ctx := context.Background()
 	// "old" gets two events, then ages out; "busy" keeps receiving, so its
 	// older events are trimmed by count; "fresh" gets one event at the end.
-	appendOK(t, s, event(t, "old", "1", start), event(t, "old", "2", start))
+	appendOK(t, s, brokertest.EventAt("old", "1", start), brokertest.EventAt("old", "2", start))
 	for i := 1; i <= 60; i++ {
-		appendOK(t, s, event(t, "busy", fmt.Sprint(i), start))
+		appendOK(t, s, brokertest.EventAt("busy", fmt.Sprint(i), start))
 	}
 	clk.advance(2 * time.Hour)
-	appendOK(t, s, event(t, "busy", "61", clk.now()), event(t, "fresh", "1", clk.now()))
+	appendOK(t, s, brokertest.EventAt("busy", "61", clk.now()), brokertest.EventAt("fresh", "1", clk.now()))
 	before := segmentFiles(t, dir)
 	if err := s.Sweep(ctx); err != nil {
 		t.Fatal(err)
@@ -180,7 +181,7 @@ func TestSweepDeletesDeadSegmentsAndKeepsSequences(t *testing.T) {
 	s.Close()
 	s = openAt(t, dir, opts, clk)
 	check(s, "after restart")
-	next := event(t, "old", "3", clk.now())
+	next := brokertest.EventAt("old", "3", clk.now())
 	appendOK(t, s, next)
 	if next.Cursor.Seq != 3 {
 		t.Fatalf("sequence after the history was swept: %v", next.Cursor)
@@ -193,7 +194,7 @@ func TestRestartAppliesALowerCountLimit(t *testing.T) {
 	dir := t.TempDir()
 	s := openAt(t, dir, Options{}, nil)
 	for i := 1; i <= 10; i++ {
-		appendOK(t, s, event(t, "b", fmt.Sprint(i), time.Now()))
+		appendOK(t, s, brokertest.EventAt("b", fmt.Sprint(i), time.Now()))
 	}
 	s.Close()
 	s = openAt(t, dir, Options{Retention: broker.Retention{MaxCount: 4}}, nil)
@@ -238,7 +239,7 @@ func TestConcurrentAppendsAndRanges(t *testing.T) {
 		for i := 0; i < 300; i++ {
 			var batch []*notification.Event
 			for _, user := range users[:1+i%len(users)] {
-				batch = append(batch, event(t, user, fmt.Sprint(i), time.Now()))
+				batch = append(batch, brokertest.EventAt(user, fmt.Sprint(i), time.Now()))
 			}
 			if err := s.Append(context.Background(), batch); err != nil {
 				errs <- err

@@ -224,13 +224,7 @@ func (s *Store) Ready(ctx context.Context) error {
 	}
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
-	switch {
-	case s.active == nil:
-		return ErrClosed
-	case s.broken != nil:
-		return s.broken
-	}
-	return nil
+	return s.writable()
 }
 
 // Close syncs nothing (every append is synced before it returns) and

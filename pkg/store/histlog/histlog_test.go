@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/heraldhq/herald/pkg/broker"
+	"github.com/heraldhq/herald/pkg/broker/brokertest"
 	"github.com/heraldhq/herald/pkg/notification"
 )
 
@@ -54,18 +55,6 @@ func openTemp(t *testing.T, opts Options) (*Store, *clock) {
 	return openAt(t, t.TempDir(), opts, clk), clk
 }
 
-// event makes a notification event for user created at at.
-func event(t testing.TB, user, title string, at time.Time) *notification.Event {
-	t.Helper()
-	ev, err := notification.NewEvent(&notification.Notification{
-		ID: user + "-" + title, User: user, Title: title, Tag: "tag-" + title, CreatedAt: at,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ev
-}
-
 func appendOK(t *testing.T, s *Store, events ...*notification.Event) {
 	t.Helper()
 	if err := s.Append(context.Background(), events); err != nil {
@@ -96,8 +85,8 @@ func rangeSeqs(t *testing.T, s *Store, user string, since notification.Cursor, l
 
 func TestAppendAssignsGapFreeSequencesPerUser(t *testing.T) {
 	s, _ := openTemp(t, Options{})
-	batch1 := []*notification.Event{event(t, "a", "1", start), event(t, "b", "1", start), event(t, "a", "2", start)}
-	batch2 := []*notification.Event{event(t, "b", "2", start), event(t, "a", "3", start), event(t, "c", "1", start)}
+	batch1 := []*notification.Event{brokertest.EventAt("a", "1", start), brokertest.EventAt("b", "1", start), brokertest.EventAt("a", "2", start)}
+	batch2 := []*notification.Event{brokertest.EventAt("b", "2", start), brokertest.EventAt("a", "3", start), brokertest.EventAt("c", "1", start)}
 	appendOK(t, s, batch1...)
 	appendOK(t, s, batch2...)
 	want := map[string]uint64{"a-1": 1, "b-1": 1, "a-2": 2, "b-2": 2, "a-3": 3, "c-1": 1}
@@ -111,13 +100,13 @@ func TestAppendAssignsGapFreeSequencesPerUser(t *testing.T) {
 func TestAppendIsAllOrNothing(t *testing.T) {
 	s, _ := openTemp(t, Options{})
 	ctx := context.Background()
-	bad := event(t, "a", "bad", start)
+	bad := brokertest.EventAt("a", "bad", start)
 	bad.Payload = []byte("not json")
 	cases := map[string][]*notification.Event{
-		"payload not a JSON object": {event(t, "a", "1", start), bad},
-		"empty user":                {event(t, "a", "1", start), {Payload: []byte("{}")}},
-		"nil event":                 {event(t, "a", "1", start), nil},
-		"user not UTF-8":            {event(t, "a", "1", start), event(t, "\xff", "1", start)},
+		"payload not a JSON object": {brokertest.EventAt("a", "1", start), bad},
+		"empty user":                {brokertest.EventAt("a", "1", start), {Payload: []byte("{}")}},
+		"nil event":                 {brokertest.EventAt("a", "1", start), nil},
+		"user not UTF-8":            {brokertest.EventAt("a", "1", start), brokertest.EventAt("\xff", "1", start)},
 	}
 	for name, events := range cases {
 		if err := s.Append(ctx, events); err == nil {
@@ -130,7 +119,7 @@ func TestAppendIsAllOrNothing(t *testing.T) {
 	if evs, head, err := s.Range(ctx, "a", notification.Cursor{}, 10); err != nil || len(evs) != 0 || !head.IsZero() {
 		t.Fatalf("history after failed appends: %v head %v err %v", seqsOf(evs), head, err)
 	}
-	good := event(t, "a", "1", start)
+	good := brokertest.EventAt("a", "1", start)
 	appendOK(t, s, good)
 	if good.Cursor.Seq != 1 {
 		t.Fatalf("failed appends used up sequences: %v", good.Cursor)
@@ -141,7 +130,7 @@ func TestAppendIsAllOrNothing(t *testing.T) {
 // trace, neither in the index nor in the sequence numbers.
 func TestFailedWriteTakesNoSequences(t *testing.T) {
 	s, _ := openTemp(t, Options{})
-	appendOK(t, s, event(t, "a", "1", start))
+	appendOK(t, s, brokertest.EventAt("a", "1", start))
 	// A file opened read-only in place of the segment makes the write fail.
 	s.writeMu.Lock()
 	real := s.active.f
@@ -151,7 +140,7 @@ func TestFailedWriteTakesNoSequences(t *testing.T) {
 	}
 	s.active.f = ro
 	s.writeMu.Unlock()
-	failed := event(t, "a", "2", start)
+	failed := brokertest.EventAt("a", "2", start)
 	if err := s.Append(context.Background(), []*notification.Event{failed}); err == nil {
 		t.Fatal("append to a read-only segment succeeded")
 	}
@@ -163,7 +152,7 @@ func TestFailedWriteTakesNoSequences(t *testing.T) {
 	s.broken = nil // the read-only file could not be truncated either
 	s.writeMu.Unlock()
 	ro.Close()
-	next := event(t, "a", "2", start)
+	next := brokertest.EventAt("a", "2", start)
 	appendOK(t, s, next)
 	if next.Cursor.Seq != 2 {
 		t.Fatalf("after a failed write: cursor %v, want seq 2", next.Cursor)
@@ -175,7 +164,7 @@ func TestFailedWriteTakesNoSequences(t *testing.T) {
 
 func TestAppendStampsMissingCreated(t *testing.T) {
 	s, _ := openTemp(t, Options{})
-	ev := event(t, "a", "1", time.Time{})
+	ev := brokertest.EventAt("a", "1", time.Time{})
 	appendOK(t, s, ev)
 	if !ev.Created.Equal(start) {
 		t.Fatalf("created %v, want %v", ev.Created, start)
@@ -188,7 +177,7 @@ func TestAppendStampsMissingCreated(t *testing.T) {
 
 func TestRangeDecodesWhatWasAppended(t *testing.T) {
 	s, _ := openTemp(t, Options{})
-	n := event(t, "a", "1", start.Add(-time.Second))
+	n := brokertest.EventAt("a", "1", start.Add(-time.Second))
 	r, err := notification.NewRetractEvent("a", "a-1", "tag-1", start)
 	if err != nil {
 		t.Fatal(err)
@@ -213,14 +202,14 @@ func TestRangeResumeRules(t *testing.T) {
 	// counted: 8 events, of which the newest 5 (4..8) are retained.
 	var counted []*notification.Event
 	for i := 1; i <= 8; i++ {
-		counted = append(counted, event(t, "counted", fmt.Sprint(i), start))
+		counted = append(counted, brokertest.EventAt("counted", fmt.Sprint(i), start))
 	}
 	// aged: 1 and 2 are past MaxAge when appended, 3 is fresh.
-	aged := []*notification.Event{event(t, "aged", "1", old), event(t, "aged", "2", old), event(t, "aged", "3", start)}
+	aged := []*notification.Event{brokertest.EventAt("aged", "1", old), brokertest.EventAt("aged", "2", old), brokertest.EventAt("aged", "3", start)}
 	appendOK(t, s, append(counted, aged...)...)
 	// slow: appended fresh, then left to age on the clock; 1 ages out
 	// before 2.
-	slow := []*notification.Event{event(t, "slow", "1", start.Add(-30*time.Minute)), event(t, "slow", "2", start)}
+	slow := []*notification.Event{brokertest.EventAt("slow", "1", start.Add(-30*time.Minute)), brokertest.EventAt("slow", "2", start)}
 	appendOK(t, s, slow...)
 	clk.advance(45 * time.Minute)
 
@@ -277,12 +266,12 @@ func TestRangeResumeRules(t *testing.T) {
 func TestAppendTrimsByCount(t *testing.T) {
 	s, _ := openTemp(t, Options{Retention: broker.Retention{MaxCount: 3}})
 	for i := 1; i <= 5; i++ {
-		appendOK(t, s, event(t, "a", fmt.Sprint(i), start))
+		appendOK(t, s, brokertest.EventAt("a", fmt.Sprint(i), start))
 	}
 	// One append of more events than the limit keeps only the newest.
 	var big []*notification.Event
 	for i := 6; i <= 12; i++ {
-		big = append(big, event(t, "a", fmt.Sprint(i), start))
+		big = append(big, brokertest.EventAt("a", fmt.Sprint(i), start))
 	}
 	appendOK(t, s, big...)
 	if n := retained(s, "a"); n != 3 {

@@ -121,21 +121,9 @@ const maxDeviceCheckPipeline = 256
 func (s *Store) deviceCheckLoop(ctx context.Context) {
 	batch := make([]*deviceCheck, 0, maxDeviceCheckPipeline)
 	for {
-		batch = batch[:0]
-		select {
-		case <-ctx.Done():
+		var ok bool
+		if batch, ok = nextBatch(ctx, s.deviceChecks, batch[:0]); !ok {
 			return
-		case r := <-s.deviceChecks:
-			batch = append(batch, r)
-		}
-	fill:
-		for len(batch) < cap(batch) {
-			select {
-			case r := <-s.deviceChecks:
-				batch = append(batch, r)
-			default:
-				break fill
-			}
 		}
 		s.checkDevices(ctx, batch)
 	}

@@ -110,24 +110,34 @@ func (q *Queue) enqueueLoop(ctx context.Context) {
 	_ = enqueueScript.Load(ctx, q.c).Err() // EVALSHA below; reloaded on NOSCRIPT
 	batch := make([]*enqueueReq, 0, maxEnqueuePipeline)
 	for {
-		batch = batch[:0]
-		select {
-		case <-ctx.Done():
+		var ok bool
+		if batch, ok = nextBatch(ctx, q.enqueues, batch[:0]); !ok {
 			return
-		case r := <-q.enqueues:
-			batch = append(batch, r)
-		}
-	fill:
-		for len(batch) < cap(batch) {
-			select {
-			case r := <-q.enqueues:
-				batch = append(batch, r)
-			default:
-				break fill
-			}
 		}
 		q.runEnqueues(ctx, batch)
 	}
+}
+
+// nextBatch waits for a request on ch, then adds those already waiting
+// behind it, up to cap(batch): the calls that arrived while the previous
+// round trip was under way share the next one. It reports false once ctx
+// has ended.
+func nextBatch[T any](ctx context.Context, ch <-chan T, batch []T) ([]T, bool) {
+	select {
+	case <-ctx.Done():
+		return batch, false
+	case r := <-ch:
+		batch = append(batch, r)
+	}
+	for len(batch) < cap(batch) {
+		select {
+		case r := <-ch:
+			batch = append(batch, r)
+		default:
+			return batch, true
+		}
+	}
+	return batch, true
 }
 
 func (q *Queue) runEnqueues(ctx context.Context, batch []*enqueueReq) {

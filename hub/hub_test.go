@@ -354,3 +354,58 @@ func TestExpiredTokenEndsSession(t *testing.T) {
 		t.Fatal("session outlived its token")
 	}
 }
+
+func TestPingWheelVisitsEverySessionOncePerRound(t *testing.T) {
+	for _, slices := range []int{1, 3, 20} {
+		t.Run(fmt.Sprint(slices), func(t *testing.T) {
+			h := New(newStubBroker(), nil, Options{})
+			defer h.Shutdown(context.Background())
+			const users = 700
+			all := map[*Session]bool{}
+			for i := range users {
+				for range 1 + i%3 {
+					s, err := h.Attach(context.Background(), AttachRequest{User: fmt.Sprint("u", i), Writer: discard{}})
+					if err != nil {
+						t.Fatal(err)
+					}
+					all[s] = false
+				}
+			}
+			defer func() {
+				for s := range all {
+					h.Detach(s)
+				}
+			}()
+			w := pingWheel{hub: h, slices: slices}
+			for round := range 2 {
+				seen := map[*Session]int{}
+				for range shardCount {
+					largest := 0
+					for i := range slices {
+						part := w.turn()
+						if i == 0 {
+							largest = len(w.batch)
+						}
+						// Parts of one shard differ by at most one session.
+						if lo, hi := largest/slices, (largest+slices-1)/slices; len(part) < lo || len(part) > hi {
+							t.Fatalf("round %d: part of %d sessions from a shard of %d in %d slices", round, len(part), largest, slices)
+						}
+						for _, s := range part {
+							seen[s]++
+						}
+					}
+				}
+				if len(seen) != len(all) {
+					t.Fatalf("round %d: visited %d of %d sessions", round, len(seen), len(all))
+				}
+				for s, n := range seen {
+					if n != 1 || !slicesHas(all, s) {
+						t.Fatalf("round %d: session of %s visited %d times", round, s.user, n)
+					}
+				}
+			}
+		})
+	}
+}
+
+func slicesHas(m map[*Session]bool, s *Session) bool { _, ok := m[s]; return ok }

@@ -5,13 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"os"
-	"path/filepath"
-	"syscall"
 	"time"
 	"unicode/utf8"
 
 	"github.com/heraldhq/herald/pkg/notification"
+	"github.com/heraldhq/herald/pkg/store/internal/segfile"
 )
 
 // maxUser bounds user ids, as the other stores do.
@@ -125,7 +123,7 @@ func (s *Store) write(buf []byte) (int64, error) {
 	}
 	_, err := seg.f.WriteAt(buf, base)
 	if err == nil {
-		err = fdatasync(seg.f)
+		err = segfile.Fdatasync(seg.f)
 	}
 	if err != nil {
 		if terr := seg.f.Truncate(base); terr != nil {
@@ -139,13 +137,9 @@ func (s *Store) write(buf []byte) (int64, error) {
 
 // roll starts segment id and makes it the active one.
 func (s *Store) roll(id uint32) error {
-	f, err := os.OpenFile(filepath.Join(s.dir, segmentName(id)), os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o600)
+	f, err := segfile.Create(s.dir, id)
 	if err != nil {
-		return fmt.Errorf("new segment: %w", err)
-	}
-	if err := syncDir(s.dir); err != nil {
-		f.Close()
-		return fmt.Errorf("new segment: %w", err)
+		return err
 	}
 	seg := &segment{id: id, f: f}
 	s.segMu.Lock()
@@ -160,15 +154,6 @@ func (s *Store) roll(id uint32) error {
 func (s *Store) dropLoc(l loc) {
 	if seg := s.segs[l.seg]; seg != nil {
 		seg.live.Add(-1)
-	}
-}
-
-func fdatasync(f *os.File) error {
-	for {
-		err := syscall.Fdatasync(int(f.Fd()))
-		if err != syscall.EINTR {
-			return err
-		}
 	}
 }
 

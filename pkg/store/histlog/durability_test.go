@@ -13,6 +13,7 @@ import (
 	"github.com/heraldhq/herald/pkg/broker"
 	"github.com/heraldhq/herald/pkg/broker/brokertest"
 	"github.com/heraldhq/herald/pkg/notification"
+	"github.com/heraldhq/herald/pkg/store/internal/segfile"
 )
 
 func TestHistoryAndEpochSurviveRestart(t *testing.T) {
@@ -65,7 +66,7 @@ func TestTornTailIsCutOff(t *testing.T) {
 	size := s.active.size
 	appendOK(t, s, brokertest.EventAt("a", "3", now))
 	s.Close()
-	for _, cut := range []int64{1, recordHeader - 1, recordHeader + 3} {
+	for _, cut := range []int64{1, segfile.Header - 1, segfile.Header + 3} {
 		if err := os.Truncate(path, size+cut); err != nil {
 			t.Fatal(err)
 		}
@@ -92,12 +93,12 @@ func TestCorruptionBeforeTheTailFailsOpen(t *testing.T) {
 		appendOK(t, s, brokertest.EventAt("a", fmt.Sprint(i), time.Now()))
 	}
 	s.Close()
-	first := filepath.Join(dir, segmentName(segmentFiles(t, dir)[0]))
+	first := filepath.Join(dir, segfile.Name(segmentFiles(t, dir)[0]))
 	b, err := os.ReadFile(first)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b[recordHeader+5] ^= 0xff
+	b[segfile.Header+5] ^= 0xff
 	if err := os.WriteFile(first, b, 0o600); err != nil {
 		t.Fatal(err)
 	}

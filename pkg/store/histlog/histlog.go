@@ -29,18 +29,18 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/heraldhq/herald/pkg/broker"
 	"github.com/heraldhq/herald/pkg/notification"
+	"github.com/heraldhq/herald/pkg/store/internal/segfile"
 )
 
 // ErrClosed is returned by calls made after Close.
 var ErrClosed = errors.New("histlog: closed")
 
 // ErrLocked is returned by Open when another process has the log open.
-var ErrLocked = errors.New("histlog: directory is in use by another process")
+var ErrLocked = segfile.ErrLocked
 
 // Options tune a Store. The zero value is usable.
 type Options struct {
@@ -93,12 +93,9 @@ func Open(dir string, opts Options) (*Store, error) {
 		opts.SegmentSize = DefaultSegmentSize
 	}
 	opts.SegmentSize = min(opts.SegmentSize, MaxSegmentSize)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("histlog open: %w", err)
-	}
-	lock, err := lockDir(dir)
+	lock, err := segfile.Lock(dir)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("histlog open: %w", err)
 	}
 	s := &Store{dir: dir, opts: opts, lock: lock, now: time.Now, segs: make(map[uint32]*segment)}
 	s.index.init()
@@ -109,25 +106,10 @@ func Open(dir string, opts Options) (*Store, error) {
 	return s, nil
 }
 
-func lockDir(dir string) (*os.File, error) {
-	f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("histlog open: %w", err)
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, ErrLocked
-		}
-		return nil, fmt.Errorf("histlog lock: %w", err)
-	}
-	return f, nil
-}
-
 // load reads (or creates) the epoch and replays every segment into the
 // index, then opens the segment new appends go to.
 func (s *Store) load() error {
-	ids, err := segmentIDs(s.dir)
+	ids, err := segfile.List(s.dir)
 	if err != nil {
 		return err
 	}
@@ -135,10 +117,11 @@ func (s *Store) load() error {
 		return err
 	}
 	for i, id := range ids {
-		seg, err := openSegment(s.dir, id)
+		f, err := segfile.Open(s.dir, id)
 		if err != nil {
 			return err
 		}
+		seg := &segment{id: id, f: f}
 		s.segs[id] = seg
 		if err := s.replay(seg, i == len(ids)-1); err != nil {
 			return err
@@ -182,7 +165,7 @@ func (s *Store) writeEpoch(epoch string) error {
 	if err := os.Rename(tmp, path); err != nil {
 		return fmt.Errorf("write epoch: %w", err)
 	}
-	if err := syncDir(s.dir); err != nil {
+	if err := segfile.SyncDir(s.dir); err != nil {
 		return fmt.Errorf("write epoch: %w", err)
 	}
 	s.epoch = epoch
@@ -203,15 +186,6 @@ func writeFileSync(path string, b []byte) error {
 		return err
 	}
 	return f.Close()
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // Epoch returns the history epoch: every cursor this log assigns has it.

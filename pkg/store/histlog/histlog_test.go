@@ -13,6 +13,7 @@ import (
 	"github.com/heraldhq/herald/pkg/broker"
 	"github.com/heraldhq/herald/pkg/broker/brokertest"
 	"github.com/heraldhq/herald/pkg/notification"
+	"github.com/heraldhq/herald/pkg/store/internal/segfile"
 )
 
 // clock is a settable time source for retention tests.
@@ -295,7 +296,7 @@ func retained(s *Store, user string) int {
 
 func segmentFiles(t *testing.T, dir string) []uint32 {
 	t.Helper()
-	ids, err := segmentIDs(dir)
+	ids, err := segfile.List(dir)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,11 +2,11 @@ package histlog
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 
 	"github.com/heraldhq/herald/pkg/notification"
+	"github.com/heraldhq/herald/pkg/store/internal/segfile"
 )
 
 // ImportFunc adds one user's history to a log being imported into: the
@@ -42,14 +42,18 @@ func (s *Store) Import(ctx context.Context, epoch string, each func(add ImportFu
 		if err != nil {
 			return err
 		}
-		for off := 0; off < len(buf); {
-			size := int(binary.LittleEndian.Uint32(buf[off:]))
-			rec, err := parseRecord(buf[off+recordHeader : off+recordHeader+size])
+		for rest := buf; len(rest) > 0; {
+			off := len(buf) - len(rest)
+			body, next, ok := segfile.Next(rest)
+			if !ok {
+				return errBadRecord
+			}
+			rec, err := parseRecord(body)
 			if err != nil {
 				return err
 			}
 			s.restore(s.active, rec, uint32(base)+uint32(off))
-			off += recordHeader + size
+			rest = next
 		}
 		buf = buf[:0]
 		return nil

@@ -9,6 +9,7 @@ import (
 
 	"github.com/heraldhq/herald/pkg/broker"
 	"github.com/heraldhq/herald/pkg/notification"
+	"github.com/heraldhq/herald/pkg/store/internal/segfile"
 )
 
 // readBufs holds record buffers of Range calls.
@@ -132,9 +133,9 @@ func (s *Store) readEvent(user string, seq uint64, l loc, buf []byte) (*notifica
 	if seg == nil {
 		return nil, buf, errGone
 	}
-	body, buf, err := seg.readRecord(l.off, buf)
+	body, buf, err := segfile.ReadAt(seg.f, int64(l.off), buf)
 	if err != nil {
-		return nil, buf, err
+		return nil, buf, fmt.Errorf("segment %d: %w", seg.id, err)
 	}
 	r, err := parseRecord(body)
 	if err != nil || r.kind != kindEvent || r.seq != seq || string(r.user) != user {

@@ -1,14 +1,11 @@
 package histlog
 
 import (
-	"bufio"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
-	"io"
 
 	"github.com/heraldhq/herald/pkg/notification"
+	"github.com/heraldhq/herald/pkg/store/internal/segfile"
 )
 
 // replay adds the records of seg to the index. A record that cannot be
@@ -16,62 +13,28 @@ import (
 // interrupted, and the file is cut back to the last whole record; in an
 // older one it is corruption, and an error.
 func (s *Store) replay(seg *segment, newest bool) error {
-	r := bufio.NewReaderSize(io.NewSectionReader(seg.f, 0, 1<<62), 1<<20)
-	var off int64
-	var hdr [recordHeader]byte
-	var body []byte
-	for {
-		_, err := io.ReadFull(r, hdr[:])
-		if err == io.EOF {
-			break
+	end, err := segfile.Scan(seg.f, func(off int64, body []byte) error {
+		rec, err := parseRecord(body)
+		if err != nil {
+			return err
 		}
-		var bad error
-		size := int64(binary.LittleEndian.Uint32(hdr[:]))
-		switch {
-		case err != nil:
-			bad = fmt.Errorf("header: %w", err)
-		case size == 0 || size > maxRecord:
-			bad = fmt.Errorf("record length %d", size)
-		}
-		if bad == nil {
-			if int64(cap(body)) < size {
-				body = make([]byte, size)
-			}
-			body = body[:size]
-			if _, err := io.ReadFull(r, body); err != nil {
-				bad = fmt.Errorf("body: %w", err)
-			} else if crc32.Checksum(body, castagnoli) != binary.LittleEndian.Uint32(hdr[4:]) {
-				bad = errors.New("checksum mismatch")
-			}
-		}
-		var rec record
-		if bad == nil {
-			rec, bad = parseRecord(body)
-		}
-		if bad == nil && rec.kind == kindEvent {
+		if rec.kind == kindEvent {
 			if _, err := notification.UnmarshalEnvelope(string(rec.user), notification.Cursor{}, rec.envelope); err != nil {
-				bad = err
+				return fmt.Errorf("%w: %w", errBadRecord, err)
 			}
-		}
-		if bad != nil {
-			if !newest {
-				return fmt.Errorf("segment %d offset %d: %w", seg.id, off, bad)
-			}
-			if err := seg.f.Truncate(off); err != nil {
-				return fmt.Errorf("cut torn tail of segment %d: %w", seg.id, err)
-			}
-			if err := fdatasync(seg.f); err != nil {
-				return fmt.Errorf("cut torn tail of segment %d: %w", seg.id, err)
-			}
-			break
 		}
 		s.restore(seg, rec, uint32(off))
-		off += recordHeader + size
-		if off > MaxSegmentSize*4 {
-			return fmt.Errorf("segment %d is larger than any segment written", seg.id)
+		return nil
+	})
+	if err != nil {
+		if !newest || !errors.Is(err, errBadRecord) {
+			return fmt.Errorf("segment %d: %w", seg.id, err)
+		}
+		if err := segfile.CutTail(seg.f, end); err != nil {
+			return fmt.Errorf("segment %d: %w", seg.id, err)
 		}
 	}
-	seg.size = off
+	seg.size = end
 	return nil
 }
 

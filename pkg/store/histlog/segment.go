@@ -2,16 +2,10 @@ package histlog
 
 import (
 	"encoding/binary"
-	"errors"
-	"fmt"
-	"hash/crc32"
-	"io"
 	"os"
-	"path/filepath"
-	"slices"
-	"strconv"
-	"strings"
 	"sync/atomic"
+
+	"github.com/heraldhq/herald/pkg/store/internal/segfile"
 )
 
 // Record kinds.
@@ -20,13 +14,8 @@ const (
 	kindHead  byte = 2 // a user's head, carried forward: seq, user
 )
 
-const (
-	recordHeader = 8       // body length, CRC-32C of the body
-	maxRecord    = 4 << 20 // larger bodies are corruption, not records
-	segSuffix    = ".seg"
-)
-
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+// maxRecord bounds a record body.
+const maxRecord = segfile.MaxBody
 
 // segment is one file of the log.
 type segment struct {
@@ -39,53 +28,18 @@ type segment struct {
 	live atomic.Int64
 }
 
-func segmentName(id uint32) string { return fmt.Sprintf("%016x%s", id, segSuffix) }
-
-// segmentIDs lists the segments in dir, oldest first.
-func segmentIDs(dir string) ([]uint32, error) {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, fmt.Errorf("list segments: %w", err)
-	}
-	var ids []uint32
-	for _, e := range entries {
-		name, ok := strings.CutSuffix(e.Name(), segSuffix)
-		if !ok {
-			continue
-		}
-		id, err := strconv.ParseUint(name, 16, 32)
-		if err != nil || len(name) != 16 || id == 0 {
-			return nil, fmt.Errorf("unexpected file %q", e.Name())
-		}
-		ids = append(ids, uint32(id))
-	}
-	slices.Sort(ids)
-	return ids, nil
-}
-
-func openSegment(dir string, id uint32) (*segment, error) {
-	f, err := os.OpenFile(filepath.Join(dir, segmentName(id)), os.O_RDWR, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("open segment: %w", err)
-	}
-	return &segment{id: id, f: f}, nil
-}
-
 // appendRecord appends one record to b.
 func appendRecord(b []byte, kind byte, user string, seq uint64, envelope func([]byte) []byte) []byte {
-	start := len(b)
-	b = append(b, make([]byte, recordHeader)...)
-	b = append(b, kind)
-	b = binary.AppendUvarint(b, seq)
-	b = binary.AppendUvarint(b, uint64(len(user)))
-	b = append(b, user...)
-	if envelope != nil {
-		b = envelope(b)
-	}
-	body := b[start+recordHeader:]
-	binary.LittleEndian.PutUint32(b[start:], uint32(len(body)))
-	binary.LittleEndian.PutUint32(b[start+4:], crc32.Checksum(body, castagnoli))
-	return b
+	return segfile.Append(b, func(b []byte) []byte {
+		b = append(b, kind)
+		b = binary.AppendUvarint(b, seq)
+		b = binary.AppendUvarint(b, uint64(len(user)))
+		b = append(b, user...)
+		if envelope != nil {
+			b = envelope(b)
+		}
+		return b
+	})
 }
 
 // record is a decoded record body. User and envelope alias the body.
@@ -96,7 +50,7 @@ type record struct {
 	envelope []byte
 }
 
-var errBadRecord = errors.New("malformed record")
+var errBadRecord = segfile.ErrBadRecord
 
 func parseRecord(body []byte) (record, error) {
 	var r record
@@ -129,38 +83,4 @@ func parseRecord(body []byte) (record, error) {
 		return r, errBadRecord
 	}
 	return r, nil
-}
-
-// readRecord reads the record at off into buf (grown as needed) and
-// returns its body.
-func (seg *segment) readRecord(off uint32, buf []byte) ([]byte, []byte, error) {
-	buf = buf[:cap(buf)]
-	if len(buf) < 512 {
-		buf = make([]byte, 512)
-	}
-	n, err := seg.f.ReadAt(buf, int64(off))
-	if n < recordHeader {
-		if err == nil || err == io.EOF {
-			err = io.ErrUnexpectedEOF
-		}
-		return nil, buf, fmt.Errorf("segment %d offset %d: %w", seg.id, off, err)
-	}
-	size := int(binary.LittleEndian.Uint32(buf))
-	if size > maxRecord {
-		return nil, buf, fmt.Errorf("segment %d offset %d: %w", seg.id, off, errBadRecord)
-	}
-	if total := recordHeader + size; n < total {
-		if cap(buf) < total {
-			buf = make([]byte, total)
-		}
-		buf = buf[:total]
-		if _, err := seg.f.ReadAt(buf[n:], int64(off)+int64(n)); err != nil {
-			return nil, buf, fmt.Errorf("segment %d offset %d: %w", seg.id, off, err)
-		}
-	}
-	body := buf[recordHeader : recordHeader+size]
-	if crc32.Checksum(body, castagnoli) != binary.LittleEndian.Uint32(buf[4:]) {
-		return nil, buf, fmt.Errorf("segment %d offset %d: checksum mismatch", seg.id, off)
-	}
-	return body, buf, nil
 }

@@ -4,8 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
+	"github.com/heraldhq/herald/pkg/store/internal/segfile"
 )
 
 // Sweep trims every user's history to retention and deletes the segments
@@ -81,9 +80,9 @@ func (s *Store) deleteDeadSegments(ctx context.Context) error {
 	var errs []error
 	for id, seg := range dead {
 		delete(s.segs, id)
-		errs = append(errs, seg.f.Close(), os.Remove(filepath.Join(s.dir, segmentName(id))))
+		errs = append(errs, seg.f.Close(), segfile.Remove(s.dir, id))
 	}
-	errs = append(errs, syncDir(s.dir))
+	errs = append(errs, segfile.SyncDir(s.dir))
 	return errors.Join(errs...)
 }
 

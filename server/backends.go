@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,6 +14,7 @@ import (
 	"github.com/heraldhq/herald/pkg/ingest"
 	"github.com/heraldhq/herald/pkg/queue"
 	"github.com/heraldhq/herald/pkg/store/boltstore"
+	"github.com/heraldhq/herald/pkg/store/queuelog"
 	"github.com/heraldhq/herald/server/config"
 )
 
@@ -59,16 +61,44 @@ func openEmbedded(cfg *config.Config, r broker.Retention, h broker.Handler, log 
 		st.Close()
 		return nil, fmt.Errorf("open history log: %w", err)
 	}
+	q, err := openQueue(cfg, st, log)
+	if err != nil {
+		hist.Close()
+		st.Close()
+		return nil, fmt.Errorf("open webhook queue: %w", err)
+	}
 	b := localbroker.New(embeddedLog{Store: hist, bolt: st}, h, localbroker.Options{Logger: log})
 	return &backends{
 		broker:  b,
 		idem:    st,
-		queue:   st.Queue(queueOptions(cfg)),
+		queue:   q,
 		members: st,
 		push:    st,
 		once:    st.ProcessOnce(),
 		counter: ingest.NewMemoryCounter(),
 		prefs:   ingest.KVPreferences{KV: st, NotFound: func(err error) bool { return errors.Is(err, boltstore.ErrNotFound) }},
-		closers: []func() error{st.Close, hist.Close, b.Close},
+		closers: []func() error{st.Close, hist.Close, q.Close, b.Close},
 	}, nil
+}
+
+// openQueue opens the embedded webhook queue's log in the data directory,
+// moving in the items earlier versions left queued in the bbolt file.
+func openQueue(cfg *config.Config, st *boltstore.Store, log *slog.Logger) (*queuelog.Log, error) {
+	q, err := queuelog.Open(filepath.Join(cfg.DataDir, "queue"), st.QueueBacking(), queuelog.Options{Options: queueOptions(cfg), Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	moved := 0
+	err = st.DrainQueue(context.Background(), func(items []queue.Item) error {
+		moved = len(items)
+		return q.Import(context.Background(), items)
+	})
+	if err != nil {
+		q.Close()
+		return nil, err
+	}
+	if moved > 0 {
+		log.Info("queued webhooks moved into the queue log", "items", moved)
+	}
+	return q, nil
 }

@@ -2,69 +2,100 @@ package boltstore
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
 	"testing"
 	"time"
 
+	bolt "go.etcd.io/bbolt"
+
 	"github.com/heraldhq/herald/pkg/queue"
-	"github.com/heraldhq/herald/pkg/queue/queuetest"
+	"github.com/heraldhq/herald/pkg/store/queuelog"
 	"github.com/heraldhq/herald/pkg/store/storetest"
 	"github.com/heraldhq/herald/pkg/webhook"
 )
 
-func TestQueueConformance(t *testing.T) {
-	queuetest.Run(t, func(t *testing.T, opts queue.Options) queuetest.Queue {
-		s, _ := openTemp(t, Options{})
-		s.now = time.Now
-		return s.Queue(opts)
-	})
-}
-
-func TestQueueItemsSurviveRestartUntilAcked(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "q.db")
-	ctx := context.Background()
-	s := openAt(t, path, Options{})
-	q := s.Queue(queue.Options{})
-	for _, k := range []string{"a", "b"} {
-		if _, err := q.Enqueue(ctx, k, []byte(k)); err != nil {
+func TestQueueBackingKeepsKeysAndDeadLetters(t *testing.T) {
+	s, clk := openTemp(t, Options{})
+	b := s.QueueBacking()
+	now := clk.now()
+	keys := []queuelog.Key{{Name: "k", Expires: now.Add(time.Minute)}, {Name: "old", Expires: now.Add(-time.Second)}}
+	if err := b.PutKeys(keys); err != nil {
+		t.Fatal(err)
+	}
+	// A later write with an earlier expiry does not shorten a key's life.
+	if err := b.PutKeys([]queuelog.Key{{Name: "k", Expires: now.Add(time.Second)}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		key  string
+		at   time.Time
+		want bool
+	}{
+		{"k", now, true}, {"k", now.Add(30 * time.Second), true}, {"k", now.Add(2 * time.Minute), false},
+		{"old", now, false}, {"never", now, false},
+	} {
+		if has, err := b.HasKey(c.key, c.at); err != nil || has != c.want {
+			t.Errorf("HasKey(%s, +%v) = %v, %v; want %v", c.key, c.at.Sub(now), has, err, c.want)
+		}
+	}
+	for i := range 2 {
+		if err := b.PutDead(queuelog.DeadItem{Attempts: 5, Enqueued: now, Body: []byte{byte(i)}}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	items, err := q.Read(ctx, 2, time.Second)
-	if err != nil || len(items) != 2 {
-		t.Fatalf("read %d, %v", len(items), err)
-	}
-	if err := q.Ack(ctx, items[0].ID); err != nil {
-		t.Fatal(err)
-	}
-	// The process dies holding "b".
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	s = openAt(t, path, Options{})
-	q = s.Queue(queue.Options{})
-	again, err := q.Read(ctx, 10, time.Second)
-	if err != nil || len(again) != 1 || string(again[0].Body) != "b" || again[0].Attempts != 2 {
-		t.Fatalf("after restart read %+v, %v; want b on its second attempt", again, err)
-	}
-	if dup, _ := q.Enqueue(ctx, "a", []byte("a")); !dup {
-		t.Fatal("dedupe key forgotten across restart")
+	if n, err := b.DeadCount(); err != nil || n != 2 {
+		t.Fatalf("dead count %d, %v", n, err)
 	}
 }
 
 func TestDedupeKeysExpireAndAreSwept(t *testing.T) {
 	s, clk := openTemp(t, Options{})
 	ctx := context.Background()
-	q := s.Queue(queue.Options{DedupeTTL: time.Minute})
-	if _, err := q.Enqueue(ctx, "k", []byte("x")); err != nil {
+	b := s.QueueBacking()
+	if err := b.PutKeys([]queuelog.Key{{Name: "k", Expires: clk.now().Add(time.Minute)}}); err != nil {
 		t.Fatal(err)
 	}
 	clk.advance(2 * time.Minute)
 	if err := s.Sweep(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if dup, err := q.Enqueue(ctx, "k", []byte("y")); err != nil || dup {
-		t.Fatalf("after expiry: dup=%v err=%v", dup, err)
+	var n int
+	s.db.View(func(tx *bolt.Tx) error { n = tx.Bucket(bucketDedupe).Stats().KeyN; return nil })
+	if n != 0 {
+		t.Fatalf("%d dedupe keys left after the sweep", n)
+	}
+}
+
+func TestDrainQueueMovesEarlierItemsOnce(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "q.db")
+	s := openAt(t, path, Options{})
+	enq := time.Unix(1700000000, 0)
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketQueue)
+		for i, body := range []string{"a", "b"} {
+			if err := b.Put(seqKey(uint64(i+1)), queueRecord(i, enq, []byte(body))); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := s.DrainQueue(ctx, func([]queue.Item) error { return errors.New("log full") }); err == nil {
+		t.Fatal("a failed move was not reported")
+	}
+	var moved []queue.Item
+	if err := s.DrainQueue(ctx, func(items []queue.Item) error { moved = items; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(moved) != 2 || string(moved[0].Body) != "a" || moved[1].Attempts != 1 || !moved[1].Enqueued.Equal(enq) {
+		t.Fatalf("moved %+v", moved)
+	}
+	if err := s.DrainQueue(ctx, func(items []queue.Item) error { t.Fatalf("moved again: %d items", len(items)); return nil }); err != nil {
+		t.Fatal(err)
 	}
 }
 

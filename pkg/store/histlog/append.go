@@ -121,22 +121,26 @@ func (s *Store) write(buf []byte) (int64, error) {
 	if base+int64(len(buf)) > math.MaxUint32 {
 		return 0, fmt.Errorf("batch of %d bytes does not fit a segment", len(buf))
 	}
-	_, err := seg.f.WriteAt(buf, base)
-	if err == nil {
-		err = segfile.Fdatasync(seg.f)
-	}
-	if err != nil {
+	if err := segfile.Write(seg.f, base, buf, &seg.alloc); err != nil {
 		if terr := seg.f.Truncate(base); terr != nil {
 			s.broken = fmt.Errorf("histlog: segment %d left with a partial write: %w", seg.id, errors.Join(err, terr))
 		}
+		seg.alloc = base
 		return 0, fmt.Errorf("write segment %d: %w", seg.id, err)
 	}
 	seg.size = base + int64(len(buf))
 	return base, nil
 }
 
-// roll starts segment id and makes it the active one.
+// roll seals the active segment, if any, and starts segment id as the
+// active one.
 func (s *Store) roll(id uint32) error {
+	if s.active != nil {
+		if err := segfile.Seal(s.active.f, s.active.size); err != nil {
+			return fmt.Errorf("segment %d: %w", s.active.id, err)
+		}
+		s.active.alloc = s.active.size
+	}
 	f, err := segfile.Create(s.dir, id)
 	if err != nil {
 		return err

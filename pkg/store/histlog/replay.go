@@ -35,6 +35,10 @@ func (s *Store) replay(seg *segment, newest bool) error {
 		}
 	}
 	seg.size = end
+	seg.alloc, err = segfile.Size(seg.f)
+	if err != nil {
+		return fmt.Errorf("segment %d: %w", seg.id, err)
+	}
 	return nil
 }
 

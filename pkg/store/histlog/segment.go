@@ -19,9 +19,10 @@ const maxRecord = segfile.MaxBody
 
 // segment is one file of the log.
 type segment struct {
-	id   uint32
-	f    *os.File
-	size int64 // bytes of whole records; only the writer changes it after load
+	id    uint32
+	f     *os.File
+	size  int64 // bytes of whole records; only the writer changes it after load
+	alloc int64 // bytes written, records or zeroes ahead of them (segfile.Write)
 
 	// live counts index entries pointing into the segment. A segment other
 	// than the active one with none left is deleted by Sweep.

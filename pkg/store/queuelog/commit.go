@@ -99,11 +99,17 @@ func (l *Log) makeRoom(n int64) (rolled bool, err error) {
 	return true, l.roll()
 }
 
-// roll creates the next segment and makes it the active one.
+// roll seals the active segment, if any, and creates the next one as the
+// active one.
 func (l *Log) roll() error {
 	id := uint32(1)
 	if len(l.segs) > 0 {
-		id = l.segs[len(l.segs)-1].id + 1
+		active := l.segs[len(l.segs)-1]
+		if err := segfile.Seal(active.f, active.size); err != nil {
+			return fmt.Errorf("segment %d: %w", active.id, err)
+		}
+		active.alloc = active.size
+		id = active.id + 1
 	}
 	f, err := segfile.Create(l.dir, id)
 	if err != nil {
@@ -117,16 +123,13 @@ func (l *Log) roll() error {
 // cut back to base; if even that fails, the log refuses further writes.
 // Only the commit loop writes.
 func (l *Log) write(seg *segment, base int64, buf []byte) error {
-	_, err := seg.f.WriteAt(buf, base)
-	if err == nil {
-		err = segfile.Fdatasync(seg.f)
-	}
-	if err != nil {
+	if err := segfile.Write(seg.f, base, buf, &seg.alloc); err != nil {
 		if terr := seg.f.Truncate(base); terr != nil {
 			l.mu.Lock()
 			l.broken = fmt.Errorf("queuelog: segment %d left with a partial write: %w", seg.id, errors.Join(err, terr))
 			l.mu.Unlock()
 		}
+		seg.alloc = base
 		return fmt.Errorf("write segment %d: %w", seg.id, err)
 	}
 	return nil

@@ -91,12 +91,13 @@ type item struct {
 
 // segment is one file of the log.
 type segment struct {
-	id   uint32
-	f    *os.File
-	size int64
-	live int   // items whose newest item record is here
-	used int64 // bytes of those records
-	keys int   // dedupe keys written here and not yet in the Backing
+	id    uint32
+	f     *os.File
+	size  int64 // bytes of whole records
+	alloc int64 // bytes written, records or zeroes ahead of them (segfile.Write)
+	live  int   // items whose newest item record is here
+	used  int64 // bytes of those records
+	keys  int   // dedupe keys written here and not yet in the Backing
 }
 
 // Log is the queue. Its methods are safe for concurrent use.

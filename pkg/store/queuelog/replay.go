@@ -41,6 +41,9 @@ func (l *Log) load() error {
 			}
 		}
 		seg.size = end
+		if seg.alloc, err = segfile.Size(f); err != nil {
+			return fmt.Errorf("segment %d: %w", id, err)
+		}
 	}
 	if len(l.segs) == 0 {
 		if err := l.roll(); err != nil {

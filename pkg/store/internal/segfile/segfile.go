@@ -177,8 +177,9 @@ func ReadAt(f *os.File, off int64, buf []byte) (body, _ []byte, err error) {
 
 // Scan reads f's records from the start and calls fn with each one's
 // offset and body (valid only during the call). It stops at the end of the
-// file, returning its size, or at the first record that is not whole or
-// that fn rejects, returning that record's offset and why.
+// records (the end of the file, or zeroed space), returning that offset,
+// or at the first record that is not whole or that fn rejects, returning
+// that record's offset and why.
 func Scan(f *os.File, fn func(off int64, body []byte) error) (end int64, err error) {
 	r := bufio.NewReaderSize(io.NewSectionReader(f, 0, 1<<62), 1<<20)
 	var hdr [Header]byte
@@ -190,6 +191,9 @@ func Scan(f *os.File, fn func(off int64, body []byte) error) (end int64, err err
 			return end, fmt.Errorf("offset %d: header: %w: %w", end, ErrBadRecord, err)
 		}
 		size := int64(binary.LittleEndian.Uint32(hdr[:]))
+		if hdr == [Header]byte{} {
+			return end, nil // the zeroed space Write keeps ahead of the records
+		}
 		if size == 0 || size > MaxBody {
 			return end, fmt.Errorf("offset %d: record length %d: %w", end, size, ErrBadRecord)
 		}
@@ -211,6 +215,60 @@ func Scan(f *os.File, fn func(off int64, body []byte) error) (end int64, err err
 			return end, errors.New("segment is larger than any segment written")
 		}
 	}
+}
+
+// Prealloc is how far ahead of its records Write zeroes a segment.
+const Prealloc = 1 << 20
+
+var zeros [64 << 10]byte
+
+// Write writes buf at base of f and syncs it. alloc is how far the file is
+// already written (records or zeros); when buf goes past it, Write first
+// zeroes the file up to the next Prealloc boundary past buf. An append
+// that grows the file makes its data sync commit the file system's
+// journal as well; writing into zeroed space, most syncs flush data only,
+// which costs half as much CPU and time here (ext4: 80 µs against 160 µs
+// of CPU per 4 KiB write and sync). On failure the caller cuts the file
+// back to base and sets alloc to base.
+func Write(f *os.File, base int64, buf []byte, alloc *int64) error {
+	end := base + int64(len(buf))
+	if end > *alloc {
+		target := (end/Prealloc + 1) * Prealloc
+		for off := *alloc; off < target; {
+			n := min(int64(len(zeros)), target-off)
+			if _, err := f.WriteAt(zeros[:n], off); err != nil {
+				return err
+			}
+			off += n
+		}
+		*alloc = target
+	}
+	if _, err := f.WriteAt(buf, base); err != nil {
+		return err
+	}
+	return Fdatasync(f)
+}
+
+// Seal cuts a segment that is no longer written to at the end of its
+// records and syncs it, so that only the newest segment has zeroed space
+// (or a torn record) after its records.
+func Seal(f *os.File, end int64) error {
+	if err := f.Truncate(end); err != nil {
+		return fmt.Errorf("seal segment: %w", err)
+	}
+	if err := Fdatasync(f); err != nil {
+		return fmt.Errorf("seal segment: %w", err)
+	}
+	return nil
+}
+
+// Size is the size of f.
+func Size(f *os.File) (int64, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	return fi.Size(), nil
 }
 
 // CutTail truncates f to end and syncs it: the torn record a crash left at

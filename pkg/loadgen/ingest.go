@@ -37,6 +37,7 @@ type IngestResult struct {
 	TargetRate   float64       `json:"target_rate"`
 	AchievedRate float64       `json:"achieved_rate"`
 	TimeTo200    Latency       `json:"time_to_200"`
+	CPU          CPU           `json:"cpu"` // per accepted webhook
 }
 
 // signedWebhook builds a unique, signed webhook of the provider for user i.
@@ -126,6 +127,7 @@ func Ingest(ctx context.Context, o IngestOptions) (*IngestResult, error) {
 		}()
 	}
 	start := time.Now()
+	cpu := startCPU(o.ServerPID)
 	var interval time.Duration
 	if o.Rate > 0 {
 		interval = time.Duration(float64(time.Second) / o.Rate)
@@ -152,5 +154,6 @@ func Ingest(ctx context.Context, o IngestOptions) (*IngestResult, error) {
 	res.Sent, res.Accepted, res.Errors = sent.Load(), accepted.Load(), errs.Load()
 	res.AchievedRate = float64(res.Accepted) / elapsed.Seconds()
 	res.TimeTo200 = summarize(times)
+	res.CPU = cpu.per(res.Accepted)
 	return res, nil
 }

@@ -28,7 +28,7 @@ type Options struct {
 	Transport string                            // "ws" or "sse"
 	Sessions  int                               // live sessions to open, one user each
 	Users     int                               // distinct users (default Sessions)
-	ServerPID int                               // when set, RSS growth is reported
+	ServerPID int                               // when set, its RSS growth (idle) or CPU per operation is reported
 	Sources   int                               // 127.0.0.x source addresses to spread over (default 16)
 	Timeout   time.Duration                     // hard bound on the whole run (default 5m)
 	Progress  func(format string, args ...any)  // progress lines; nil for none

@@ -2,6 +2,7 @@ package loadgen
 
 import (
 	"context"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -41,5 +42,35 @@ func TestRefusesNonLoopbackSendTarget(t *testing.T) {
 	_, err := Unicast(context.Background(), UnicastOptions{Options: Options{BaseURL: "http://127.0.0.1:1", SendURL: "http://10.0.0.1:8080", Sessions: 1}, Messages: 1})
 	if err == nil || !strings.Contains(err.Error(), "loopback") {
 		t.Fatalf("send target 10.0.0.1: %v", err)
+	}
+}
+
+func TestParseStatCPU(t *testing.T) {
+	// utime 250 and stime 50 ticks: 3 s. The command name has a space and
+	// a parenthesis, as a process may name itself.
+	stat := "4242 (herald (x) serve) S 1 4242 4242 0 -1 4194560 1000 0 0 0 250 50 0 0 20 0 12 0 100 1000000 500 18446744073709551615"
+	got, err := parseStatCPU(stat)
+	if err != nil || got != 3*time.Second {
+		t.Fatalf("parse = %v, %v; want 3s", got, err)
+	}
+	if _, err := parseStatCPU("4242 (herald) S 1"); err == nil {
+		t.Fatal("short stat accepted")
+	}
+}
+
+func TestCPUMeterCountsThisProcess(t *testing.T) {
+	m := startCPU(os.Getpid())
+	deadline := time.Now().Add(300 * time.Millisecond)
+	for x := 0; time.Now().Before(deadline); x++ {
+		_ = x * x // burn CPU
+	}
+	c := m.per(1000)
+	// 300 ms of spinning over 1000 operations is about 300 µs each; /proc
+	// counts in 10 ms ticks, so only a loose lower bound is safe.
+	if c.ToolMicros < 100 || c.ServerMicros < 100 {
+		t.Fatalf("per op %+v, want both near 300 µs", c)
+	}
+	if (CPU{}) != m.per(0) {
+		t.Fatal("CPU per zero operations is not zero")
 	}
 }

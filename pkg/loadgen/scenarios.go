@@ -109,6 +109,7 @@ type UnicastResult struct {
 	AchievedRate  float64 `json:"achieved_rate"`
 	DeliveredRate float64 `json:"delivered_rate"`
 	Latency       Latency `json:"latency"`
+	CPU           CPU     `json:"cpu"` // per delivered notification
 }
 
 // Unicast opens the sessions, sends o.Messages notifications to random
@@ -149,6 +150,7 @@ func Unicast(ctx context.Context, o UnicastOptions) (*UnicastResult, error) {
 		}()
 	}
 	start := time.Now()
+	cpu := startCPU(o.ServerPID)
 	var interval time.Duration
 	if o.Rate > 0 {
 		interval = time.Duration(float64(time.Second) / o.Rate)
@@ -185,6 +187,7 @@ func Unicast(ctx context.Context, o UnicastOptions) (*UnicastResult, error) {
 		TargetRate: o.Rate, AchievedRate: float64(sent.Load()) / sendTime.Seconds(),
 		DeliveredRate: float64(lat.recv.Load()) / total.Seconds(),
 		Latency:       summarize(lat.d),
+		CPU:           cpu.per(lat.recv.Load()),
 	}, nil
 }
 
@@ -203,6 +206,7 @@ type FanoutResult struct {
 	Rounds     int     `json:"rounds"`
 	Incomplete int     `json:"incomplete_rounds"`
 	LastFrame  Latency `json:"last_frame"`
+	CPU        CPU     `json:"cpu"` // per delivered frame
 }
 
 // Fanout sends one notification to every user per round (one API call) and
@@ -230,6 +234,7 @@ func Fanout(ctx context.Context, o FanoutOptions) (*FanoutResult, error) {
 	client := httpClient(o.Sources)
 	res := &FanoutResult{Scenario: "fanout", Transport: o.Transport, Users: o.Users, Rounds: o.Rounds}
 	var times []time.Duration
+	cpu, first := startCPU(o.ServerPID), recv.Load()
 	for r := 0; r < o.Rounds && ctx.Err() == nil; r++ {
 		base := recv.Load()
 		start := time.Now()
@@ -250,6 +255,7 @@ func Fanout(ctx context.Context, o FanoutOptions) (*FanoutResult, error) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	res.LastFrame = summarize(times)
+	res.CPU = cpu.per(recv.Load() - first)
 	return res, nil
 }
 

@@ -27,7 +27,7 @@ func runBench(ctx context.Context, args []string, out io.Writer) error {
 	creds := credentialFlags(fs, true, true)
 	transport := fs.String("transport", "ws", "ws or sse")
 	sessions := fs.Int("sessions", 1000, "live sessions to open (one user each)")
-	pid := fs.Int("pid", 0, "server PID, to report its RSS growth per connection")
+	pid := fs.Int("pid", 0, "server PID: idle reports its RSS growth per connection, the others its CPU time per operation")
 	messages := fs.Int("messages", 20000, "unicast: notifications to send")
 	rate := fs.Float64("rate", 0, "unicast: notifications per second (0: as fast as possible)")
 	workers := fs.Int("workers", 32, "unicast: concurrent API callers")
@@ -41,7 +41,7 @@ func runBench(ctx context.Context, args []string, out io.Writer) error {
 	}
 	if scenario == "ingest" {
 		return benchIngest(ctx, out, loadgen.IngestOptions{
-			Options: loadgen.Options{BaseURL: *base, SendURL: *sendTo, Users: *users, Timeout: *timeout,
+			Options: loadgen.Options{BaseURL: *base, SendURL: *sendTo, Users: *users, ServerPID: *pid, Timeout: *timeout,
 				Progress: func(format string, a ...any) { fmt.Fprintf(os.Stderr, format+"\n", a...) }},
 			Provider: *provider, Secret: *secret, Messages: *messages, Rate: *rate, Workers: *workers,
 		}, *creds.dataDir)

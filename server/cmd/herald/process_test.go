@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -75,7 +76,7 @@ func TestBenchDrivesANode(t *testing.T) {
 	n := startProcess(t, "HERALD_DATA_DIR="+dir, "HERALD_JWT_SECRET="+procSecret, "HERALD_API_KEY="+procAPIKey)
 	for _, args := range [][]string{
 		{"idle", "--transport", "sse", "--sessions", "20", "--pid", fmt.Sprint(n.cmd.Process.Pid)},
-		{"unicast", "--transport", "ws", "--sessions", "20", "--messages", "200", "--rate", "500"},
+		{"unicast", "--transport", "ws", "--sessions", "20", "--messages", "400", "--rate", "500", "--pid", fmt.Sprint(n.cmd.Process.Pid)},
 		{"unicast", "--transport", "sse", "--sessions", "20", "--messages", "200"},
 		{"fanout", "--transport", "ws", "--sessions", "20", "--rounds", "3"},
 	} {
@@ -92,12 +93,22 @@ func TestBenchDrivesANode(t *testing.T) {
 			Sessions   int
 			Incomplete int `json:"incomplete_rounds"`
 			Rounds     int
+			CPU        struct {
+				Server float64 `json:"server_us_per_op"`
+				Tool   float64 `json:"tool_us_per_op"`
+			}
 		}
 		if err := json.Unmarshal(out, &res); err != nil {
 			t.Fatalf("bench %v printed %q: %v", args, out, err)
 		}
 		if res.Scenario != args[0] || res.Sent != res.Delivered || res.Incomplete != 0 {
 			t.Fatalf("bench %v: %+v", args, res)
+		}
+		// Idle reports memory; the others the tool's CPU per operation,
+		// and the server's when given its PID.
+		withPID := slices.Contains(args, "--pid")
+		if args[0] != "idle" && (res.CPU.Tool <= 0 || (res.CPU.Server > 0) != withPID) {
+			t.Fatalf("bench %v: CPU per operation %+v", args, res.CPU)
 		}
 	}
 }

@@ -72,7 +72,9 @@ func TestAcceptedNotificationsSurviveAKillUnderLoad(t *testing.T) {
 }
 
 type inboxEntry struct {
+	ID     string `json:"id"`
 	Title  string `json:"title"`
+	Body   string `json:"body"`
 	Cursor string `json:"cursor"`
 }
 

@@ -156,7 +156,7 @@ func (l *Log) carryForward() {
 	var offs []int
 	var buf []byte
 	for _, it := range l.items {
-		if !old[it.seg] || it.busy {
+		if !old[it.seg] || it.ending || it.carrying {
 			continue
 		}
 		var body []byte
@@ -168,7 +168,7 @@ func (l *Log) carryForward() {
 		}
 		offs = append(offs, len(l.pending))
 		l.pending = appendItem(l.pending, it.seq, it.attempts, it.notBefore, it.enqueued, it.expires, it.key, body)
-		it.busy = true
+		it.carrying = true
 		carried = append(carried, it)
 	}
 	if len(carried) == 0 {
@@ -177,7 +177,7 @@ func (l *Log) carryForward() {
 	end := len(l.pending)
 	l.submit(func(err error, seg *segment, base int64) {
 		for i, it := range carried {
-			it.busy = false
+			it.carrying = false
 			if err != nil || l.items[it.seq] != it {
 				continue
 			}

@@ -134,8 +134,12 @@ func (l *Log) take(max int) (items []queue.Item, next time.Duration, wake <-chan
 		it := l.ready[0]
 		l.ready[0] = nil
 		l.ready = l.ready[1:]
-		if it.taken || it.busy || l.items[it.seq] != it || it.notBefore > now {
-			continue // handed out, ending or rescheduled since it was queued here
+		if it.taken || it.ending || l.items[it.seq] != it {
+			continue // handed out, or done, since it was queued here
+		}
+		if it.notBefore > now {
+			l.delayed = append(l.delayed, it)
+			continue
 		}
 		var body []byte
 		body, l.readBuf, err = l.readBody(it, l.readBuf)
@@ -214,10 +218,10 @@ func (l *Log) Ack(ctx context.Context, ids ...string) error {
 	var ending []*item
 	for _, seq := range seqs {
 		it := l.items[seq]
-		if it == nil || it.busy {
+		if it == nil || it.ending {
 			continue
 		}
-		it.busy = true
+		it.ending = true
 		l.pending = appendDone(l.pending, seq)
 		ending = append(ending, it)
 	}
@@ -227,7 +231,7 @@ func (l *Log) Ack(ctx context.Context, ids ...string) error {
 	}
 	c := l.submit(func(err error, _ *segment, _ int64) {
 		for _, it := range ending {
-			it.busy = false
+			it.ending = false
 			if err == nil {
 				l.drop(it)
 			} else if it.taken {
@@ -258,7 +262,7 @@ func (l *Log) Fail(ctx context.Context, it queue.Item) (dead bool, err error) {
 		return false, fmt.Errorf("queuelog fail: %w", err)
 	}
 	x := l.items[seqs[0]]
-	if x == nil || x.busy {
+	if x == nil || x.ending {
 		return false, nil // acknowledged or dead already
 	}
 	attempts := max(x.attempts, it.Attempts)
@@ -267,7 +271,7 @@ func (l *Log) Fail(ctx context.Context, it queue.Item) (dead bool, err error) {
 	if err != nil {
 		return false, fmt.Errorf("queuelog fail: %w", err)
 	}
-	x.busy = true
+	x.ending = true
 	var c *commit
 	if attempts >= l.opts.MaxAttempts {
 		dead = true
@@ -276,12 +280,12 @@ func (l *Log) Fail(ctx context.Context, it queue.Item) (dead bool, err error) {
 		err = l.backing.PutDead(DeadItem{Attempts: attempts, Enqueued: time.Unix(0, x.enqueued), Body: body})
 		l.mu.Lock()
 		if err != nil {
-			x.busy = false
+			x.ending = false
 			return false, fmt.Errorf("queuelog fail: keep dead item: %w", err)
 		}
 		l.pending = appendDone(l.pending, x.seq)
 		c = l.submit(func(err error, _ *segment, _ int64) {
-			x.busy = false
+			x.ending = false
 			if err == nil {
 				l.drop(x)
 			}
@@ -292,7 +296,7 @@ func (l *Log) Fail(ctx context.Context, it queue.Item) (dead bool, err error) {
 		l.pending = appendItem(l.pending, x.seq, attempts, notBefore, x.enqueued, x.expires, x.key, body)
 		size := int64(len(l.pending) - off)
 		c = l.submit(func(err error, seg *segment, base int64) {
-			x.busy = false
+			x.ending = false
 			if err != nil || l.items[x.seq] != x {
 				return
 			}

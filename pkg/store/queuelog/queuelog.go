@@ -86,7 +86,8 @@ type item struct {
 	expires   int64
 	key       string
 	taken     bool // handed out, not yet acknowledged or failed
-	busy      bool // a record about it waits for its commit
+	ending    bool // an ack or a failure is being written: no other may start
+	carrying  bool // being carried forward out of an old segment
 }
 
 // segment is one file of the log.

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -311,5 +312,97 @@ func TestImport(t *testing.T) {
 	}
 	if !items[0].Enqueued.Equal(enq) {
 		t.Fatalf("enqueue time %v, want %v", items[0].Enqueued, enq)
+	}
+}
+
+// TestCarryForwardUnderConcurrentTraffic: while producers, readers and
+// failures keep the log busy and segments roll, an item held the whole
+// time is carried forward, and every item is handed out until acked,
+// acked once, and gone after a restart.
+func TestCarryForwardUnderConcurrentTraffic(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	opts := Options{SegmentSize: 4 << 10, KeyFlush: 5 * time.Millisecond,
+		Options: queue.Options{MaxAttempts: 3, RetryAfter: 10 * time.Millisecond}}
+	l := openLog(t, dir, newMemBacking(), opts)
+	enqueue(t, l, "slow", "slow")
+	slow := read(t, l, 1)[0]
+
+	const n = 600
+	pad := string(make([]byte, 150))
+	var wg sync.WaitGroup
+	for p := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := p; i < n; i += 2 {
+				body := fmt.Sprint(i, pad)
+				if i%10 == 0 {
+					body = "fail-once " + body
+				}
+				if dup, err := l.Enqueue(ctx, fmt.Sprint("k", i), []byte(body)); err != nil || dup {
+					t.Errorf("enqueue %d: dup=%v err=%v", i, dup, err)
+				}
+			}
+		}()
+	}
+	var mu sync.Mutex
+	acked := map[string]int{}
+	var done atomic.Int64
+	deadline := time.Now().Add(30 * time.Second)
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for done.Load() < n && time.Now().Before(deadline) {
+				items, err := l.Read(ctx, 5, 20*time.Millisecond)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				for _, it := range items {
+					if strings.HasPrefix(string(it.Body), "fail-once") && it.Attempts == 1 {
+						if _, err := l.Fail(ctx, it); err != nil {
+							t.Error(err)
+						}
+						continue
+					}
+					if err := l.Ack(ctx, it.ID); err != nil {
+						t.Error(err)
+						continue
+					}
+					mu.Lock()
+					acked[string(it.Body)]++
+					mu.Unlock()
+					done.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	if len(acked) != n {
+		t.Fatalf("%d items acked, want %d", len(acked), n)
+	}
+	for body, c := range acked {
+		if c != 1 {
+			t.Fatalf("item %.12q acked %d times", body, c)
+		}
+	}
+	l.mu.Lock()
+	slowSeg := l.items[1].seg.id
+	l.mu.Unlock()
+	if slowSeg == 1 {
+		t.Fatal("the held item was never carried forward")
+	}
+	if err := l.Ack(ctx, slow.ID); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	l = openLog(t, dir, newMemBacking(), opts)
+	if got := read(t, l, 10); len(got) != 0 {
+		t.Fatalf("after restart: %d items handed out again, %.20q", len(got), bodies(got))
 	}
 }

@@ -234,9 +234,8 @@ func (l *Log) Ack(ctx context.Context, ids ...string) error {
 			it.ending = false
 			if err == nil {
 				l.drop(it)
-			} else if it.taken {
-				it.taken = false // handed out again, as after a restart
-				l.ready = append(l.ready, it)
+			} else {
+				l.release(it)
 			}
 		}
 	})
@@ -269,6 +268,7 @@ func (l *Log) Fail(ctx context.Context, it queue.Item) (dead bool, err error) {
 	var body []byte
 	body, l.readBuf, err = l.readBody(x, l.readBuf)
 	if err != nil {
+		l.release(x)
 		return false, fmt.Errorf("queuelog fail: %w", err)
 	}
 	x.ending = true
@@ -281,6 +281,7 @@ func (l *Log) Fail(ctx context.Context, it queue.Item) (dead bool, err error) {
 		l.mu.Lock()
 		if err != nil {
 			x.ending = false
+			l.release(x)
 			return false, fmt.Errorf("queuelog fail: keep dead item: %w", err)
 		}
 		l.pending = appendDone(l.pending, x.seq)
@@ -288,6 +289,8 @@ func (l *Log) Fail(ctx context.Context, it queue.Item) (dead bool, err error) {
 			x.ending = false
 			if err == nil {
 				l.drop(x)
+			} else {
+				l.release(x) // dead already; at worst it dies twice
 			}
 		})
 	} else {
@@ -297,7 +300,11 @@ func (l *Log) Fail(ctx context.Context, it queue.Item) (dead bool, err error) {
 		size := int64(len(l.pending) - off)
 		c = l.submit(func(err error, seg *segment, base int64) {
 			x.ending = false
-			if err != nil || l.items[x.seq] != x {
+			if err != nil {
+				l.release(x)
+				return
+			}
+			if l.items[x.seq] != x {
 				return
 			}
 			l.move(x, seg, base+int64(off), size)
@@ -312,6 +319,15 @@ func (l *Log) Fail(ctx context.Context, it queue.Item) (dead bool, err error) {
 		return false, fmt.Errorf("queuelog fail: %w", c.err)
 	}
 	return dead, nil
+}
+
+// release hands a taken item out again, as after a restart: its ack or
+// failure could not be written. mu is held.
+func (l *Log) release(it *item) {
+	if it.taken && l.items[it.seq] == it {
+		it.taken = false
+		l.ready = append(l.ready, it)
+	}
 }
 
 // Stats returns how many items wait (including those being processed) and

@@ -406,3 +406,23 @@ func TestCarryForwardUnderConcurrentTraffic(t *testing.T) {
 		t.Fatalf("after restart: %d items handed out again, %.20q", len(got), bodies(got))
 	}
 }
+
+func TestItemWhoseFailureCannotBeKeptIsHandedOutAgain(t *testing.T) {
+	b := newMemBacking()
+	l := openLog(t, t.TempDir(), b, Options{Options: queue.Options{MaxAttempts: 1}})
+	ctx := context.Background()
+	enqueue(t, l, "p", "p")
+	it := read(t, l, 1)[0]
+	b.fail.Store(true) // the dead letters cannot be written
+	if _, err := l.Fail(ctx, it); err == nil {
+		t.Fatal("a failure that could not be kept was reported as kept")
+	}
+	b.fail.Store(false)
+	again := read(t, l, 1)
+	if len(again) != 1 || string(again[0].Body) != "p" {
+		t.Fatalf("after the failed Fail: %v, want p handed out again", bodies(again))
+	}
+	if dead, err := l.Fail(ctx, again[0]); err != nil || !dead {
+		t.Fatalf("second Fail: dead=%v err=%v", dead, err)
+	}
+}

@@ -1,10 +1,8 @@
 package loadgen
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net/http"
 	"sync"
@@ -83,7 +81,10 @@ func Ingest(ctx context.Context, o IngestOptions) (*IngestResult, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
-	client := httpClient(o.Sources)
+	client, err := newPoster(o.SendURL, o.Sources)
+	if err != nil {
+		return nil, err
+	}
 	res := &IngestResult{Scenario: "ingest", Provider: o.Provider, TargetRate: o.Rate, Statuses: map[int]int64{}}
 	var sent, accepted, errs atomic.Int64
 	var mu sync.Mutex
@@ -97,28 +98,20 @@ func Ingest(ctx context.Context, o IngestOptions) (*IngestResult, error) {
 			for seq := range jobs {
 				now := time.Now()
 				body, h, _ := signedWebhook(o.Provider, o.Secret, seq, userName(rand.IntN(o.Users)), now)
-				req, err := http.NewRequestWithContext(ctx, http.MethodPost, o.SendURL+"/webhooks/"+o.Provider, bytes.NewReader(body))
-				if err != nil {
-					errs.Add(1)
-					continue
-				}
-				req.Header = h
-				resp, err := client.Do(req)
+				status, err := client.post(ctx, "/webhooks/"+o.Provider, headerLines(h), body)
 				sent.Add(1)
 				if err != nil {
 					errs.Add(1)
 					continue
 				}
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
 				took := time.Since(now)
 				mu.Lock()
-				res.Statuses[resp.StatusCode]++
-				if resp.StatusCode == http.StatusOK {
+				res.Statuses[status]++
+				if status == http.StatusOK {
 					times = append(times, took)
 				}
 				mu.Unlock()
-				if resp.StatusCode == http.StatusOK {
+				if status == http.StatusOK {
 					accepted.Add(1)
 				} else {
 					errs.Add(1)

@@ -6,11 +6,9 @@
 package loadgen
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"net/url"
 	"os"
 	"strconv"
@@ -115,16 +113,3 @@ type counter struct{ n atomic.Int64 }
 
 func (c *counter) add(d int64) int64 { return c.n.Add(d) }
 func (c *counter) get() int64        { return c.n.Load() }
-
-func httpClient(sources int) *http.Client {
-	var next atomic.Int64
-	tr := &http.Transport{
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			return dialerFor(int(next.Add(1)), sources).DialContext(ctx, network, addr)
-		},
-		MaxIdleConns:        512,
-		MaxIdleConnsPerHost: 512,
-		IdleConnTimeout:     30 * time.Second,
-	}
-	return &http.Client{Transport: tr, Timeout: 30 * time.Second}
-}

@@ -1,11 +1,9 @@
 package loadgen
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net/http"
 	"slices"
@@ -131,7 +129,10 @@ func Unicast(ctx context.Context, o UnicastOptions) (*UnicastResult, error) {
 	defer closeAll(sessions)
 	time.Sleep(time.Second) // let subscriptions settle
 
-	client := httpClient(o.Sources)
+	client, err := newPoster(o.SendURL, o.Sources)
+	if err != nil {
+		return nil, err
+	}
 	var sent, errs atomic.Int64
 	jobs := make(chan int)
 	var wg sync.WaitGroup
@@ -231,7 +232,10 @@ func Fanout(ctx context.Context, o FanoutOptions) (*FanoutResult, error) {
 	for i := range users {
 		users[i] = userName(i)
 	}
-	client := httpClient(o.Sources)
+	client, err := newPoster(o.SendURL, o.Sources)
+	if err != nil {
+		return nil, err
+	}
 	res := &FanoutResult{Scenario: "fanout", Transport: o.Transport, Users: o.Users, Rounds: o.Rounds}
 	var times []time.Duration
 	cpu, first := startCPU(o.ServerPID), recv.Load()
@@ -259,25 +263,16 @@ func Fanout(ctx context.Context, o FanoutOptions) (*FanoutResult, error) {
 	return res, nil
 }
 
-func postNotification(ctx context.Context, client *http.Client, o *Options, to []string) error {
-	body, _ := json.Marshal(map[string]any{
-		"to": to, "title": "load", "body": "generated",
-		"data": json.RawMessage(fmt.Sprintf(`{"lgt":%d}`, time.Now().UnixNano())),
-	})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, o.SendURL+"/v1/notifications", bytes.NewReader(body))
+func postNotification(ctx context.Context, p *poster, o *Options, to []string) error {
+	users, _ := json.Marshal(to)
+	body := fmt.Appendf(nil, `{"to":%s,"title":"load","body":"generated","data":{"lgt":%d}}`, users, time.Now().UnixNano())
+	header := []byte("Authorization: Bearer " + o.APIKey + "\r\nContent-Type: application/json\r\n")
+	status, err := p.post(ctx, "/v1/notifications", header, body)
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Authorization", "Bearer "+o.APIKey)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := client.Do(req)
-	if err != nil {
-		return err
-	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusAccepted {
-		return fmt.Errorf("send: status %d", resp.StatusCode)
+	if status != http.StatusAccepted {
+		return fmt.Errorf("send: status %d", status)
 	}
 	return nil
 }

@@ -89,60 +89,31 @@ func Ingest(ctx context.Context, o IngestOptions) (*IngestResult, error) {
 	var sent, accepted, errs atomic.Int64
 	var mu sync.Mutex
 	times := make([]time.Duration, 0, o.Messages)
-	jobs := make(chan int64)
-	var wg sync.WaitGroup
-	for range o.Workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for seq := range jobs {
-				now := time.Now()
-				body, h, _ := signedWebhook(o.Provider, o.Secret, seq, userName(rand.IntN(o.Users)), now)
-				status, err := client.post(ctx, "/webhooks/"+o.Provider, headerLines(h), body)
-				sent.Add(1)
-				if err != nil {
-					errs.Add(1)
-					continue
-				}
-				took := time.Since(now)
-				mu.Lock()
-				res.Statuses[status]++
-				if status == http.StatusOK {
-					times = append(times, took)
-				}
-				mu.Unlock()
-				if status == http.StatusOK {
-					accepted.Add(1)
-				} else {
-					errs.Add(1)
-				}
-			}
-		}()
-	}
 	start := time.Now()
 	cpu := startCPU(o.ServerPID)
-	var interval time.Duration
-	if o.Rate > 0 {
-		interval = time.Duration(float64(time.Second) / o.Rate)
-	}
-	last := start
-	for i := 0; i < o.Messages && ctx.Err() == nil; i++ {
-		if interval > 0 {
-			if wait := time.Until(start.Add(time.Duration(i) * interval)); wait > 0 {
-				time.Sleep(wait)
-			}
+	progress := func() { o.Progress("sent %d/%d, accepted %d", sent.Load(), o.Messages, accepted.Load()) }
+	drive(ctx, o.Messages, o.Workers, o.Rate, progress, func(i int) {
+		now := time.Now()
+		body, h, _ := signedWebhook(o.Provider, o.Secret, int64(i), userName(rand.IntN(o.Users)), now)
+		status, err := client.post(ctx, "/webhooks/"+o.Provider, headerLines(h), body)
+		sent.Add(1)
+		if err != nil {
+			errs.Add(1)
+			return
 		}
-		select {
-		case jobs <- int64(i):
-		case <-ctx.Done():
+		took := time.Since(now)
+		mu.Lock()
+		res.Statuses[status]++
+		if status == http.StatusOK {
+			times = append(times, took)
 		}
-		if time.Since(last) > time.Second {
-			last = time.Now()
-			o.Progress("sent %d/%d, accepted %d", sent.Load(), o.Messages, accepted.Load())
+		mu.Unlock()
+		if status == http.StatusOK {
+			accepted.Add(1)
+		} else {
+			errs.Add(1)
 		}
-	}
-	close(jobs)
-	wg.Wait()
+	})
 	elapsed := time.Since(start)
 	res.Sent, res.Accepted, res.Errors = sent.Load(), accepted.Load(), errs.Load()
 	res.AchievedRate = float64(res.Accepted) / elapsed.Seconds()

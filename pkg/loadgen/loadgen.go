@@ -6,6 +6,7 @@
 package loadgen
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -13,6 +14,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -113,3 +115,55 @@ type counter struct{ n atomic.Int64 }
 
 func (c *counter) add(d int64) int64 { return c.n.Add(d) }
 func (c *counter) get() int64        { return c.n.Load() }
+
+// drive runs do(i) for each i in [0, n) on workers goroutines, at rate per
+// second (0: as fast as they go), calling progress about once a second,
+// until ctx ends. Workers take the next i from a counter and, when paced,
+// wait for its moment themselves: a channel hand-off from a dispatcher
+// would cost the tool a goroutine wake-up per operation.
+func drive(ctx context.Context, n, workers int, rate float64, progress func(), do func(i int)) {
+	var interval time.Duration
+	if rate > 0 {
+		interval = time.Duration(float64(time.Second) / rate)
+	}
+	start := time.Now()
+	var next atomic.Int64
+	stop := make(chan struct{})
+	go func() {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				progress()
+			case <-stop:
+				return
+			}
+		}
+	}()
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				if wait := time.Until(start.Add(time.Duration(i) * interval)); interval > 0 && wait > 0 {
+					t := time.NewTimer(wait)
+					select {
+					case <-t.C:
+					case <-ctx.Done():
+						t.Stop()
+						return
+					}
+				}
+				do(i)
+			}
+		}()
+	}
+	wg.Wait()
+	close(stop)
+}

@@ -134,46 +134,17 @@ func Unicast(ctx context.Context, o UnicastOptions) (*UnicastResult, error) {
 		return nil, err
 	}
 	var sent, errs atomic.Int64
-	jobs := make(chan int)
-	var wg sync.WaitGroup
-	for w := 0; w < o.Workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for range jobs {
-				user := userName(rand.IntN(o.Users))
-				if err := postNotification(ctx, client, &o.Options, []string{user}); err != nil {
-					errs.Add(1)
-					continue
-				}
-				sent.Add(1)
-			}
-		}()
-	}
 	start := time.Now()
 	cpu := startCPU(o.ServerPID)
-	var interval time.Duration
-	if o.Rate > 0 {
-		interval = time.Duration(float64(time.Second) / o.Rate)
-	}
-	lastProgress := start
-	for i := 0; i < o.Messages && ctx.Err() == nil; i++ {
-		if interval > 0 {
-			if wait := time.Until(start.Add(time.Duration(i) * interval)); wait > 0 {
-				time.Sleep(wait)
-			}
+	progress := func() { o.Progress("sent %d/%d, delivered %d", sent.Load(), o.Messages, lat.recv.Load()) }
+	drive(ctx, o.Messages, o.Workers, o.Rate, progress, func(int) {
+		user := userName(rand.IntN(o.Users))
+		if err := postNotification(ctx, client, &o.Options, []string{user}); err != nil {
+			errs.Add(1)
+			return
 		}
-		select {
-		case jobs <- i:
-		case <-ctx.Done():
-		}
-		if time.Since(lastProgress) > time.Second {
-			lastProgress = time.Now()
-			o.Progress("sent %d/%d, delivered %d", sent.Load(), o.Messages, lat.recv.Load())
-		}
-	}
-	close(jobs)
-	wg.Wait()
+		sent.Add(1)
+	})
 	sendTime := time.Since(start)
 	deadline := time.Now().Add(10 * time.Second)
 	for lat.recv.Load() < sent.Load() && time.Now().Before(deadline) && ctx.Err() == nil {

@@ -20,37 +20,20 @@ func TestAcceptedNotificationsSurviveAKillUnderLoad(t *testing.T) {
 	users := []string{"u0", "u1", "u2"}
 	var mu sync.Mutex
 	accepted := map[string]bool{} // titles
-	var count atomic.Int64
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for w := range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				title := fmt.Sprintf("w%d-%d", w, i)
-				to := []string{users[i%len(users)]}
-				if i%5 == 0 {
-					to = users // a small fan-out now and then
-				}
-				if trySend(n.base, procAPIKey, to, title) == nil {
-					mu.Lock()
-					accepted[title] = true
-					mu.Unlock()
-					count.Add(1)
-				}
-			}
-		}()
-	}
-	waitUntil(t, "accepted sends", func() bool { return count.Load() >= 300 })
-	n.kill() // senders still running: some requests die with the node
-	close(stop)
-	wg.Wait()
+	loadUntilKilled(t, n, 300, func(w, i int) bool {
+		title := fmt.Sprintf("w%d-%d", w, i)
+		to := []string{users[i%len(users)]}
+		if i%5 == 0 {
+			to = users // a small fan-out now and then
+		}
+		if trySend(n.base, procAPIKey, to, title) != nil {
+			return false
+		}
+		mu.Lock()
+		accepted[title] = true
+		mu.Unlock()
+		return true
+	})
 
 	n = startProcess(t, env...)
 	found := map[string]bool{}
@@ -69,6 +52,36 @@ func TestAcceptedNotificationsSurviveAKillUnderLoad(t *testing.T) {
 		}
 	}
 	t.Logf("%d accepted before the kill, all found after the restart", len(accepted))
+}
+
+// loadUntilKilled runs send(worker, i) on 8 workers until enough calls
+// succeeded, then kills n while they are still sending (some requests die
+// with it) and waits for the workers to stop.
+func loadUntilKilled(t *testing.T, n *node, enough int64, send func(w, i int) bool) {
+	t.Helper()
+	var ok atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if send(w, i) {
+					ok.Add(1)
+				}
+			}
+		}()
+	}
+	waitUntil(t, "load before the kill", func() bool { return ok.Load() >= enough })
+	n.kill()
+	close(stop)
+	wg.Wait()
 }
 
 type inboxEntry struct {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/pprof"
 	"time"
 
 	"github.com/heraldhq/herald/pkg/loadgen"
@@ -36,8 +37,20 @@ func runBench(ctx context.Context, args []string, out io.Writer) error {
 	provider := fs.String("provider", "talkjs", "ingest: talkjs or herald (Standard Webhooks)")
 	secret := fs.String("secret", "", "ingest: the provider's signing secret (default: $HERALD_TALKJS_SECRET / $HERALD_WEBHOOK_SECRET, else the data dir's)")
 	users := fs.Int("users", 0, "ingest: distinct recipients (default 1000)")
+	cpuProfile := fs.String("cpuprofile", "", "write the load tool's own CPU profile to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return fmt.Errorf("bench: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("bench: %w", err)
+		}
+		defer pprof.StopCPUProfile()
 	}
 	if scenario == "ingest" {
 		return benchIngest(ctx, out, loadgen.IngestOptions{

@@ -153,7 +153,7 @@ func (l *Log) carryForward() {
 		return
 	}
 	var carried []*item
-	var offs []int
+	var spans []span
 	var buf []byte
 	for _, it := range l.items {
 		if !old[it.seg] || it.ending || it.carrying {
@@ -166,29 +166,28 @@ func (l *Log) carryForward() {
 			l.opts.Logger.Warn("queue item not carried forward", "seq", it.seq, "err", err)
 			continue
 		}
-		offs = append(offs, len(l.pending))
+		off := len(l.pending)
 		l.pending = appendItem(l.pending, it.seq, it.attempts, it.notBefore, it.enqueued, it.expires, it.key, body)
+		spans = append(spans, span{off, len(l.pending) - off})
 		it.carrying = true
 		carried = append(carried, it)
 	}
 	if len(carried) == 0 {
 		return
 	}
-	end := len(l.pending)
 	l.submit(func(err error, seg *segment, base int64) {
 		for i, it := range carried {
 			it.carrying = false
 			if err != nil || l.items[it.seq] != it {
 				continue
 			}
-			next := end
-			if i+1 < len(offs) {
-				next = offs[i+1]
-			}
-			l.move(it, seg, base+int64(offs[i]), int64(next-offs[i]))
+			l.move(it, seg, base+int64(spans[i].off), int64(spans[i].size))
 		}
 	})
 }
+
+// span is where a record sits in the pending buffer.
+type span struct{ off, size int }
 
 // move points it at its newest item record. mu is held.
 func (l *Log) move(it *item, seg *segment, off, size int64) {

@@ -354,32 +354,25 @@ func (l *Log) Import(ctx context.Context, items []queue.Item) error {
 		l.mu.Unlock()
 		return fmt.Errorf("queuelog import: %w", err)
 	}
-	type imported struct {
-		it  *item
-		off int
-	}
-	added := make([]imported, len(items))
+	added := make([]*item, len(items))
+	spans := make([]span, len(items))
 	for i, qi := range items {
 		it := &item{seq: l.nextSeq, attempts: qi.Attempts, enqueued: qi.Enqueued.UnixNano()}
 		l.nextSeq++
-		added[i] = imported{it: it, off: len(l.pending)}
+		off := len(l.pending)
 		l.pending = appendItem(l.pending, it.seq, it.attempts, 0, it.enqueued, 0, "", qi.Body)
+		added[i], spans[i] = it, span{off, len(l.pending) - off}
 	}
-	end := len(l.pending)
 	c := l.submit(func(err error, seg *segment, base int64) {
 		if err != nil {
 			return
 		}
-		for i, a := range added {
-			next := end
-			if i+1 < len(added) {
-				next = added[i+1].off
-			}
-			a.it.seg, a.it.off, a.it.size = seg, base+int64(a.off), int64(next-a.off)
+		for i, it := range added {
+			it.seg, it.off, it.size = seg, base+int64(spans[i].off), int64(spans[i].size)
 			seg.live++
-			seg.used += a.it.size
-			l.items[a.it.seq] = a.it
-			l.ready = append(l.ready, a.it)
+			seg.used += it.size
+			l.items[it.seq] = it
+			l.ready = append(l.ready, it)
 		}
 	})
 	l.mu.Unlock()

@@ -77,6 +77,7 @@ type Hub struct {
 	presence Presence
 	seed     maphash.Seed
 	shards   [shardCount]shard
+	writers  *writerPool
 
 	closing  atomic.Bool
 	sessions sync.WaitGroup // one per attached session, done when detached and its writer finished
@@ -108,6 +109,7 @@ func New(b broker.Broker, presence Presence, opts Options) *Hub {
 		broker:   b,
 		presence: presence,
 		seed:     maphash.MakeSeed(),
+		writers:  newWriterPool(),
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
 	}
@@ -168,6 +170,7 @@ func (h *Hub) Attach(ctx context.Context, req AttachRequest) (*Session, error) {
 		replaying: req.Resume,
 		last:      req.Since,
 	}
+	s.try, _ = req.Writer.(TryWriter)
 	h.sessions.Add(1)
 	if err := h.join(ctx, s); err != nil {
 		h.sessions.Done()
@@ -422,6 +425,7 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 	go func() { h.sessions.Wait(); close(drained) }()
 	select {
 	case <-drained:
+		h.writers.stop()
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("hub shutdown: %w", ctx.Err())

@@ -59,6 +59,7 @@ type Session struct {
 	transport string
 	expires   time.Time
 	w         Writer
+	try       TryWriter // w, when it can write without waiting
 
 	mu        sync.Mutex
 	queue     []*notification.Event
@@ -67,6 +68,7 @@ type Session struct {
 	replaying bool
 	writing   bool
 	ping      bool // a keep-alive is due
+	flush     bool // the transport holds the rest of a partial write
 	closed    bool
 	detached  bool
 	idle      *sync.Cond // signalled when the writer stops
@@ -144,11 +146,19 @@ func (s *Session) pushLocked(ev *notification.Event) {
 	s.startWriterLocked()
 }
 
+// startWriterLocked makes sure a writer will send what is queued: the
+// hub's pool when the transport can write without waiting, else a
+// goroutine of the session's own.
 func (s *Session) startWriterLocked() {
-	if !s.writing {
-		s.writing = true
-		go s.writeLoop()
+	if s.writing {
+		return
 	}
+	s.writing = true
+	if s.try != nil && len(s.queue) > 0 {
+		s.hub.writers.enqueue(s)
+		return
+	}
+	go s.writeLoop()
 }
 
 // reset tells the client its cursor could not be resumed and continues from
@@ -198,24 +208,22 @@ func (s *Session) keepAlive(now time.Time) {
 }
 
 // writeLoop is the session's short-lived writer: it drains the queue in
-// batches and exits when there is nothing left to send.
+// batches, waiting on the socket as needed, and exits when there is
+// nothing left to send.
 func (s *Session) writeLoop() {
-	m := s.hub.opts.Metrics
 	for {
 		s.mu.Lock()
-		if s.closed || (len(s.queue) == 0 && !s.ping) {
-			s.writing = false
-			if s.idle != nil {
-				s.idle.Broadcast()
-			}
+		if s.closed || (len(s.queue) == 0 && !s.ping && !s.flush) {
+			s.stopWritingLocked()
 			s.mu.Unlock()
 			return
 		}
 		batch := s.queue
 		s.queue = s.spare[:0]
 		s.spare = nil
-		ping := s.ping && len(batch) == 0
+		ping := s.ping && len(batch) == 0 && !s.flush
 		s.ping = false
+		s.flush = false
 		s.mu.Unlock()
 
 		deadline := time.Now().Add(s.hub.opts.WriteTimeout)
@@ -223,16 +231,11 @@ func (s *Session) writeLoop() {
 		if ping {
 			err = s.w.KeepAlive(deadline)
 		} else {
+			// An empty batch still sends what a partial write left.
 			err = s.w.WriteEvents(deadline, batch)
 		}
 		if err == nil && !ping {
-			now := time.Now()
-			m.framesOf(s.transport).Add(float64(len(batch)))
-			for _, ev := range batch {
-				if ev.Kind == notification.KindNotification && !ev.Created.IsZero() {
-					m.latency.Observe(now.Sub(ev.Created).Seconds())
-				}
-			}
+			s.wrote(batch)
 		}
 		clear(batch)
 		s.mu.Lock()
@@ -243,6 +246,22 @@ func (s *Session) writeLoop() {
 		if err != nil {
 			s.hub.opts.Logger.Debug("session write failed", "user", s.user, "transport", s.transport, "err", err)
 			s.close(CloseWriteFailed)
+		}
+	}
+}
+
+// wrote counts a written batch and the delivery latency of its
+// notifications.
+func (s *Session) wrote(batch []*notification.Event) {
+	if len(batch) == 0 {
+		return
+	}
+	m := s.hub.opts.Metrics
+	now := time.Now()
+	m.framesOf(s.transport).Add(float64(len(batch)))
+	for _, ev := range batch {
+		if ev.Kind == notification.KindNotification && !ev.Created.IsZero() {
+			m.latency.Observe(now.Sub(ev.Created).Seconds())
 		}
 	}
 }

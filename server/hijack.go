@@ -36,7 +36,7 @@ func (w *wsHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		conn.Close()
 		return nil, nil, err
 	}
-	c := &wsConn{Conn: conn}
+	c := &wsConn{Conn: conn, sock: newSocketWriter(conn)}
 	if n := brw.Reader.Buffered(); n > 0 {
 		// The early bytes travel with the conn itself: the WebSocket
 		// library re-points the returned reader at the conn it is given,
@@ -61,28 +61,13 @@ type wsConn struct {
 	early io.Reader // bytes read before the hijack, then the conn; nil when there were none
 
 	mu        sync.Mutex
-	closeSent bool  // the library wrote a close frame: no data frame may follow
-	deadline  int64 // the socket's write deadline, Unix ns
+	closeSent bool // the library wrote a close frame: no data frame may follow
+	sock      socketWriter
+	one       [1][]byte // the frame of a batch of one
 }
 
 // wsControlTimeout bounds the library's control frame writes.
 const wsControlTimeout = 10 * time.Second
-
-// extendDeadline gives the next write a deadline no later than d and no
-// earlier than halfway to it. Setting it on every write would cost a timer
-// update per frame; a busy connection keeps one deadline for a while.
-func (c *wsConn) extendDeadline(d time.Time) error {
-	now := time.Now().UnixNano()
-	end := d.UnixNano()
-	if c.deadline <= end && c.deadline >= now+(end-now)/2 {
-		return nil
-	}
-	if err := c.Conn.SetWriteDeadline(d); err != nil {
-		return err
-	}
-	c.deadline = d.UnixNano()
-	return nil
-}
 
 func (c *wsConn) Read(p []byte) (int, error) {
 	if c.early != nil {
@@ -98,11 +83,28 @@ func (c *wsConn) Write(p []byte) (int, error) {
 	if len(p) > 0 && p[0]&0x0f == 0x8 {
 		c.closeSent = true
 	}
-	if err := c.extendDeadline(time.Now().Add(wsControlTimeout)); err != nil {
+	if err := c.sock.write(time.Now().Add(wsControlTimeout), p); err != nil {
 		return 0, err
 	}
-	return c.Conn.Write(p)
+	return len(p), nil
 }
+
+// frames returns the events' prebuilt frames; a batch of one, the common
+// case, needs no allocation. done must be called after the write.
+func (c *wsConn) frames(events []*notification.Event) [][]byte {
+	if len(events) == 1 {
+		c.one[0] = events[0].WSWire()
+		return c.one[:]
+	}
+	bufs := make([][]byte, len(events))
+	for i, ev := range events {
+		bufs[i] = ev.WSWire()
+	}
+	return bufs
+}
+
+// done lets go of the last batch's frames.
+func (c *wsConn) done() { c.one[0] = nil }
 
 // writeEvents writes the events' frames, in order, by deadline.
 func (c *wsConn) writeEvents(deadline time.Time, events []*notification.Event) error {
@@ -111,18 +113,18 @@ func (c *wsConn) writeEvents(deadline time.Time, events []*notification.Event) e
 	if c.closeSent {
 		return net.ErrClosed
 	}
-	if err := c.extendDeadline(deadline); err != nil {
-		return err
+	defer c.done()
+	return c.sock.write(deadline, c.frames(events)...)
+}
+
+// tryWriteEvents writes the events' frames as far as the socket takes them
+// without waiting; see hub.TryWriter.
+func (c *wsConn) tryWriteEvents(events []*notification.Event) (bool, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closeSent {
+		return false, net.ErrClosed
 	}
-	var err error
-	if len(events) == 1 {
-		_, err = c.Conn.Write(events[0].WSWire())
-	} else {
-		bufs := make(net.Buffers, len(events))
-		for i, ev := range events {
-			bufs[i] = ev.WSWire()
-		}
-		_, err = bufs.WriteTo(c.Conn)
-	}
-	return err
+	defer c.done()
+	return c.sock.tryWrite(c.frames(events))
 }

@@ -67,6 +67,8 @@ func (s *Server) handleSSE(w http.ResponseWriter, r *http.Request) {
 type sseConn struct {
 	conn net.Conn
 	hub  *hub.Hub
+	sock socketWriter
+	one  [1][]byte // the chunk of a write without waiting
 
 	mu   sync.Mutex
 	sess *hub.Session // set once attached
@@ -74,40 +76,67 @@ type sseConn struct {
 	done bool
 }
 
-func (c *sseConn) write(deadline time.Time, body func([]byte) []byte) error {
-	_ = c.conn.SetWriteDeadline(deadline)
+// sseChunk builds one chunk of the stream in a shared buffer: the events'
+// frames, or a keep-alive comment when there are none. Give the buffer
+// back with putSSEChunk once written.
+func sseChunk(events []*notification.Event) (*[]byte, []byte) {
 	bp := sseBufs.Get().(*[]byte)
 	b := (*bp)[:0]
 	b = append(b, "00000000\r\n"...) // chunk size, patched below
-	b = body(b)
+	for _, ev := range events {
+		b = append(b, ev.SSEFrame()...)
+	}
+	if len(events) == 0 {
+		b = append(b, ": keep-alive\n\n"...)
+	}
 	var size [8]byte
 	hex := strconv.AppendUint(size[:0], uint64(len(b)-10), 16)
 	start := 8 - len(hex)
 	copy(b[start:], hex)
 	b = append(b, "\r\n"...)
-	_, err := c.conn.Write(b[start:])
-	if cap(b) <= 64<<10 {
-		*bp = b[:0]
+	*bp = b
+	return bp, b[start:]
+}
+
+func putSSEChunk(bp *[]byte) {
+	if cap(*bp) <= 64<<10 {
+		*bp = (*bp)[:0]
 		sseBufs.Put(bp)
 	}
-	return err
 }
 
 // sseBufs are the chunk buffers of stream writes, shared rather than kept
 // by each (mostly idle) connection.
 var sseBufs = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
 
+// The hub writes a session from one goroutine at a time, so the stream's
+// writes need no lock of their own.
+
 func (c *sseConn) WriteEvents(deadline time.Time, events []*notification.Event) error {
-	return c.write(deadline, func(b []byte) []byte {
-		for _, ev := range events {
-			b = append(b, ev.SSEFrame()...)
-		}
-		return b
-	})
+	if len(events) == 0 {
+		return c.sock.write(deadline) // what a partial write left, if anything
+	}
+	bp, b := sseChunk(events)
+	defer putSSEChunk(bp)
+	return c.sock.write(deadline, b)
 }
 
 func (c *sseConn) KeepAlive(deadline time.Time) error {
-	return c.write(deadline, func(b []byte) []byte { return append(b, ": keep-alive\n\n"...) })
+	bp, b := sseChunk(nil)
+	defer putSSEChunk(bp)
+	return c.sock.write(deadline, b)
+}
+
+// sseTryConn is an sseConn over a plain socket, which the hub's writer
+// pool can write to without waiting.
+type sseTryConn struct{ *sseConn }
+
+func (c sseTryConn) TryWriteEvents(events []*notification.Event) (bool, error) {
+	bp, b := sseChunk(events)
+	defer putSSEChunk(bp)
+	c.one[0] = b
+	defer func() { c.one[0] = nil }()
+	return c.sock.tryWrite(c.one[:])
 }
 
 // Close ends the stream and the session.
@@ -156,8 +185,11 @@ func (s *Server) serveHijackedSSE(w http.ResponseWriter, r *http.Request, req hu
 		conn.Close()
 		return
 	}
-	sc := &sseConn{conn: conn, hub: s.hub}
+	sc := &sseConn{conn: conn, hub: s.hub, sock: newSocketWriter(conn)}
 	req.Writer = sc
+	if sc.sock.canTry() {
+		req.Writer = sseTryConn{sc}
+	}
 	sess, err := s.hub.Attach(r.Context(), req)
 	if err != nil {
 		if !errors.Is(err, hub.ErrClosing) {

@@ -28,6 +28,23 @@ func (w *wsWriter) WriteEvents(deadline time.Time, events []*notification.Event)
 	return w.conn.writeEvents(deadline, events)
 }
 
+// wsTryWriter is a wsWriter over a plain socket, which the hub's writer
+// pool can write to without waiting.
+type wsTryWriter struct{ *wsWriter }
+
+func (w wsTryWriter) TryWriteEvents(events []*notification.Event) (bool, error) {
+	return w.conn.tryWriteEvents(events)
+}
+
+// newWSWriter returns the hub's Writer for a WebSocket.
+func newWSWriter(c *websocket.Conn, conn *wsConn) hub.Writer {
+	w := &wsWriter{c: c, conn: conn}
+	if conn.sock.canTry() {
+		return wsTryWriter{w}
+	}
+	return w
+}
+
 // KeepAlive sends a ping and waits for the pong on a goroutine of its own,
 // so notifications to this client are not held up for a round trip; a peer
 // that does not answer by the deadline is disconnected.
@@ -100,7 +117,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	c.SetReadLimit(s.cfg.WSReadLimit)
 	sess, err := s.hub.Attach(r.Context(), hub.AttachRequest{
 		User: claims.Subject, SessionID: claims.SessionID, Transport: "ws", Expires: claims.ExpiresAt,
-		Since: since, Resume: resume, Writer: &wsWriter{c: c, conn: hj.conn},
+		Since: since, Resume: resume, Writer: newWSWriter(c, hj.conn),
 	})
 	if err != nil {
 		if errors.Is(err, hub.ErrClosing) {

@@ -67,6 +67,9 @@ func signedWebhook(provider, secret string, seq int64, recipient string, now tim
 // Ingest sends o.Messages signed webhooks and measures the time to each
 // answer; only 200s count as accepted.
 func Ingest(ctx context.Context, o IngestOptions) (*IngestResult, error) {
+	if o.Peer != "" {
+		return nil, fmt.Errorf("loadgen: ingest: webhooks are Herald's own; peer %q is not supported", o.Peer)
+	}
 	if err := o.defaults(); err != nil {
 		return nil, err
 	}

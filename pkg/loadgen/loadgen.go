@@ -1,8 +1,9 @@
 // Package loadgen drives a running Herald node for measurements: it opens
 // many live sessions from loopback source addresses, sends notifications
 // through the server API, and reports connection cost, throughput and
-// end-to-end latency. It only ever targets loopback addresses, and every
-// run is bounded in count and time.
+// end-to-end latency. It drives a Centrifugo server the same way, for
+// comparison (peer_centrifugo.go). It only ever targets loopback
+// addresses, and every run is bounded in count and time.
 package loadgen
 
 import (
@@ -32,6 +33,7 @@ type Options struct {
 	Sources   int                               // 127.0.0.x source addresses to spread over (default 16)
 	Timeout   time.Duration                     // hard bound on the whole run (default 5m)
 	Progress  func(format string, args ...any)  // progress lines; nil for none
+	Peer      string                            // server driven: "" for Herald, or PeerCentrifugo
 }
 
 func (o *Options) defaults() error {
@@ -48,6 +50,9 @@ func (o *Options) defaults() error {
 	}
 	if o.Transport != "ws" && o.Transport != "sse" {
 		return fmt.Errorf("loadgen: transport %q: want ws or sse", o.Transport)
+	}
+	if err := o.checkPeer(); err != nil {
+		return err
 	}
 	if o.Users <= 0 {
 		o.Users = o.Sessions

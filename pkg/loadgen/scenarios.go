@@ -235,6 +235,9 @@ func Fanout(ctx context.Context, o FanoutOptions) (*FanoutResult, error) {
 }
 
 func postNotification(ctx context.Context, p *poster, o *Options, to []string) error {
+	if o.Peer == PeerCentrifugo {
+		return postCentrifugo(ctx, p, o, to)
+	}
 	users, _ := json.Marshal(to)
 	body := fmt.Appendf(nil, `{"to":%s,"title":"load","body":"generated","data":{"lgt":%d}}`, users, time.Now().UnixNano())
 	header := []byte("Authorization: Bearer " + o.APIKey + "\r\nContent-Type: application/json\r\n")

@@ -92,6 +92,9 @@ func openSession(ctx context.Context, o *Options, i int, onFrame frameFunc) (*se
 		return nil, err
 	}
 	d := dialerFor(i, o.Sources)
+	if o.Peer == PeerCentrifugo {
+		return openCentrifugo(ctx, o, d, tok, onFrame)
+	}
 	if o.Transport == "ws" {
 		return openWS(ctx, o, d, tok, onFrame)
 	}

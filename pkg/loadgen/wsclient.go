@@ -106,10 +106,10 @@ func (c *wsClient) readMessages(limit int, fn func([]byte)) error {
 		}
 		switch op {
 		case 0x8: // close
-			c.writeFrame(0x8, msg[start:])
-			return io.EOF
+			_ = c.writeFrame(0x8, msg[start:])
+			return closeError(msg[start:])
 		case 0x9: // ping
-			c.writeFrame(0xA, msg[start:])
+			_ = c.writeFrame(0xA, msg[start:])
 			msg = msg[:start]
 			continue
 		case 0xA: // pong
@@ -123,13 +123,24 @@ func (c *wsClient) readMessages(limit int, fn func([]byte)) error {
 	}
 }
 
-// writeFrame writes a masked control frame.
-func (c *wsClient) writeFrame(op byte, payload []byte) {
-	if len(payload) > 125 {
+// writeFrame writes one masked frame: a control frame, cut to the 125
+// bytes a control frame may carry, or a whole text message (op 0x1).
+func (c *wsClient) writeFrame(op byte, payload []byte) error {
+	if op >= 0x8 && len(payload) > 125 {
 		payload = payload[:125]
 	}
-	b := make([]byte, 0, 6+len(payload))
-	b = append(b, 0x80|op, 0x80|byte(len(payload)))
+	b := make([]byte, 0, 14+len(payload))
+	b = append(b, 0x80|op)
+	switch n := len(payload); {
+	case n <= 125:
+		b = append(b, 0x80|byte(n))
+	case n <= 0xffff:
+		b = append(b, 0x80|126)
+		b = binary.BigEndian.AppendUint16(b, uint16(n))
+	default:
+		b = append(b, 0x80|127)
+		b = binary.BigEndian.AppendUint64(b, uint64(n))
+	}
 	var mask [4]byte
 	_, _ = rand.Read(mask[:])
 	b = append(b, mask[:]...)
@@ -138,7 +149,18 @@ func (c *wsClient) writeFrame(op byte, payload []byte) {
 	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	_, _ = c.conn.Write(b)
+	_, err := c.conn.Write(b)
+	return err
+}
+
+// closeError is what readMessages returns for a close frame: io.EOF, with
+// the server's code and reason when it gave them (a server that refuses a
+// session after the handshake says why only there).
+func closeError(payload []byte) error {
+	if len(payload) < 2 {
+		return io.EOF
+	}
+	return fmt.Errorf("websocket: closed by the server: %d %q (%w)", binary.BigEndian.Uint16(payload), payload[2:], io.EOF)
 }
 
 func (c *wsClient) close() { _ = c.conn.Close() }

@@ -16,7 +16,8 @@ import (
 	"github.com/heraldhq/herald/server"
 )
 
-// runBench drives a running node: "herald bench idle|unicast|fanout".
+// runBench drives a running node: "herald bench idle|unicast|fanout|ingest";
+// with --peer, a Centrifugo server instead, for comparison.
 func runBench(ctx context.Context, args []string, out io.Writer) error {
 	if len(args) == 0 {
 		return errors.New("bench: scenario required: idle, unicast, fanout or ingest")
@@ -27,6 +28,9 @@ func runBench(ctx context.Context, args []string, out io.Writer) error {
 	sendTo := fs.String("send-server", "", "node the API calls and webhooks go to (default --server): measure across a cluster")
 	creds := credentialFlags(fs, true, true)
 	transport := fs.String("transport", "ws", "ws or sse")
+	peer := fs.String("peer", "", "drive another server the same way, for comparison: centrifugo (v6; idle, unicast, fanout over ws;\n"+
+		"--api-key is its http_api.key, --jwt-secret its client.token.hmac_secret_key; it needs a channel namespace \"user\",\n"+
+		"and http_api.error_mode \"transport\" for refused sends to count as errors)")
 	sessions := fs.Int("sessions", 1000, "live sessions to open (one user each)")
 	pid := fs.Int("pid", 0, "server PID: idle reports its RSS growth per connection, the others its CPU time per operation")
 	messages := fs.Int("messages", 20000, "unicast: notifications to send")
@@ -53,26 +57,25 @@ func runBench(ctx context.Context, args []string, out io.Writer) error {
 		defer pprof.StopCPUProfile()
 	}
 	if scenario == "ingest" {
+		if *peer != "" {
+			return fmt.Errorf("bench ingest: --peer %s: ingest drives Herald's own webhooks; use idle, unicast or fanout", *peer)
+		}
 		return benchIngest(ctx, out, loadgen.IngestOptions{
 			Options: loadgen.Options{BaseURL: *base, SendURL: *sendTo, Users: *users, ServerPID: *pid, Timeout: *timeout,
 				Progress: func(format string, a ...any) { fmt.Fprintf(os.Stderr, format+"\n", a...) }},
 			Provider: *provider, Secret: *secret, Messages: *messages, Rate: *rate, Workers: *workers,
 		}, *creds.dataDir)
 	}
-	if err := creds.resolve(); err != nil {
+	mint, err := benchTokens(*peer, creds)
+	if err != nil {
 		return fmt.Errorf("bench: %w", err)
 	}
-	key := []byte(*creds.jwtSecret)
 	opts := loadgen.Options{
 		BaseURL: *base, SendURL: *sendTo, APIKey: *creds.apiKey, Transport: *transport, Sessions: *sessions,
-		ServerPID: *pid, Timeout: *timeout,
-		MintToken: func(user string) (string, error) {
-			return token.Mint(key, token.Claims{Subject: user, SessionID: user, ExpiresAt: time.Now().Add(time.Hour)})
-		},
+		ServerPID: *pid, Timeout: *timeout, Peer: *peer, MintToken: mint,
 		Progress: func(format string, a ...any) { fmt.Fprintf(os.Stderr, format+"\n", a...) },
 	}
 	var res any
-	var err error
 	switch scenario {
 	case "idle":
 		res, err = loadgen.Idle(ctx, opts)
@@ -87,6 +90,28 @@ func runBench(ctx context.Context, args []string, out io.Writer) error {
 		return fmt.Errorf("bench %s: %w", scenario, err)
 	}
 	return report(out, res)
+}
+
+// benchTokens returns the session token minter for the server driven. A
+// peer's secrets must be given: the data dir holds Herald's.
+func benchTokens(peer string, creds credentials) (func(user string) (string, error), error) {
+	switch peer {
+	case "":
+		if err := creds.resolve(); err != nil {
+			return nil, err
+		}
+		key := []byte(*creds.jwtSecret)
+		return func(user string) (string, error) {
+			return token.Mint(key, token.Claims{Subject: user, SessionID: user, ExpiresAt: time.Now().Add(time.Hour)})
+		}, nil
+	case loadgen.PeerCentrifugo:
+		if *creds.apiKey == "" || *creds.jwtSecret == "" {
+			return nil, errors.New("--peer centrifugo needs --api-key (its http_api.key) and --jwt-secret (its client.token.hmac_secret_key)")
+		}
+		key := []byte(*creds.jwtSecret)
+		return func(user string) (string, error) { return loadgen.CentrifugoToken(key, user, time.Hour) }, nil
+	}
+	return nil, fmt.Errorf("--peer %q: want %s or none (Herald)", peer, loadgen.PeerCentrifugo)
 }
 
 // benchIngest runs the ingest scenario; the signing secret comes from the

@@ -21,6 +21,7 @@ Usage:
   herald send [flags]      send a notification through the server API
   herald vapid             print a fresh VAPID key pair for Web Push
   herald bench SCENARIO    drive a running node: idle, unicast, fanout, ingest
+                           (--peer centrifugo: a Centrifugo server, for comparison)
 
 Run "herald <command> -h" for the flags of a command.
 `

@@ -287,27 +287,38 @@ func (discard) WriteEvents(time.Time, []*notification.Event) error { return nil 
 func (discard) KeepAlive(time.Time) error                          { return nil }
 func (discard) Close(CloseReason)                                  {}
 
+// tryDiscard is a discard whose socket always takes the frames at once.
+type tryDiscard struct{ discard }
+
+func (tryDiscard) TryWriteEvents([]*notification.Event) (bool, error) { return true, nil }
+
 // BenchmarkDispatch measures the fan-out path for one event to one user
-// with several sessions: allocations per delivered frame.
+// with several sessions, written by a goroutine per batch (a transport
+// that cannot write without waiting) or by the writer pool.
 func BenchmarkDispatch(b *testing.B) {
-	for _, sessions := range []int{1, 4} {
-		b.Run(fmt.Sprintf("sessions=%d", sessions), func(b *testing.B) {
-			sb := newStubBroker()
-			h := New(sb, nil, Options{SessionQueue: 1 << 20})
-			defer h.Shutdown(context.Background())
-			for i := 0; i < sessions; i++ {
-				s, _ := h.Attach(context.Background(), AttachRequest{User: "u", Writer: discard{}})
-				defer h.Detach(s)
-			}
-			ev, _ := notification.NewEvent(&notification.Notification{ID: "x", User: "u", Title: "t"})
-			b.ReportAllocs()
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				ev.Cursor = notification.Cursor{Epoch: "ep", Seq: uint64(i + 1)}
-				h.Dispatch(ev)
-			}
-			b.ReportMetric(float64(b.N*sessions)/b.Elapsed().Seconds(), "frames/s")
-		})
+	for _, w := range []struct {
+		name string
+		w    Writer
+	}{{"goroutine", discard{}}, {"pool", tryDiscard{}}} {
+		for _, sessions := range []int{1, 4} {
+			b.Run(fmt.Sprintf("writer=%s/sessions=%d", w.name, sessions), func(b *testing.B) {
+				sb := newStubBroker()
+				h := New(sb, nil, Options{SessionQueue: 1 << 20})
+				defer h.Shutdown(context.Background())
+				for i := 0; i < sessions; i++ {
+					s, _ := h.Attach(context.Background(), AttachRequest{User: "u", Writer: w.w})
+					defer h.Detach(s)
+				}
+				ev, _ := notification.NewEvent(&notification.Notification{ID: "x", User: "u", Title: "t"})
+				b.ReportAllocs()
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					ev.Cursor = notification.Cursor{Epoch: "ep", Seq: uint64(i + 1)}
+					h.Dispatch(ev)
+				}
+				b.ReportMetric(float64(b.N*sessions)/b.Elapsed().Seconds(), "frames/s")
+			})
+		}
 	}
 }
 

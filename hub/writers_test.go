@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -197,5 +199,63 @@ func TestPoolLeavesLongBatchesToTheSessionsWriter(t *testing.T) {
 	}
 	if tries, waiting := rec.counts(); tries != 1 || waiting != 1 {
 		t.Fatalf("%d writes from the pool and %d waiting, want the long batch in one waiting write", tries, waiting)
+	}
+}
+
+// countingWriter counts frames; with try set it also writes without
+// waiting, so the hub's pool writes it.
+type countingWriter struct {
+	discard
+	n *atomic.Int64
+}
+
+func (w countingWriter) WriteEvents(_ time.Time, evs []*notification.Event) error {
+	w.n.Add(int64(len(evs)))
+	return nil
+}
+
+type tryCountingWriter struct{ countingWriter }
+
+func (w tryCountingWriter) TryWriteEvents(evs []*notification.Event) (bool, error) {
+	w.n.Add(int64(len(evs)))
+	return true, nil
+}
+
+// BenchmarkFanout measures one event to each of 10,000 users, until every
+// frame is written: the cost per frame of starting a writer goroutine for
+// each session against handing the sessions to the pool.
+func BenchmarkFanout(b *testing.B) {
+	const users = 10000
+	for _, pool := range []bool{false, true} {
+		b.Run(fmt.Sprintf("pool=%v", pool), func(b *testing.B) {
+			sb := newStubBroker()
+			h := New(sb, nil, Options{})
+			defer h.Shutdown(context.Background())
+			var n atomic.Int64
+			evs := make([]*notification.Event, users)
+			for i := range users {
+				user := fmt.Sprint("u", i)
+				var w Writer = countingWriter{n: &n}
+				if pool {
+					w = tryCountingWriter{countingWriter{n: &n}}
+				}
+				s, _ := h.Attach(context.Background(), AttachRequest{User: user, Writer: w})
+				defer h.Detach(s)
+				evs[i], _ = notification.NewEvent(&notification.Notification{ID: "x", User: user, Title: "t"})
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				want := n.Load() + users
+				for _, ev := range evs {
+					ev.Cursor = notification.Cursor{Epoch: "ep", Seq: uint64(i + 1)}
+					h.Dispatch(ev)
+				}
+				for n.Load() < want {
+					runtime.Gosched()
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*users), "ns/frame")
+		})
 	}
 }

@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"errors"
 	"runtime"
 	"sync"
 
@@ -17,8 +18,15 @@ type TryWriter interface {
 	// did not (and err is nil), the transport keeps the rest and writes it
 	// first on the next WriteEvents, which the hub then calls without
 	// delay from a goroutine of the session's own.
+	// It returns ErrWouldBlock when it wrote and kept nothing (the
+	// connection is busy with a write of its own); the hub then hands the
+	// batch to WriteEvents.
 	TryWriteEvents(events []*notification.Event) (all bool, err error)
 }
+
+// ErrWouldBlock is what a TryWriter returns when it could not even start a
+// write without waiting.
+var ErrWouldBlock = errors.New("hub: write would block")
 
 // maxTryBatch is the largest batch the pool writes; a longer one (a resume
 // replaying its backlog) goes to the session's own goroutine, since its
@@ -124,6 +132,15 @@ func (s *Session) writeFromPool() {
 	s.mu.Unlock()
 
 	all, err := s.try.TryWriteEvents(batch)
+	if errors.Is(err, ErrWouldBlock) {
+		// Nothing went out: the batch goes first on the session's own
+		// goroutine, ahead of what was queued since.
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.queue = append(batch, s.queue...)
+		s.handOffLocked()
+		return
+	}
 	if err == nil {
 		s.wrote(batch)
 	}

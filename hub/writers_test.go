@@ -79,6 +79,12 @@ func TestPoolWritesInOrderThroughPartialWrites(t *testing.T) {
 			return -1, nil
 		}, true},
 		{"socket takes one frame at a time", func(int) (int, error) { return 1, nil }, true},
+		{"connection busy every other write", func(c int) (int, error) {
+			if c%2 == 1 {
+				return 0, ErrWouldBlock
+			}
+			return -1, nil
+		}, true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -257,5 +263,56 @@ func BenchmarkFanout(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*users), "ns/frame")
 		})
+	}
+}
+
+// busyOnce is a tryRecorder whose first write without waiting finds the
+// connection busy, while more events for the session arrive.
+type busyOnce struct {
+	*tryRecorder
+	during func()
+	once   sync.Once
+}
+
+func (b *busyOnce) TryWriteEvents(evs []*notification.Event) (all bool, err error) {
+	busy := false
+	b.once.Do(func() {
+		b.during()
+		busy = true
+	})
+	if busy {
+		return false, ErrWouldBlock
+	}
+	return b.tryRecorder.TryWriteEvents(evs)
+}
+
+func TestPoolKeepsOrderWhenTheConnectionIsBusy(t *testing.T) {
+	b := newStubBroker()
+	h := New(b, nil, Options{})
+	defer h.Shutdown(context.Background())
+	evs := b.add("a", 6)
+	rec := &busyOnce{tryRecorder: &tryRecorder{recorder: newRecorder(), script: func(int) (int, error) { return -1, nil }}}
+	rec.during = func() {
+		for _, ev := range evs[3:] {
+			h.Dispatch(ev)
+		}
+	}
+	s, err := h.Attach(context.Background(), AttachRequest{User: "a", Writer: rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Detach(s)
+	// The first three go out as one batch, which the busy connection turns
+	// back while the last three queue behind it.
+	s.mu.Lock()
+	for _, ev := range evs[:3] {
+		s.enqueueLocked(ev)
+	}
+	s.mu.Unlock()
+	got := rec.wait(t, len(evs))
+	for i, ev := range evs {
+		if got[i] != notifFrame(ev) {
+			t.Fatalf("frame %d out of order: %s", i, got[i])
+		}
 	}
 }

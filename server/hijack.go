@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/heraldhq/herald/hub"
 	"github.com/heraldhq/herald/pkg/notification"
 )
 
@@ -120,7 +121,11 @@ func (c *wsConn) writeEvents(deadline time.Time, events []*notification.Event) e
 // tryWriteEvents writes the events' frames as far as the socket takes them
 // without waiting; see hub.TryWriter.
 func (c *wsConn) tryWriteEvents(events []*notification.Event) (bool, error) {
-	c.mu.Lock()
+	// The library may be waiting on a full socket with a control frame
+	// (a ping to a client that stopped reading): never wait behind it.
+	if !c.mu.TryLock() {
+		return false, hub.ErrWouldBlock
+	}
 	defer c.mu.Unlock()
 	if c.closeSent {
 		return false, net.ErrClosed

@@ -250,6 +250,9 @@ func TestCentrifugoUnicastCountsEveryBatchedPushAndAnswersPings(t *testing.T) {
 	if res.Sent != messages || res.Delivered != messages || res.SendErrors != 0 {
 		t.Fatalf("sent %d, delivered %d, send errors %d; want %d, %d, 0", res.Sent, res.Delivered, res.SendErrors, messages, messages)
 	}
+	if res.Peer != PeerCentrifugo {
+		t.Fatalf("result names peer %q: saved results would not say which server they measured", res.Peer)
+	}
 	if f.published.Load() != messages {
 		t.Fatalf("%d publish calls, want %d", f.published.Load(), messages)
 	}

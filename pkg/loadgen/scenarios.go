@@ -16,6 +16,7 @@ import (
 type IdleResult struct {
 	Scenario      string  `json:"scenario"`
 	Transport     string  `json:"transport"`
+	Peer          string  `json:"peer,omitempty"` // the server driven when not Herald
 	Sessions      int     `json:"sessions"`
 	ConnectPerSec float64 `json:"connect_per_sec"`
 	RSSBefore     int64   `json:"rss_before_bytes,omitempty"`
@@ -31,7 +32,7 @@ func Idle(ctx context.Context, o Options) (*IdleResult, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
-	res := &IdleResult{Scenario: "idle", Transport: o.Transport, Sessions: o.Sessions}
+	res := &IdleResult{Scenario: "idle", Transport: o.Transport, Peer: o.Peer, Sessions: o.Sessions}
 	if o.ServerPID > 0 {
 		res.RSSBefore, _ = RSS(o.ServerPID)
 	}
@@ -99,6 +100,7 @@ type UnicastOptions struct {
 type UnicastResult struct {
 	Scenario      string  `json:"scenario"`
 	Transport     string  `json:"transport"`
+	Peer          string  `json:"peer,omitempty"` // the server driven when not Herald
 	Sessions      int     `json:"sessions"`
 	Sent          int64   `json:"sent"`
 	Delivered     int64   `json:"delivered"`
@@ -154,7 +156,7 @@ func Unicast(ctx context.Context, o UnicastOptions) (*UnicastResult, error) {
 	lat.mu.Lock()
 	defer lat.mu.Unlock()
 	return &UnicastResult{
-		Scenario: "unicast", Transport: o.Transport, Sessions: o.Sessions,
+		Scenario: "unicast", Transport: o.Transport, Peer: o.Peer, Sessions: o.Sessions,
 		Sent: sent.Load(), Delivered: lat.recv.Load(), SendErrors: errs.Load(),
 		TargetRate: o.Rate, AchievedRate: float64(sent.Load()) / sendTime.Seconds(),
 		DeliveredRate: float64(lat.recv.Load()) / total.Seconds(),
@@ -174,6 +176,7 @@ type FanoutOptions struct {
 type FanoutResult struct {
 	Scenario   string  `json:"scenario"`
 	Transport  string  `json:"transport"`
+	Peer       string  `json:"peer,omitempty"` // the server driven when not Herald
 	Users      int     `json:"users"`
 	Rounds     int     `json:"rounds"`
 	Incomplete int     `json:"incomplete_rounds"`
@@ -207,7 +210,7 @@ func Fanout(ctx context.Context, o FanoutOptions) (*FanoutResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	res := &FanoutResult{Scenario: "fanout", Transport: o.Transport, Users: o.Users, Rounds: o.Rounds}
+	res := &FanoutResult{Scenario: "fanout", Transport: o.Transport, Peer: o.Peer, Users: o.Users, Rounds: o.Rounds}
 	var times []time.Duration
 	cpu, first := startCPU(o.ServerPID), recv.Load()
 	for r := 0; r < o.Rounds && ctx.Err() == nil; r++ {

@@ -16,9 +16,11 @@ import (
 // Buffer sizes for hijacked connections. net/http hands a hijacked
 // connection over with its 4 KiB reader and writer; live connections are
 // mostly idle and their frames small, so they get smaller ones of their own.
+// The WebSocket library writes only control frames (at most 127 bytes from
+// a server) through its writer, so a quarter KiB holds any one whole.
 const (
 	liveReadBuffer  = 512
-	liveWriteBuffer = 1024
+	liveWriteBuffer = 256
 )
 
 // wsHijacker wraps a ResponseWriter so that hijacking it for a WebSocket

@@ -218,9 +218,7 @@ func (s *Session) writeLoop() {
 			s.mu.Unlock()
 			return
 		}
-		batch := s.queue
-		s.queue = s.spare[:0]
-		s.spare = nil
+		batch := s.takeQueueLocked()
 		ping := s.ping && len(batch) == 0 && !s.flush
 		s.ping = false
 		s.flush = false
@@ -237,16 +235,30 @@ func (s *Session) writeLoop() {
 		if err == nil && !ping {
 			s.wrote(batch)
 		}
-		clear(batch)
 		s.mu.Lock()
-		if s.spare == nil {
-			s.spare = batch[:0]
-		}
+		s.giveBackLocked(batch)
 		s.mu.Unlock()
 		if err != nil {
 			s.hub.opts.Logger.Debug("session write failed", "user", s.user, "transport", s.transport, "err", err)
 			s.close(CloseWriteFailed)
 		}
+	}
+}
+
+// takeQueueLocked takes the queued events as a batch; the queue goes on in
+// the spare slice, so that two slices serve a session's whole life.
+func (s *Session) takeQueueLocked() []*notification.Event {
+	batch := s.queue
+	s.queue = s.spare[:0]
+	s.spare = nil
+	return batch
+}
+
+// giveBackLocked keeps a written batch's slice, emptied, as the spare.
+func (s *Session) giveBackLocked(batch []*notification.Event) {
+	clear(batch)
+	if s.spare == nil {
+		s.spare = batch[:0]
 	}
 }
 

@@ -126,9 +126,7 @@ func (s *Session) writeFromPool() {
 		s.mu.Unlock()
 		return
 	}
-	batch := s.queue
-	s.queue = s.spare[:0]
-	s.spare = nil
+	batch := s.takeQueueLocked()
 	s.mu.Unlock()
 
 	all, err := s.try.TryWriteEvents(batch)
@@ -144,13 +142,10 @@ func (s *Session) writeFromPool() {
 	if err == nil {
 		s.wrote(batch)
 	}
-	clear(batch)
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.spare == nil {
-		s.spare = batch[:0]
-	}
+	s.giveBackLocked(batch)
 	switch {
 	case err != nil:
 		s.hub.opts.Logger.Debug("session write failed", "user", s.user, "transport", s.transport, "err", err)

@@ -65,9 +65,26 @@ func Run(ctx context.Context, q Queue, p *Processor, opts WorkerOptions) {
 }
 
 func work(ctx context.Context, q Queue, p *Processor, opts *WorkerOptions) {
+	// The items of a batch run side by side: their store writes then
+	// share group commits instead of queueing one behind another. The
+	// handlers live as long as the worker, so the stacks they grow in
+	// decoding and templates are grown once, not once per item.
+	// An item in hand is finished even when shutdown begins, so its ack is
+	// not lost to a cancelled context.
+	items := make(chan queue.Item)
+	defer close(items)
+	var batch sync.WaitGroup
+	for range opts.Batch {
+		go func() {
+			for it := range items {
+				handle(context.WithoutCancel(ctx), q, p, it, opts)
+				batch.Done()
+			}
+		}()
+	}
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
-		items, err := q.Read(ctx, opts.Batch, opts.Wait)
+		got, err := q.Read(ctx, opts.Batch, opts.Wait)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -82,19 +99,11 @@ func work(ctx context.Context, q Queue, p *Processor, opts *WorkerOptions) {
 			continue
 		}
 		backoff = 100 * time.Millisecond
-		// The items of a batch run side by side: their store writes then
-		// share group commits instead of queueing one behind another.
-		// An item in hand is finished even when shutdown begins, so its
-		// ack is not lost to a cancelled context.
-		var wg sync.WaitGroup
-		for _, it := range items {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				handle(context.WithoutCancel(ctx), q, p, it, opts)
-			}()
+		batch.Add(len(got))
+		for _, it := range got {
+			items <- it
 		}
-		wg.Wait()
+		batch.Wait()
 	}
 }
 

@@ -134,8 +134,38 @@ type notificationData struct {
 	Messages     []message     `json:"messages"`
 }
 
+// anyData is every data field of the event types Herald maps, so that a
+// webhook of one of them is decoded in one pass over the body. A body this
+// does not fit (null data, a type error) takes the two-pass path, which
+// names the field at fault.
+type anyData struct {
+	Conversation *conversation `json:"conversation"`
+	Message      *message      `json:"message"`
+	Sender       *user         `json:"sender"`
+	Recipient    *user         `json:"recipient"`
+	Messages     []message     `json:"messages"`
+}
+
+type onePass struct {
+	ID        string            `json:"id"`
+	Type      string            `json:"type"`
+	CreatedAt webhook.Timestamp `json:"createdAt"`
+	Data      *anyData          `json:"data"`
+}
+
 // Parse implements webhook.Provider.
 func (p *Provider) Parse(_ http.Header, body []byte) (webhook.Event, error) {
+	var one onePass
+	if json.Unmarshal(body, &one) == nil && one.ID != "" && one.Data != nil {
+		ev := webhook.Event{Provider: Name, ID: one.ID, Type: one.Type, Created: one.CreatedAt.Time}
+		d := one.Data
+		switch one.Type {
+		case "message.sent", "message.updated", "message.deleted":
+			return parseMessage(ev, messageData{Conversation: d.Conversation, Message: d.Message, Sender: d.Sender})
+		case "notification.triggered":
+			return parseNotification(ev, notificationData{Recipient: d.Recipient, Sender: d.Sender, Conversation: d.Conversation, Messages: d.Messages})
+		}
+	}
 	var env envelope
 	if err := webhook.Decode(body, "", &env); err != nil {
 		return webhook.Event{}, err
@@ -152,9 +182,17 @@ func (p *Provider) Parse(_ http.Header, body []byte) (webhook.Event, error) {
 	}
 	switch env.Type {
 	case "message.sent", "message.updated", "message.deleted":
-		return parseMessage(ev, env.Data)
+		var d messageData
+		if err := webhook.Decode(env.Data, "data", &d); err != nil {
+			return webhook.Event{}, err
+		}
+		return parseMessage(ev, d)
 	case "notification.triggered":
-		return parseNotification(ev, env.Data)
+		var d notificationData
+		if err := webhook.Decode(env.Data, "data", &d); err != nil {
+			return webhook.Event{}, err
+		}
+		return parseNotification(ev, d)
 	case "conversation.deleted":
 		var d messageData
 		if err := webhook.Decode(env.Data, "data", &d); err != nil {
@@ -171,11 +209,7 @@ func (p *Provider) Parse(_ http.Header, body []byte) (webhook.Event, error) {
 	return ev, nil
 }
 
-func parseMessage(ev webhook.Event, raw json.RawMessage) (webhook.Event, error) {
-	var d messageData
-	if err := webhook.Decode(raw, "data", &d); err != nil {
-		return webhook.Event{}, err
-	}
+func parseMessage(ev webhook.Event, d messageData) (webhook.Event, error) {
 	switch {
 	case d.Conversation == nil:
 		return webhook.Event{}, webhook.Missing("data.conversation")
@@ -252,11 +286,7 @@ func participants(m map[string]participant) (all, muted []string) {
 	return all, muted
 }
 
-func parseNotification(ev webhook.Event, raw json.RawMessage) (webhook.Event, error) {
-	var d notificationData
-	if err := webhook.Decode(raw, "data", &d); err != nil {
-		return webhook.Event{}, err
-	}
+func parseNotification(ev webhook.Event, d notificationData) (webhook.Event, error) {
 	switch {
 	case d.Recipient == nil || d.Recipient.ID == "":
 		return webhook.Event{}, webhook.Missing("data.recipient.id")

@@ -300,3 +300,34 @@ func FuzzVerify(f *testing.F) {
 		}
 	})
 }
+
+// A field the event type does not use, given a type no event type expects,
+// sends the body down the two-pass path; both paths must read every fixture
+// alike.
+func TestOnePassAndTwoPassParseAlike(t *testing.T) {
+	tests := []struct{ fixture, unused string }{
+		{"message_sent.json", "data.messages"},
+		{"message_updated.json", "data.recipient"},
+		{"message_deleted.json", "data.messages"},
+		{"notification_triggered.json", "data.message"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.fixture, func(t *testing.T) {
+			body := webhooktest.Fixture(t, tt.fixture)
+			fast, err := New(secret).Parse(nil, body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			slow, err := New(secret).Parse(nil, webhooktest.Edit(t, body, tt.unused, "not an object"))
+			if err != nil {
+				t.Fatalf("two-pass parse: %v", err)
+			}
+			if !reflect.DeepEqual(fast, slow) {
+				t.Fatalf("paths differ:\none pass %+v\ntwo pass %+v", fast, slow)
+			}
+			if fast.Kind == webhook.KindIgnore || len(fast.Recipients) == 0 {
+				t.Fatalf("fixture parsed to nothing: %+v", fast)
+			}
+		})
+	}
+}

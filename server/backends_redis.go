@@ -25,10 +25,19 @@ func openRedis(ctx context.Context, cfg *config.Config, r broker.Retention, h br
 	if err := client.Ping(ctx).Err(); err != nil {
 		log.Warn("redis not reachable yet; will keep trying", "err", err)
 	}
-	st := redisstore.New(client, redisstore.Options{NodeID: cfg.NodeID, PresenceTTL: cfg.PresenceTTL, Logger: log})
-	b, err := redisbroker.New(client, h, redisbroker.Options{Retention: r, Sharded: cfg.RedisSharded, Logger: log})
+	// Commands issued by concurrent requests and workers share pipelines:
+	// one write and one read on each side carry what would otherwise be a
+	// round trip each.
+	ap, err := client.AutoPipeline()
+	if err != nil {
+		_ = client.Close()
+		return nil, fmt.Errorf("redis autopipeline: %w", err)
+	}
+	st := redisstore.New(ap, redisstore.Options{NodeID: cfg.NodeID, PresenceTTL: cfg.PresenceTTL, Logger: log})
+	b, err := redisbroker.New(ap, h, redisbroker.Options{Retention: r, Sharded: cfg.RedisSharded, Logger: log})
 	if err != nil {
 		_ = st.Close()
+		_ = ap.Close()
 		_ = client.Close()
 		return nil, fmt.Errorf("redis broker: %w", err)
 	}
@@ -42,6 +51,6 @@ func openRedis(ctx context.Context, cfg *config.Config, r broker.Retention, h br
 		once:     st,
 		counter:  st,
 		prefs:    ingest.KVPreferences{KV: st, NotFound: func(err error) bool { return errors.Is(err, redisstore.ErrNotFound) }},
-		closers:  []func() error{client.Close, st.Close, b.Close},
+		closers:  []func() error{client.Close, ap.Close, st.Close, b.Close},
 	}, nil
 }

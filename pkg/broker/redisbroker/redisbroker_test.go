@@ -43,15 +43,21 @@ func testPrefix(t testing.TB) string {
 func newBroker(t testing.TB, srv *redistest.Server, h broker.Handler, opts redisbroker.Options) *redisbroker.Broker {
 	t.Helper()
 	c := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	// Herald runs the broker over an autopipeliner; so do the tests.
+	ap, err := c.AutoPipeline()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if opts.Logger == nil {
 		opts.Logger = quiet
 	}
-	b, err := redisbroker.New(c, h, opts)
+	b, err := redisbroker.New(ap, h, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		_ = b.Close()
+		_ = ap.Close()
 		_ = c.Close()
 	})
 	return b

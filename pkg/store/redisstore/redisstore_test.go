@@ -24,9 +24,15 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 func newNode(t *testing.T, srv *redistest.Server, name string, ttl time.Duration) (*redisstore.Store, *redis.Client) {
 	t.Helper()
 	c := redis.NewClient(&redis.Options{Addr: srv.Addr(), MaxRetries: -1, DialTimeout: time.Second})
-	st := redisstore.New(c, redisstore.Options{NodeID: name, PresenceTTL: ttl, Logger: quiet})
+	// Herald runs the store over an autopipeliner; so do the tests.
+	ap, err := c.AutoPipeline()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := redisstore.New(ap, redisstore.Options{NodeID: name, PresenceTTL: ttl, Logger: quiet})
 	t.Cleanup(func() {
 		_ = st.Close()
+		_ = ap.Close()
 		_ = c.Close()
 	})
 	return st, c

@@ -135,9 +135,8 @@ func (f *floor) serveSend(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write([]byte(`{"recipients":` + strconv.Itoa(len(req.To)) + `}`))
 }
 
-func main() {
-	addr := flag.String("addr", "127.0.0.1:18095", "listen address (loopback)")
-	flag.Parse()
+// newHandler returns the floor's routes.
+func newHandler() http.Handler {
 	f := &floor{}
 	for i := range f.shards {
 		f.shards[i].conns = make(map[string][]*websocket.Conn)
@@ -146,6 +145,12 @@ func main() {
 	mux.HandleFunc("GET /v1/ws", f.serveWS)
 	mux.HandleFunc("POST /v1/notifications", f.serveSend)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
+	return mux
+}
+
+func main() {
+	addr := flag.String("addr", "127.0.0.1:18095", "listen address (loopback)")
+	flag.Parse()
 	log.Printf("floor listening on %s", *addr)
-	log.Fatal(http.ListenAndServe(*addr, mux))
+	log.Fatal(http.ListenAndServe(*addr, newHandler()))
 }

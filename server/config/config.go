@@ -164,6 +164,23 @@ type Config struct {
 	PprofAddr string
 	// Metrics serves GET /metrics (HERALD_METRICS).
 	Metrics bool
+
+	// set records the keys a flag, variable or the file gave a value,
+	// so that a default can be told from an explicit choice of the same
+	// value (an explicit demo=false beats zero-config's demo mode).
+	set map[string]bool
+}
+
+// Given reports whether the setting key (snake_case, as in herald.yaml)
+// was set by a flag, an environment variable or the config file, rather
+// than left at its default.
+func (c *Config) Given(key string) bool { return c.set[key] }
+
+func (c *Config) given(key string) {
+	if c.set == nil {
+		c.set = map[string]bool{}
+	}
+	c.set[key] = true
 }
 
 // Default returns the configuration of a zero-config node. It is the only

@@ -84,6 +84,7 @@ func FromFlags(fset *flag.FlagSet, lookupEnv func(string) (string, bool)) (*Conf
 		if !ok || v == "" {
 			continue
 		}
+		c.given(s.key)
 		if err := s.set(c, v); err != nil {
 			// Only non-string settings fail to parse, and no secret is one
 			// (a test holds this), so the value is safe to repeat.
@@ -96,6 +97,7 @@ func FromFlags(fset *flag.FlagSet, lookupEnv func(string) (string, bool)) (*Conf
 		if !ok {
 			return
 		}
+		c.given(fv.s.key)
 		if err := fv.s.set(c, fv.raw); err != nil {
 			errs = append(errs, fmt.Errorf("--%s: %w", fv.s.flag(), err))
 		}
@@ -223,6 +225,9 @@ func (f *fileLoader) mapping(m *yaml.Node, prefix, dotted string) {
 			continue
 		}
 		f.seen[key] = k.Line
+		if v.Tag != "!!null" {
+			f.c.given(key)
+		}
 		f.value(s, shown, v)
 	}
 }

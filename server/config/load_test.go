@@ -402,3 +402,23 @@ func TestStructuredSectionsDecode(t *testing.T) {
 		t.Fatalf("templates = %v", c.Templates)
 	}
 }
+
+func TestGivenTellsAnExplicitValueFromTheDefault(t *testing.T) {
+	file := yamlFile(t, "log_level: debug\nhistory:\n  max_count:\n")
+	c, err := load([]string{"--config", file, "--demo=false"}, env(map[string]string{"HERALD_ADDR": ":9090"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for key, want := range map[string]bool{
+		"demo": true, "addr": true, "log_level": true, // flag, environment, file
+		"history_max_count": false, // an empty YAML value leaves the default
+		"api_key":           false,
+	} {
+		if got := c.Given(key); got != want {
+			t.Errorf("Given(%q) = %v, want %v", key, got, want)
+		}
+	}
+	if Default().Given("demo") {
+		t.Error("the defaults must not count as given")
+	}
+}

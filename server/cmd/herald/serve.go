@@ -48,6 +48,10 @@ func runServe(ctx context.Context, args []string) error {
 	if generated {
 		printFirstStart(cfg, ln.Addr())
 	}
+	if cfg.Demo {
+		log.Warn("demo mode is on: /demo/token mints tokens for any user", "addr", ln.Addr().String())
+		printDemoWarning(ln.Addr())
+	}
 
 	if cfg.PprofAddr != "" {
 		startPprof(cfg.PprofAddr, log)
@@ -73,11 +77,26 @@ func runServe(ctx context.Context, args []string) error {
 }
 
 // resolveSecrets fills a missing JWT secret and API key from the data
-// directory, generating them on first start. A cluster shares its secrets
-// through configuration, never through one node's disk.
+// directory, generating them on first start, and settles demo mode. A
+// cluster shares its secrets through configuration, never through one
+// node's disk.
+//
+// Demo mode mints tokens for anyone, so it is on only when asked for
+// (--demo, HERALD_DEMO) or in true zero-config, where nothing that
+// authenticates anyone was configured; an explicit false always wins.
+// Zero-config demo mode listens on loopback unless HERALD_ADDR says
+// otherwise, so a first try on a laptop is not a token mint on the LAN.
 func resolveSecrets(cfg *config.Config) (generated bool, err error) {
 	needSecret := cfg.JWTSecret == "" && cfg.JWKSURL == ""
-	if !needSecret && cfg.APIKey != "" {
+	needKey := cfg.APIKey == ""
+	zeroConfig := needSecret && needKey
+	if !cfg.Given("demo") {
+		cfg.Demo = zeroConfig
+	}
+	if zeroConfig && cfg.Demo && !cfg.Given("addr") {
+		cfg.Addr = zeroConfigDemoAddr
+	}
+	if !needSecret && !needKey {
 		return false, nil
 	}
 	if cfg.RedisURL != "" {
@@ -90,12 +109,13 @@ func resolveSecrets(cfg *config.Config) (generated bool, err error) {
 	if needSecret {
 		cfg.JWTSecret = sec.JWTSecret
 	}
-	if cfg.APIKey == "" {
+	if needKey {
 		cfg.APIKey = sec.APIKey
 	}
-	// Zero-config mode: the demo page and its signed sample webhooks work
-	// out of the box.
-	cfg.Demo = true
+	if !cfg.Demo {
+		return created, nil
+	}
+	// The demo page's signed sample webhooks need provider credentials.
 	fill := func(dst *string, v string) {
 		if *dst == "" {
 			*dst = v
@@ -109,11 +129,20 @@ func resolveSecrets(cfg *config.Config) (generated bool, err error) {
 	return created, nil
 }
 
-func printFirstStart(cfg *config.Config, addr net.Addr) {
-	base := "http://" + addr.String()
-	if tcp, ok := addr.(*net.TCPAddr); ok && (tcp.IP.IsUnspecified() || tcp.IP == nil) {
-		base = fmt.Sprintf("http://localhost:%d", tcp.Port)
+// zeroConfigDemoAddr is where zero-config demo mode listens when no
+// address is given: loopback only.
+const zeroConfigDemoAddr = "127.0.0.1:8080"
+
+// baseURL is how a browser on this machine reaches the listener.
+func baseURL(addr net.Addr) string {
+	if tcp, ok := addr.(*net.TCPAddr); ok && (tcp.IP == nil || tcp.IP.IsUnspecified()) {
+		return fmt.Sprintf("http://localhost:%d", tcp.Port)
 	}
+	return "http://" + addr.String()
+}
+
+func printFirstStart(cfg *config.Config, addr net.Addr) {
+	base := baseURL(addr)
 	fmt.Fprintf(os.Stderr, `
 First start: generated credentials in %s/secrets.json
   API key:       %s
@@ -122,6 +151,21 @@ First start: generated credentials in %s/secrets.json
   Send:          herald send --server %s --data-dir %s --to alice --title Hello --body "It works"
 
 `, cfg.DataDir, cfg.APIKey, cfg.DataDir, base, cfg.DataDir, base, cfg.DataDir)
+}
+
+// printDemoWarning says loudly, on every start in demo mode, what demo
+// mode gives away and where the demo page is.
+func printDemoWarning(addr net.Addr) {
+	exposed := "only this machine can reach it (loopback)"
+	if tcp, ok := addr.(*net.TCPAddr); !ok || !tcp.IP.IsLoopback() {
+		exposed = "ANYONE WHO CAN REACH THIS PORT can mint a token for any user and send notifications"
+	}
+	fmt.Fprintf(os.Stderr, `
+*** DEMO MODE: POST /demo/token mints a token for any user; %s.
+*** Demo page: %s/
+*** Turn it off with --demo=false (HERALD_DEMO=false); it is off whenever a JWT secret or an API key is configured.
+
+`, exposed, baseURL(addr))
 }
 
 func newLogger(cfg *config.Config) *slog.Logger {

@@ -2,9 +2,10 @@ package server
 
 // DEVELOPMENT ONLY. The demo helpers mint a token for any user name and send
 // notifications and signed webhooks without credentials. They exist only
-// when cfg.Demo is set (zero-config mode, --demo, HERALD_DEMO=true); every
-// /demo/ path is a 404 otherwise. Never enable demo mode on a server
-// reachable by people you do not trust.
+// when cfg.Demo is set (true zero-config mode, --demo, HERALD_DEMO=true);
+// every /demo/ path is a 404 otherwise, and they answer only JSON from the
+// demo page's own origin. Never enable demo mode on a server reachable by
+// people you do not trust.
 
 import (
 	"bytes"
@@ -15,8 +16,11 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"mime"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -34,9 +38,70 @@ const (
 
 // demoRoutes registers the development helpers of the demo page.
 func (s *Server) demoRoutes(r *mux.Router) {
-	r.HandleFunc("/demo/token", s.handleDemoToken).Methods(http.MethodPost)
-	r.HandleFunc("/demo/send", s.handleDemoSend).Methods(http.MethodPost)
-	r.HandleFunc("/demo/webhook/{provider}", s.handleDemoWebhook).Methods(http.MethodPost)
+	r.HandleFunc("/demo/token", s.demoGuard(s.handleDemoToken)).Methods(http.MethodPost)
+	r.HandleFunc("/demo/send", s.demoGuard(s.handleDemoSend)).Methods(http.MethodPost)
+	r.HandleFunc("/demo/webhook/{provider}", s.demoGuard(s.handleDemoWebhook)).Methods(http.MethodPost)
+}
+
+// demoGuard lets only the demo page itself call the helpers. A browser
+// sends a cross-site form or text/plain POST without a preflight, so the
+// body must be application/json (which needs one, and gets no CORS
+// answer here) and an Origin, when sent, must be this server's. On a
+// loopback listener the Host must be a loopback name too: a page on
+// another site that rebinds its DNS name to 127.0.0.1 is same-origin
+// with itself, not with localhost.
+func (s *Server) demoGuard(next http.HandlerFunc) http.HandlerFunc {
+	loopback := listensOnLoopback(s.cfg.Addr)
+	return func(w http.ResponseWriter, r *http.Request) {
+		if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+			writeError(w, errf(http.StatusUnsupportedMediaType, "unsupported_media_type", "demo helpers take application/json"))
+			return
+		}
+		if !sameOrigin(r) {
+			writeError(w, errf(http.StatusForbidden, "origin_not_allowed", "demo helpers answer only the demo page's own origin"))
+			return
+		}
+		if loopback && !isLoopbackHost(r.Host) {
+			writeError(w, errf(http.StatusForbidden, "host_not_allowed", "demo helpers on a loopback listener answer only loopback host names"))
+			return
+		}
+		next(w, r)
+	}
+}
+
+// sameOrigin reports whether a browser request comes from a page of this
+// server: no Origin (not a browser, or a same-origin GET), or one whose
+// host is the request's; Sec-Fetch-Site, where sent, must agree.
+func sameOrigin(r *http.Request) bool {
+	if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" && site != "none" {
+		return false
+	}
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	u, err := url.Parse(origin)
+	return err == nil && u.Host != "" && strings.EqualFold(u.Host, r.Host)
+}
+
+// listensOnLoopback reports whether addr (host:port) binds loopback only.
+func listensOnLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	return err == nil && host != "" && isLoopbackHost(host)
+}
+
+// isLoopbackHost reports whether host (with or without a port) names this
+// machine's loopback interface.
+func isLoopbackHost(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.Trim(host, "[]"), ".")
+	if strings.EqualFold(host, "localhost") || strings.HasSuffix(strings.ToLower(host), ".localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // handleDemoToken is POST /demo/token {"user":"alice"} → {"token":"…"}: an

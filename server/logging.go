@@ -6,22 +6,37 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 )
 
 // redactedQuery returns the query string with credentials replaced, so
-// tokens passed in URLs never reach the logs.
+// tokens passed in URLs never reach the logs. Names are matched in any
+// casing and by what they contain (?Token=, ?id_token=, ?apiKey=), since a
+// client's spelling is not ours to choose.
 func redactedQuery(u *url.URL) string {
 	if u.RawQuery == "" {
 		return ""
 	}
 	q := u.Query()
-	for _, k := range []string{"token", "access_token", "api_key"} {
-		if q.Has(k) {
-			q.Set(k, "REDACTED")
+	for k := range q {
+		if credentialName(k) {
+			q[k] = []string{"REDACTED"}
 		}
 	}
 	return q.Encode()
+}
+
+// credentialName reports whether a query parameter's name suggests a
+// credential.
+func credentialName(name string) bool {
+	n := strings.ToLower(name)
+	for _, part := range []string{"token", "key", "secret", "password", "passwd", "auth", "signature", "sig", "jwt"} {
+		if strings.Contains(n, part) {
+			return true
+		}
+	}
+	return false
 }
 
 // statusRecorder remembers the status for the access log while keeping the

@@ -196,10 +196,20 @@ func (n *testNode) metrics() string {
 }
 
 func TestRedactedQueryHidesTokens(t *testing.T) {
-	req, _ := http.NewRequest(http.MethodGet, "/v1/sse?token=abc.def.ghi&since=e-1", nil)
-	got := redactedQuery(req.URL)
-	if strings.Contains(got, "abc") || !strings.Contains(got, "REDACTED") || !strings.Contains(got, "since=e-1") {
-		t.Fatalf("redacted query %q", got)
+	for _, q := range []string{
+		"token=abc.def.ghi&since=e-1",
+		"Token=abc.def.ghi&since=e-1",
+		"TOKEN=abc.def.ghi&since=e-1",
+		"access_token=abc&since=e-1",
+		"Access_Token=abc&since=e-1",
+		"apiKey=abc&since=e-1",
+		"since=e-1&token=x&token=abc",
+	} {
+		req, _ := http.NewRequest(http.MethodGet, "/v1/sse?"+q, nil)
+		got := redactedQuery(req.URL)
+		if strings.Contains(got, "abc") || !strings.Contains(got, "REDACTED") || !strings.Contains(got, "since=e-1") {
+			t.Errorf("?%s logged as %q", q, got)
+		}
 	}
 }
 
@@ -232,4 +242,34 @@ func TestFrameRightBehindUpgradeIsRead(t *testing.T) {
 		m := n.metrics()
 		return strings.Contains(m, "herald_acks_total 1") && strings.Contains(m, "herald_malformed_client_frames_total 0")
 	})
+}
+
+// TestJSONErrorsNameFieldsNotGoTypes: a client learns which field of its
+// request is wrong, in JSON terms, and nothing of the server's code.
+func TestJSONErrorsNameFieldsNotGoTypes(t *testing.T) {
+	n := startNode(t, nil)
+	alice := mintToken(t, "alice")
+	for _, tc := range []struct {
+		path, bearer string
+		body         string
+		want         string
+	}{
+		{"/v1/devices", alice, `{"platform":5}`, "platform: expected a string, got number"},
+		{"/v1/devices", alice, `{"platform":"webpush","subscription":{"endpoint":"https://push.example/x","keys":{"p256dh":[]}}}`, "subscription.keys.p256dh: expected a string, got array"},
+		{"/v1/notifications", testAPIKey, `{"to":"alice","title":"x"}`, "to: expected an array, got string"},
+		{"/v1/notifications", testAPIKey, `[1,2]`, "request body must be an object, got array"},
+		{"/v1/notifications", testAPIKey, `{"to":["alice"],`, "not valid JSON"},
+		{"/v1/ack", alice, `{"ids":"x"}`, "ids: expected an array, got string"},
+	} {
+		status, body := n.do(http.MethodPost, tc.path, tc.bearer, []byte(tc.body))
+		msg := string(body)
+		if status != http.StatusBadRequest || !strings.Contains(msg, tc.want) {
+			t.Errorf("POST %s %s: %d %s, want 400 saying %q", tc.path, tc.body, status, msg, tc.want)
+		}
+		for _, leak := range []string{"Go ", "struct", "deviceRequest", "sendRequest", "json:"} {
+			if strings.Contains(msg, leak) {
+				t.Errorf("POST %s %s: the error names server internals (%q): %s", tc.path, tc.body, leak, msg)
+			}
+		}
+	}
 }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/heraldhq/herald/pkg/redistest"
@@ -40,8 +41,8 @@ func TestRedisDownAnswers503(t *testing.T) {
 	if status != http.StatusServiceUnavailable {
 		t.Fatalf("send with redis down: %d %s", status, body)
 	}
-	if status, _ := n.do(http.MethodGet, "/readyz", "", nil); status != http.StatusServiceUnavailable {
-		t.Fatalf("readyz with redis down: %d", status)
+	if status, body := n.do(http.MethodGet, "/readyz", "", nil); status != http.StatusServiceUnavailable || strings.TrimSpace(string(body)) != `{"ready":false}` {
+		t.Fatalf("readyz with redis down: %d %s; want 503 {\"ready\":false} and nothing of why", status, body)
 	}
 	rs.Restart()
 	waitFor(t, "ready again", func() bool { s, _ := n.do(http.MethodGet, "/readyz", "", nil); return s == http.StatusOK })

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"log/slog"
 	"net/http"
 	"time"
 
@@ -45,18 +46,31 @@ func (s *Server) routes() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	}).Methods(http.MethodGet)
 	r.HandleFunc("/readyz", s.handleReady).Methods(http.MethodGet)
-	r.Handle("/metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{})).Methods(http.MethodGet)
+	if s.cfg.Metrics && s.cfg.MetricsAddr == "" {
+		r.Handle("/metrics", s.MetricsHandler()).Methods(http.MethodGet)
+	}
 	s.webRoutes(r)
 
 	return accessLog(s.log, r)
 }
 
+// MetricsHandler serves the node's Prometheus metrics; it is on the
+// public listener at /metrics unless HERALD_METRICS_ADDR moves it to a
+// listener of its own or HERALD_METRICS turns it off.
+func (s *Server) MetricsHandler() http.Handler {
+	return promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{})
+}
+
+// handleReady is GET /readyz. Anyone may ask, so the answer is only yes
+// or no; why not (which often names the back-end's address) goes to the
+// log, at most once a period.
 func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	if err := s.broker.Ready(ctx); err != nil {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "error": err.Error()})
+		s.warnings.Log(s.log, slog.LevelWarn, "readyz", "not ready", "err", err)
+		writeJSON(w, http.StatusServiceUnavailable, map[string]bool{"ready": false})
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	writeJSON(w, http.StatusOK, map[string]bool{"ready": true})
 }

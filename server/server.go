@@ -18,12 +18,17 @@ import (
 	"github.com/heraldhq/herald/hub"
 	"github.com/heraldhq/herald/pkg/broker"
 	"github.com/heraldhq/herald/pkg/ingest"
+	"github.com/heraldhq/herald/pkg/lograte"
 	"github.com/heraldhq/herald/pkg/notification"
 	"github.com/heraldhq/herald/pkg/peerwatch"
 	"github.com/heraldhq/herald/pkg/token"
 	"github.com/heraldhq/herald/pkg/webhook"
 	"github.com/heraldhq/herald/server/config"
 )
+
+// warnPeriod is the least time between two log lines of one repeated
+// warning.
+const warnPeriod = 30 * time.Second
 
 // Server is one Herald node.
 type Server struct {
@@ -37,6 +42,7 @@ type Server struct {
 	apiKey   string
 	peers    *peerwatch.Watcher // nil where unsupported
 
+	warnings  *lograte.Limiter // repeated warnings, one line a period
 	reg       *prometheus.Registry
 	published prometheus.Counter
 	metrics   struct{ ingest *ingestMetrics }
@@ -65,7 +71,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	if err != nil {
 		return nil, fmt.Errorf("token verifier: %w", err)
 	}
-	s := &Server{cfg: cfg, log: log, verifier: verifier, apiKey: cfg.APIKey, reg: prometheus.NewRegistry()}
+	s := &Server{cfg: cfg, log: log, verifier: verifier, apiKey: cfg.APIKey, reg: prometheus.NewRegistry(),
+		warnings: lograte.New(warnPeriod)}
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.published = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "herald_notifications_published_total", Help: "Notifications appended to history and published.",

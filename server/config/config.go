@@ -164,6 +164,9 @@ type Config struct {
 	PprofAddr string
 	// Metrics serves GET /metrics (HERALD_METRICS).
 	Metrics bool
+	// MetricsAddr, when set, serves /metrics on a listener of its own
+	// instead of the public one, e.g. 127.0.0.1:9090 (HERALD_METRICS_ADDR).
+	MetricsAddr string
 
 	// set records the keys a flag, variable or the file gave a value,
 	// so that a default can be told from an explicit choice of the same

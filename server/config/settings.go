@@ -85,6 +85,7 @@ var settings = []setting{
 	{"demo", public, "serve the demo page's development helpers", func(c *Config) any { return &c.Demo }},
 	{"pprof_addr", public, "serve net/http/pprof on this address (e.g. 127.0.0.1:6060; off when empty)", func(c *Config) any { return &c.PprofAddr }},
 	{"metrics", public, "serve Prometheus metrics at /metrics", func(c *Config) any { return &c.Metrics }},
+	{"metrics_addr", public, "serve /metrics on this address instead of the public listener (e.g. 127.0.0.1:9090)", func(c *Config) any { return &c.MetricsAddr }},
 }
 
 // structured are the herald.yaml keys whose values are whole trees,

@@ -56,6 +56,14 @@ func runServe(ctx context.Context, args []string) error {
 	if cfg.PprofAddr != "" {
 		startPprof(cfg.PprofAddr, log)
 	}
+	if cfg.Metrics && cfg.MetricsAddr != "" {
+		stopMetrics, err := serveMetrics(cfg.MetricsAddr, srv.MetricsHandler(), log)
+		if err != nil {
+			_ = srv.Shutdown(context.Background())
+			return err
+		}
+		defer stopMetrics()
+	}
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -75,5 +76,28 @@ func TestZeroConfigAnnouncesDemoMode(t *testing.T) {
 	out := n.out.String()
 	if !strings.Contains(out, "mints a token for any user") || !strings.Contains(out, "Demo page: "+n.base+"/") {
 		t.Fatalf("warning does not say what demo mode gives away and where the page is:\n%s", out)
+	}
+}
+
+func TestMetricsOffOrOnTheirOwnListener(t *testing.T) {
+	status := func(url string) int {
+		resp, err := http.Get(url)
+		if err != nil {
+			return -1
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	off := startProcess(t, "HERALD_DATA_DIR="+t.TempDir(), "HERALD_JWT_SECRET="+procSecret, "HERALD_API_KEY="+procAPIKey, "HERALD_METRICS=false")
+	if got := status(off.base + "/metrics"); got != http.StatusNotFound {
+		t.Errorf("HERALD_METRICS=false: /metrics answered %d, want 404", got)
+	}
+	maddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	apart := startProcess(t, "HERALD_DATA_DIR="+t.TempDir(), "HERALD_JWT_SECRET="+procSecret, "HERALD_API_KEY="+procAPIKey, "HERALD_METRICS_ADDR="+maddr)
+	if got := status(apart.base + "/metrics"); got != http.StatusNotFound {
+		t.Errorf("with HERALD_METRICS_ADDR the public /metrics answered %d, want 404", got)
+	}
+	if got := status("http://" + maddr + "/metrics"); got != http.StatusOK {
+		t.Errorf("/metrics on HERALD_METRICS_ADDR answered %d, want 200", got)
 	}
 }

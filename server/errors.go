@@ -47,15 +47,12 @@ func writeError(w http.ResponseWriter, err error) {
 
 // decodeJSON reads a JSON body of at most limit bytes into v.
 func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	buf, err := readBody(w, r, limit)
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return errTooLarge
-		}
-		return errf(http.StatusBadRequest, "bad_body", "could not read request body")
+		return err
 	}
-	if err := json.Unmarshal(body, v); err != nil {
+	defer putBody(buf)
+	if err := json.Unmarshal(buf.Bytes(), v); err != nil {
 		return jsonError(err)
 	}
 	return nil

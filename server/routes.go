@@ -51,7 +51,7 @@ func (s *Server) routes() http.Handler {
 	}
 	s.webRoutes(r)
 
-	return accessLog(s.log, r)
+	return accessLog(s.log, s.conns.Middleware(s.readDeadline(r)))
 }
 
 // MetricsHandler serves the node's Prometheus metrics; it is on the

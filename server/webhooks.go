@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"time"
 
@@ -48,16 +47,19 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) receiveWebhook(w http.ResponseWriter, r *http.Request, p webhook.Provider) string {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.WebhookMaxBody))
+	buf, err := readBody(w, r, s.cfg.WebhookMaxBody)
 	if err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
+		if errors.Is(err, errTooLarge) {
 			writeError(w, errf(http.StatusRequestEntityTooLarge, "body_too_large", "webhook body over the limit"))
 			return whTooLarge
 		}
-		writeError(w, errf(http.StatusBadRequest, "unreadable_body", "could not read the body"))
+		writeError(w, err)
 		return whInvalid
 	}
+	// Nothing below keeps the body's bytes past the handler: the queued
+	// item is encoded afresh from the parsed event.
+	defer putBody(buf)
+	body := buf.Bytes()
 	if err := p.Verify(r.Header, body, time.Now()); err != nil {
 		if errors.Is(err, webhook.ErrStale) {
 			writeError(w, errf(http.StatusUnauthorized, "stale_timestamp", "timestamp outside the allowed window"))

@@ -36,7 +36,7 @@ for _ in $(seq 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break;
 
 for i in 1 2; do
   port_var="NODE${i}_PORT"
-  HERALD_ADDR="127.0.0.1:${!port_var}" HERALD_REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0" \
+  HERALD_ADDR="127.0.0.1:${!port_var}" HERALD_TRUSTED_PROXIES=127.0.0.1 HERALD_REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0" \
     HERALD_NODE_ID="node$i" HERALD_DATA_DIR="$CLUSTER_DIR/node$i" \
     "$HERALD_BIN" serve >"$CLUSTER_DIR/node$i.log" 2>&1 &
   pids+=($!)

@@ -43,6 +43,7 @@ type Server struct {
 	peers    *peerwatch.Watcher // nil where unsupported
 
 	warnings  *lograte.Limiter // repeated warnings, one line a period
+	conns     *connLimiter
 	reg       *prometheus.Registry
 	published prometheus.Counter
 	metrics   struct{ ingest *ingestMetrics }
@@ -78,6 +79,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		Name: "herald_notifications_published_total", Help: "Notifications appended to history and published.",
 	})
 	s.reg.MustRegister(s.published)
+	if s.conns, err = newConnLimiter(cfg.MaxConnsPerIP, cfg.TrustedProxies, s.reg); err != nil {
+		return nil, fmt.Errorf("trusted proxies: %w", err)
+	}
 
 	// The broker delivers into the hub, and the hub reads the broker: the
 	// handler is bound once both exist, before any subscription is made.
@@ -127,6 +131,7 @@ func (s *Server) Hub() *hub.Hub { return s.hub }
 
 // Serve accepts connections on ln until Shutdown.
 func (s *Server) Serve(ln net.Listener) error {
+	ln = s.conns.Listener(ln)
 	s.http = &http.Server{
 		Handler:           s.handler,
 		ReadHeaderTimeout: 10 * time.Second,

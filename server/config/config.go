@@ -116,6 +116,15 @@ type Config struct {
 	// SessionQueue is how many frames a client may fall behind before it
 	// is cut off as a slow consumer (HERALD_SESSION_QUEUE).
 	SessionQueue int
+	// ReadTimeout bounds reading a non-streaming request's body; a client
+	// slower than that gets 408 (HERALD_READ_TIMEOUT).
+	ReadTimeout time.Duration
+	// MaxConnsPerIP caps the concurrent connections of one client address;
+	// 0 turns the cap off (HERALD_MAX_CONNS_PER_IP).
+	MaxConnsPerIP int
+	// TrustedProxies are the addresses or CIDR prefixes of reverse proxies
+	// whose X-Forwarded-For is believed (HERALD_TRUSTED_PROXIES).
+	TrustedProxies []string
 	// PresenceTTL is how long a dead node's sessions stay visible, in Redis
 	// mode (HERALD_PRESENCE_TTL).
 	PresenceTTL time.Duration
@@ -202,6 +211,8 @@ func Default() *Config {
 		PingInterval:    25 * time.Second,
 		SessionQueue:    256,
 		PresenceTTL:     15 * time.Second,
+		ReadTimeout:     10 * time.Second,
+		MaxConnsPerIP:   1024,
 		LogLevel:        "info",
 		LogFormat:       "text",
 		Metrics:         true,

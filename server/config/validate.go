@@ -106,6 +106,7 @@ func (c *Config) Validate() error {
 		{"write_timeout", c.WriteTimeout},
 		{"ping_interval", c.PingInterval},
 		{"presence_ttl", c.PresenceTTL},
+		{"read_timeout", c.ReadTimeout},
 	} {
 		if d.d <= 0 {
 			v.bad(d.key, "must be positive")
@@ -116,6 +117,14 @@ func (c *Config) Validate() error {
 	}
 	if c.SessionQueue <= 0 {
 		v.bad("session_queue", "must be positive")
+	}
+	if c.MaxConnsPerIP < 0 {
+		v.bad("max_conns_per_ip", "must be 0 (no cap) or positive")
+	}
+	for _, p := range c.TrustedProxies {
+		if !validIPOrPrefix(p) {
+			v.bad("trusted_proxies", fmt.Sprintf("%q is not an IP address or CIDR", p))
+		}
 	}
 
 	var lvl slog.Level
@@ -283,4 +292,13 @@ func (c *Config) validateCredentials(v *validation) {
 			v.bad("credentials", fmt.Sprintf("%s: %d credentials are active (%s); exactly one may be", platform, len(active), strings.Join(active, ", ")))
 		}
 	}
+}
+
+// validIPOrPrefix reports whether s is an IP address or a CIDR prefix.
+func validIPOrPrefix(s string) bool {
+	if _, err := netip.ParsePrefix(s); err == nil {
+		return true
+	}
+	_, err := netip.ParseAddr(s)
+	return err == nil
 }

@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"strings"
 	"time"
@@ -19,10 +18,9 @@ import (
 const (
 	maxAPIBody       = 1 << 20
 	maxRecipients    = 100_000
-	maxUserIDLen     = 256
 	maxTitleLen      = 1024
 	maxBodyLen       = 8192
-	maxURLLen        = 2048
+	maxURLLen        = notification.MaxURLLen
 	maxTagLen        = 256
 	maxDataLen       = 4096
 	maxIdemKeyLen    = 256
@@ -96,6 +94,12 @@ func (req *sendRequest) validate() error {
 			return bad(c.field, "not valid UTF-8")
 		}
 	}
+	if err := notification.ValidURL(req.URL); err != nil {
+		return bad("url", err.Error())
+	}
+	if err := notification.ValidURL(req.Icon); err != nil {
+		return bad("icon", err.Error())
+	}
 	switch req.Urgency {
 	case "", notification.UrgencyHigh, notification.UrgencyNormal, notification.UrgencyLow:
 	default:
@@ -113,17 +117,8 @@ func (req *sendRequest) validate() error {
 	return nil
 }
 
-func validUserID(u string) error {
-	if u == "" || len(u) > maxUserIDLen || !utf8.ValidString(u) {
-		return errors.New("user ids must be 1-256 bytes of UTF-8")
-	}
-	for _, r := range u {
-		if r < 0x20 || r == 0x7f {
-			return errors.New("user ids must not contain control characters")
-		}
-	}
-	return nil
-}
+// validUserID is the user id check every path shares (API, webhooks).
+func validUserID(u string) error { return notification.ValidUserID(u) }
 
 // handleSend is POST /v1/notifications.
 func (s *Server) handleSend(w http.ResponseWriter, r *http.Request) {

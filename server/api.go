@@ -132,8 +132,9 @@ func (s *Server) handleSend(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	var idemKey string
+	var idemKey, fp string
 	if req.ID != "" {
+		fp = req.fingerprint()
 		idemKey = "notifications:" + req.ID
 		prior, fresh, err := s.idem.Reserve(ctx, idemKey, idempotencyInUse)
 		if err != nil {
@@ -146,10 +147,16 @@ func (s *Server) handleSend(w http.ResponseWriter, r *http.Request) {
 				writeError(w, errf(http.StatusConflict, "in_progress", "a request with this id is still being processed"))
 				return
 			}
+			priorFP, body := openResult(prior)
+			if priorFP != "" && priorFP != fp {
+				writeError(w, errf(http.StatusUnprocessableEntity, "idempotency_key_reused",
+					"id: this idempotency key was used with a different request"))
+				return
+			}
 			w.Header().Set("Content-Type", "application/json")
 			w.Header().Set("Idempotent-Replayed", "true")
 			w.WriteHeader(http.StatusAccepted)
-			_, _ = w.Write(prior)
+			_, _ = w.Write(body)
 			return
 		}
 	}
@@ -164,7 +171,7 @@ func (s *Server) handleSend(w http.ResponseWriter, r *http.Request) {
 	}
 	body, _ := json.Marshal(resp)
 	if idemKey != "" {
-		if err := s.idem.Complete(context.WithoutCancel(ctx), idemKey, body, idempotencyTTL); err != nil {
+		if err := s.idem.Complete(context.WithoutCancel(ctx), idemKey, sealResult(fp, body), idempotencyTTL); err != nil {
 			s.log.Warn("idempotency complete failed", "err", err)
 		}
 	}

@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"strings"
 	"time"
@@ -19,10 +18,9 @@ import (
 const (
 	maxAPIBody       = 1 << 20
 	maxRecipients    = 100_000
-	maxUserIDLen     = 256
 	maxTitleLen      = 1024
 	maxBodyLen       = 8192
-	maxURLLen        = 2048
+	maxURLLen        = notification.MaxURLLen
 	maxTagLen        = 256
 	maxDataLen       = 4096
 	maxIdemKeyLen    = 256
@@ -96,6 +94,12 @@ func (req *sendRequest) validate() error {
 			return bad(c.field, "not valid UTF-8")
 		}
 	}
+	if err := notification.ValidURL(req.URL); err != nil {
+		return bad("url", err.Error())
+	}
+	if err := notification.ValidURL(req.Icon); err != nil {
+		return bad("icon", err.Error())
+	}
 	switch req.Urgency {
 	case "", notification.UrgencyHigh, notification.UrgencyNormal, notification.UrgencyLow:
 	default:
@@ -113,17 +117,8 @@ func (req *sendRequest) validate() error {
 	return nil
 }
 
-func validUserID(u string) error {
-	if u == "" || len(u) > maxUserIDLen || !utf8.ValidString(u) {
-		return errors.New("user ids must be 1-256 bytes of UTF-8")
-	}
-	for _, r := range u {
-		if r < 0x20 || r == 0x7f {
-			return errors.New("user ids must not contain control characters")
-		}
-	}
-	return nil
-}
+// validUserID is the user id check every path shares (API, webhooks).
+func validUserID(u string) error { return notification.ValidUserID(u) }
 
 // handleSend is POST /v1/notifications.
 func (s *Server) handleSend(w http.ResponseWriter, r *http.Request) {
@@ -137,8 +132,9 @@ func (s *Server) handleSend(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	var idemKey string
+	var idemKey, fp string
 	if req.ID != "" {
+		fp = req.fingerprint()
 		idemKey = "notifications:" + req.ID
 		prior, fresh, err := s.idem.Reserve(ctx, idemKey, idempotencyInUse)
 		if err != nil {
@@ -151,10 +147,16 @@ func (s *Server) handleSend(w http.ResponseWriter, r *http.Request) {
 				writeError(w, errf(http.StatusConflict, "in_progress", "a request with this id is still being processed"))
 				return
 			}
+			priorFP, body := openResult(prior)
+			if priorFP != "" && priorFP != fp {
+				writeError(w, errf(http.StatusUnprocessableEntity, "idempotency_key_reused",
+					"id: this idempotency key was used with a different request"))
+				return
+			}
 			w.Header().Set("Content-Type", "application/json")
 			w.Header().Set("Idempotent-Replayed", "true")
 			w.WriteHeader(http.StatusAccepted)
-			_, _ = w.Write(prior)
+			_, _ = w.Write(body)
 			return
 		}
 	}
@@ -169,7 +171,7 @@ func (s *Server) handleSend(w http.ResponseWriter, r *http.Request) {
 	}
 	body, _ := json.Marshal(resp)
 	if idemKey != "" {
-		if err := s.idem.Complete(context.WithoutCancel(ctx), idemKey, body, idempotencyTTL); err != nil {
+		if err := s.idem.Complete(context.WithoutCancel(ctx), idemKey, sealResult(fp, body), idempotencyTTL); err != nil {
 			s.log.Warn("idempotency complete failed", "err", err)
 		}
 	}

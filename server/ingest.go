@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -63,6 +64,29 @@ type ingestMetrics struct {
 	webhooks  *prometheus.CounterVec   // provider, outcome
 	processed *prometheus.CounterVec   // provider, result
 	latency   *prometheus.HistogramVec // provider
+	dropped   *prometheus.CounterVec   // provider, field
+	log       *slog.Logger
+	dropLog   throttle
+}
+
+// throttle lets one log line through per interval and counts the ones it
+// held back, so a provider sending bad input on every event cannot flood
+// the log.
+type throttle struct {
+	every time.Duration
+	next  atomic.Int64 // Unix nanoseconds before which lines are held
+	held  atomic.Int64
+}
+
+// allow reports whether a line may go now, and how many were held back
+// since the last one that went.
+func (t *throttle) allow(now time.Time) (bool, int64) {
+	next := t.next.Load()
+	if now.UnixNano() < next || !t.next.CompareAndSwap(next, now.Add(t.every).UnixNano()) {
+		t.held.Add(1)
+		return false, 0
+	}
+	return true, t.held.Swap(0)
 }
 
 func newIngestMetrics(reg prometheus.Registerer, s *Server) *ingestMetrics {
@@ -81,6 +105,11 @@ func newIngestMetrics(reg prometheus.Registerer, s *Server) *ingestMetrics {
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 5, 30, 120},
 		}, []string{"provider"}),
 	}
+	m.dropped = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "herald_webhook_input_dropped_total",
+		Help: "Invalid input left out of processed webhook events, by provider and field: recipient (ids skipped), url, icon, template_url (notifications sent without it).",
+	}, []string{"provider", "field"})
+	m.log, m.dropLog.every = s.log, 10*time.Second
 	stats := func(pick func(depth, dead int64) int64) func() float64 {
 		return func() float64 {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -109,7 +138,7 @@ func newIngestMetrics(reg prometheus.Registerer, s *Server) *ingestMetrics {
 		}
 		coverage.WithLabelValues(name).Set(float64(on) / float64(len(known)))
 	}
-	reg.MustRegister(m.webhooks, m.processed, m.latency, coverage,
+	reg.MustRegister(m.webhooks, m.processed, m.latency, m.dropped, coverage,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "herald_webhook_queue_depth", Help: "Webhook events queued and not yet processed (-1: queue unreachable).",
 		}, stats(func(depth, _ int64) int64 { return depth })),
@@ -138,6 +167,25 @@ func (m *ingestMetrics) observe(r ingest.Result) {
 	m.processed.WithLabelValues(provider, result).Inc()
 	if r.Err == nil && r.Latency > 0 {
 		m.latency.WithLabelValues(provider).Observe(r.Latency.Seconds())
+	}
+	if o := &r.Outcome; o.BadRecipients > 0 || len(o.Dropped) > 0 {
+		m.observeDropped(r)
+	}
+}
+
+// observeDropped counts and logs (throttled) the input an event carried
+// that processing left out.
+func (m *ingestMetrics) observeDropped(r ingest.Result) {
+	o := &r.Outcome
+	if o.BadRecipients > 0 {
+		m.dropped.WithLabelValues(r.Event.Provider, "recipient").Add(float64(o.BadRecipients))
+	}
+	for field, n := range o.Dropped {
+		m.dropped.WithLabelValues(r.Event.Provider, field).Add(float64(n))
+	}
+	if ok, held := m.dropLog.allow(time.Now()); ok {
+		m.log.Warn("webhook input dropped", "provider", r.Event.Provider, "event", r.Event.ID, "type", r.Event.Type,
+			"bad_recipients", o.BadRecipients, "dropped", o.Dropped, "lines_held_back", held)
 	}
 }
 

@@ -19,6 +19,8 @@ func (s *Server) routes() http.Handler {
 
 	// Server API (API key).
 	r.HandleFunc("/v1/notifications", s.requireAPIKey(s.handleSend)).Methods(http.MethodPost)
+	r.HandleFunc("/v1/notifications/{id}", s.requireAPIKey(s.handleDeleteNotification)).Methods(http.MethodDelete)
+	r.HandleFunc("/v1/retract", s.requireAPIKey(s.handleRetract)).Methods(http.MethodPost)
 	r.HandleFunc("/v1/users/{id}/presence", s.requireAPIKey(s.handlePresence)).Methods(http.MethodGet)
 	r.HandleFunc("/v1/conversations/{id}/members", s.requireAPIKey(s.handleSetMembers)).Methods(http.MethodPut)
 	r.HandleFunc("/v1/conversations/{id}/members", s.requireAPIKey(s.handleGetMembers)).Methods(http.MethodGet)

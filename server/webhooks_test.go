@@ -321,3 +321,55 @@ func TestEveryProviderRefusesOversizedAndMalformedBodies(t *testing.T) {
 		})
 	}
 }
+
+// TestWebhookBadInputIsDroppedAndCounted: a third-party webhook naming a
+// recipient id no API call could name, and a javascript: photo URL, still
+// notifies the good recipients, without the icon, and says so in metrics.
+func TestWebhookBadInputIsDroppedAndCounted(t *testing.T) {
+	n := startNode(t, webhookConfig)
+	b := []byte(`{"id":"evt_tj_bad","createdAt":1764064800000,"type":"message.sent","data":{
+		"conversation":{"id":"c1","participants":{"alice":{"notify":true},"bob":{"notify":true},"eve\nadmin":{"notify":true}}},
+		"message":{"id":"m9","text":"Hello!","senderId":"bob","conversationId":"c1","type":"UserMessage","createdAt":1764064800000},
+		"sender":{"id":"bob","name":"Bob","photoUrl":"javascript:alert(1)"}}}`)
+	if status, out := n.postWebhook("talkjs", b, signed(t, "talkjs", b, time.Now())); status != 200 {
+		t.Fatalf("webhook: %d %v", status, out)
+	}
+	waitFor(t, "alice notified", func() bool { return len(n.inbox("alice")) > 0 })
+	status, body := n.do(http.MethodGet, "/v1/notifications", mintToken(t, "alice"), nil)
+	if status != 200 || strings.Contains(string(body), "javascript") || !strings.Contains(string(body), `"title":"Bob"`) {
+		t.Fatalf("alice's inbox: %d %s", status, body)
+	}
+	waitFor(t, "drop metrics", func() bool {
+		m := n.metrics()
+		return strings.Contains(m, `herald_webhook_input_dropped_total{field="recipient",provider="talkjs"} 1`) &&
+			strings.Contains(m, `herald_webhook_input_dropped_total{field="icon",provider="talkjs"} 1`)
+	})
+}
+
+// TestStandardWebhookWithABadURLIsRefused: an app's own webhook is told,
+// as the API would tell it.
+func TestStandardWebhookWithABadURLIsRefused(t *testing.T) {
+	n := startNode(t, webhookConfig)
+	b := []byte(`{"type":"notification.send","data":{"to":["alice"],"title":"t","url":"javascript:alert(1)"}}`)
+	status, out := n.postWebhook("herald", b, signed(t, "herald", b, time.Now()))
+	errObj, _ := out["error"].(map[string]any)
+	if status != http.StatusBadRequest || !strings.Contains(fmt.Sprint(errObj["message"]), "data.url") {
+		t.Fatalf("webhook: %d %v, want 400 naming data.url", status, out)
+	}
+}
+
+func TestDropLogIsThrottled(t *testing.T) {
+	th := throttle{every: 10 * time.Second}
+	now := time.Unix(1000, 0)
+	if ok, _ := th.allow(now); !ok {
+		t.Fatal("first line held back")
+	}
+	for i := range 3 {
+		if ok, _ := th.allow(now.Add(time.Duration(i) * time.Second)); ok {
+			t.Fatal("a line within the interval went")
+		}
+	}
+	if ok, held := th.allow(now.Add(10 * time.Second)); !ok || held != 3 {
+		t.Fatalf("after the interval: %v, held %d, want true, 3", ok, held)
+	}
+}

@@ -335,3 +335,78 @@ func TestPreferencesValidate(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestBadRecipientIDsAreSkippedAndCounted(t *testing.T) {
+	r := newRig(t, Options{})
+	ev := message("1", "c1", "bob", "hi", "alice", "eve\nadmin", "nul\x00", strings.Repeat("x", 257), "", "\xff", "carol")
+	out, err := r.p.Process(context.Background(), ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := users(r.pub.notifications(t)); !slices.Equal(got, []string{"alice", "carol"}) {
+		t.Fatalf("notified %v, want alice and carol", got)
+	}
+	if out.BadRecipients != 5 {
+		t.Fatalf("BadRecipients = %d, want 5", out.BadRecipients)
+	}
+	// Members from the membership store are checked the same way.
+	r = newRig(t, Options{})
+	r.mem["c1"] = []string{"dave", "tab\tid"}
+	out, err = r.p.Process(context.Background(), message("2", "c1", "bob", "hi"))
+	if err != nil || out.BadRecipients != 1 || !slices.Equal(users(r.pub.notifications(t)), []string{"dave"}) {
+		t.Fatalf("members: %+v %v, notified %v", out, err, users(r.pub.notifications(t)))
+	}
+}
+
+func TestWebhookURLsThatAreNotWebOrRelativeAreDropped(t *testing.T) {
+	r := newRig(t, Options{})
+	ev := &webhook.Event{Provider: "herald", ID: "n1", Type: "notification.send", Kind: webhook.KindNotification,
+		Recipients: []string{"alice", "bob"}, Title: "t", URL: "javascript:alert(1)", Icon: "java\tscript:alert(1)"}
+	out, err := r.p.Process(context.Background(), ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns := r.pub.notifications(t)
+	if len(ns) != 2 {
+		t.Fatalf("%d notifications, want 2 (delivered without the url)", len(ns))
+	}
+	for _, n := range ns {
+		if n.URL != "" || n.Icon != "" {
+			t.Fatalf("notification kept url %q icon %q", n.URL, n.Icon)
+		}
+	}
+	if out.Dropped["url"] != 2 || out.Dropped["icon"] != 2 {
+		t.Fatalf("Dropped = %v, want url and icon twice", out.Dropped)
+	}
+}
+
+func TestTemplateRenderingABadURLGivesNoURL(t *testing.T) {
+	tpl, err := NewTemplates(map[string]map[string]TemplateText{"message": {"default": {URL: "{{.Text}}"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := newRig(t, Options{Templates: tpl})
+	ev := message("1", "c1", "bob", "javascript:alert(1)", "alice")
+	ev.URL = "/chat/c1" // not the fallback when the template rendered something bad
+	out, err := r.p.Process(context.Background(), ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := r.pub.notifications(t)[0]; n.URL != "" {
+		t.Fatalf("url = %q, want none", n.URL)
+	}
+	if out.Dropped["template_url"] != 1 {
+		t.Fatalf("Dropped = %v", out.Dropped)
+	}
+}
+
+func TestDefaultURLEscapesTheConversation(t *testing.T) {
+	r := newRig(t, Options{})
+	if _, err := r.p.Process(context.Background(), message("1", `team chat/#1\x`, "bob", "hi", "alice")); err != nil {
+		t.Fatal(err)
+	}
+	n := r.pub.notifications(t)[0]
+	if n.URL != `/chat/team%20chat%2F%231%5Cx` || notification.ValidURL(n.URL) != nil {
+		t.Fatalf("url = %q", n.URL)
+	}
+}

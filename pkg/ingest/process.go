@@ -105,6 +105,21 @@ type Outcome struct {
 	Notified  int    // notifications (or retractions) published
 	Skipped   string // why nothing was published: disabled, toggled_off, no_recipients, done
 	Recipient []string
+	// Input the event carried that was left out rather than delivered:
+	// recipient ids that fail notification.ValidUserID (the others are
+	// still notified), and url or icon fields, as the event gave them or
+	// as a template rendered them, that fail notification.ValidURL (the
+	// notification goes without them). Field → notifications affected.
+	BadRecipients int            `json:"-"`
+	Dropped       map[string]int `json:"-"`
+}
+
+// drop counts field as left out of one notification.
+func (o *Outcome) drop(field string) {
+	if o.Dropped == nil {
+		o.Dropped = map[string]int{}
+	}
+	o.Dropped[field]++
 }
 
 // Enabled reports whether the operator has event type typ of provider on.
@@ -166,12 +181,14 @@ func (p *Processor) Process(ctx context.Context, ev *webhook.Event) (Outcome, er
 }
 
 func (p *Processor) process(ctx context.Context, ev *webhook.Event) (Outcome, error) {
-	recipients, err := p.recipients(ctx, ev)
+	recipients, bad, err := p.recipients(ctx, ev)
 	if err != nil {
 		return Outcome{}, err
 	}
+	out := Outcome{BadRecipients: bad}
 	if len(recipients) == 0 {
-		return Outcome{Skipped: "no_recipients"}, nil
+		out.Skipped = "no_recipients"
+		return out, nil
 	}
 	// Notifications are dated when Herald makes them: retention and the
 	// clients' ordering go by that; the provider's time is in data.sentAt.
@@ -199,7 +216,7 @@ func (p *Processor) process(ctx context.Context, ev *webhook.Event) (Outcome, er
 			}
 			ne, err = notification.NewRetractEvent(user, id, tag, created)
 		} else {
-			ne, err = p.notification(ctx, ev, user, prefs, tag, created, now)
+			ne, err = p.notification(ctx, ev, user, prefs, tag, created, now, &out)
 		}
 		if err != nil {
 			return Outcome{}, err
@@ -210,17 +227,20 @@ func (p *Processor) process(ctx context.Context, ev *webhook.Event) (Outcome, er
 		}
 	}
 	if len(events) == 0 {
-		return Outcome{Skipped: "no_recipients"}, nil
+		out.Skipped = "no_recipients"
+		return out, nil
 	}
 	if err := p.pub.Publish(ctx, events); err != nil {
 		return Outcome{}, fmt.Errorf("ingest publish: %w", err)
 	}
-	return Outcome{Notified: len(events), Recipient: notified}, nil
+	out.Notified, out.Recipient = len(events), notified
+	return out, nil
 }
 
 // notification builds user's notification of a message, update or
-// ready-made notification event.
-func (p *Processor) notification(ctx context.Context, ev *webhook.Event, user string, prefs *Preferences, tag string, created, now time.Time) (*notification.Event, error) {
+// ready-made notification event; url and icon fields that are not web or
+// relative URLs are left out and counted in out.
+func (p *Processor) notification(ctx context.Context, ev *webhook.Event, user string, prefs *Preferences, tag string, created, now time.Time, out *Outcome) (*notification.Event, error) {
 	count := 1
 	if ev.Kind == webhook.KindMessage && p.opts.ThrottleWindow > 0 && ev.Conversation != "" && p.counter != nil {
 		n, err := p.counter.Incr(ctx, "throttle:"+user+"\x00"+ev.Conversation, p.opts.ThrottleWindow)
@@ -229,10 +249,19 @@ func (p *Processor) notification(ctx context.Context, ev *webhook.Event, user st
 		}
 		count = int(n)
 	}
+	evURL, icon := ev.URL, ev.Icon
+	if notification.ValidURL(evURL) != nil {
+		evURL = ""
+		out.drop("url")
+	}
+	if notification.ValidURL(icon) != nil {
+		icon = ""
+		out.drop("icon")
+	}
 	d := &TemplateData{
 		Provider: ev.Provider, Type: ev.Type, Conversation: ev.Conversation,
 		ConversationName: ev.ConversationName, Message: ev.Message, Sender: ev.Sender,
-		SenderName: ev.SenderName, Text: ev.Text, Title: ev.Title, Body: ev.Body, URL: ev.URL,
+		SenderName: ev.SenderName, Text: ev.Text, Title: ev.Title, Body: ev.Body, URL: evURL,
 		Recipient: user, Count: count,
 	}
 	r, err := p.opts.Templates.Render(ev, d, prefs.Locale)
@@ -243,8 +272,12 @@ func (p *Processor) notification(ctx context.Context, ev *webhook.Event, user st
 		r.Title = "New notification"
 	}
 	url := r.URL
-	if url == "" {
-		url = ev.URL
+	if notification.ValidURL(url) != nil {
+		// A template that renders a bad url gives no url, not the event's.
+		url = ""
+		out.drop("template_url")
+	} else if url == "" {
+		url = evURL
 	}
 	urgency := ev.Urgency
 	if urgency == "" {
@@ -287,16 +320,17 @@ func (p *Processor) notification(ctx context.Context, ev *webhook.Event, user st
 	}
 	typ := ev.Type
 	n := notification.Notification{
-		ID: id, User: user, Type: typ, Title: r.Title, Body: r.Body, Icon: ev.Icon, URL: url,
+		ID: id, User: user, Type: typ, Title: r.Title, Body: r.Body, Icon: icon, URL: url,
 		Tag: tag, Urgency: urgency, TTL: ev.TTL, Data: raw, CreatedAt: created,
 	}
 	return notification.NewEvent(&n)
 }
 
 // recipients are the event's named recipients, or the conversation's
-// members, without the sender, the excluded, duplicates and ids no client
-// could hold.
-func (p *Processor) recipients(ctx context.Context, ev *webhook.Event) ([]string, error) {
+// members, without the sender, the excluded and duplicates; ids that fail
+// notification.ValidUserID (the API's check) are left out and counted in
+// bad.
+func (p *Processor) recipients(ctx context.Context, ev *webhook.Event) (_ []string, bad int, _ error) {
 	list := ev.Recipients
 	if list == nil && ev.Conversation != "" {
 		if ev.Members != nil && ev.Members.Set != nil {
@@ -304,7 +338,7 @@ func (p *Processor) recipients(ctx context.Context, ev *webhook.Event) ([]string
 		} else {
 			m, err := p.members.Members(ctx, ev.Conversation)
 			if err != nil {
-				return nil, fmt.Errorf("ingest members of %q: %w", ev.Conversation, err)
+				return nil, 0, fmt.Errorf("ingest members of %q: %w", ev.Conversation, err)
 			}
 			list = m
 		}
@@ -318,13 +352,17 @@ func (p *Processor) recipients(ctx context.Context, ev *webhook.Event) ([]string
 	}
 	out := make([]string, 0, len(list))
 	for _, u := range list {
-		if u == "" || len(u) > 256 || skip[u] {
+		if skip[u] {
 			continue
 		}
 		skip[u] = true
+		if notification.ValidUserID(u) != nil {
+			bad++
+			continue
+		}
 		out = append(out, u)
 	}
-	return out, nil
+	return out, bad, nil
 }
 
 // messageKey names the message an event is about: its id, else the event.

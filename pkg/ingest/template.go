@@ -3,6 +3,7 @@ package ingest
 import (
 	"bytes"
 	"fmt"
+	"net/url"
 	"strings"
 	"text/template"
 	"unicode/utf8"
@@ -59,12 +60,12 @@ var defaultTemplates = map[string]TemplateText{
 	"message": {
 		Title: `{{if gt .Count 1}}{{.Count}} new messages from {{or .SenderName .Sender}}{{else}}{{or .SenderName .ConversationName .Sender "New message"}}{{end}}`,
 		Body:  `{{.Text}}`,
-		URL:   `{{with .Conversation}}/chat/{{.}}{{end}}`,
+		URL:   `{{with .Conversation}}/chat/{{pathescape .}}{{end}}`,
 	},
 	"update": {
 		Title: `{{or .SenderName .Sender "Message"}} (edited)`,
 		Body:  `{{.Text}}`,
-		URL:   `{{with .Conversation}}/chat/{{.}}{{end}}`,
+		URL:   `{{with .Conversation}}/chat/{{pathescape .}}{{end}}`,
 	},
 	"notification": {
 		Title: `{{.Title}}`,
@@ -103,6 +104,12 @@ func NewTemplates(src map[string]map[string]TemplateText) (*Templates, error) {
 	return t, nil
 }
 
+// funcs are the functions templates may call beside text/template's own:
+// pathescape makes a value one path segment, so a conversation id with a
+// space, "/" or "?" still gives a url that notification.ValidURL accepts
+// (a rendered url it refuses is dropped).
+var funcs = template.FuncMap{"pathescape": url.PathEscape}
+
 func compile(name string, tt TemplateText) (*compiled, error) {
 	var c compiled
 	for _, f := range []struct {
@@ -113,7 +120,7 @@ func compile(name string, tt TemplateText) (*compiled, error) {
 		if f.src == "" {
 			continue
 		}
-		tpl, err := template.New(name + "." + f.sub).Option("missingkey=error").Parse(f.src)
+		tpl, err := template.New(name + "." + f.sub).Option("missingkey=error").Funcs(funcs).Parse(f.src)
 		if err != nil {
 			return nil, err
 		}

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	herald "github.com/heraldhq/herald/pkg/notification"
 	"github.com/heraldhq/herald/pkg/webhook"
 )
 
@@ -222,6 +223,13 @@ func (p *Provider) Parse(h http.Header, body []byte) (webhook.Event, error) {
 	}
 	if n.TTL < 0 {
 		return webhook.Event{}, &webhook.FieldError{Field: at("ttl"), Reason: "must not be negative"}
+	}
+	// The app wrote these, as it would through the API: it is told, as the
+	// API tells it, rather than having the field dropped downstream.
+	for _, f := range []struct{ name, value string }{{"url", n.URL}, {"icon", n.Icon}} {
+		if err := herald.ValidURL(f.value); err != nil {
+			return webhook.Event{}, &webhook.FieldError{Field: at(f.name), Reason: err.Error()}
+		}
 	}
 	ev.Recipients = webhook.Recipients(n.To, n.Sender)
 	if len(ev.Recipients) == 0 {

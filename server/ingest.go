@@ -5,12 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/heraldhq/herald/pkg/ingest"
+	"github.com/heraldhq/herald/pkg/lograte"
 	"github.com/heraldhq/herald/pkg/notification"
 	"github.com/heraldhq/herald/pkg/webhook"
 	"github.com/heraldhq/herald/pkg/webhook/amity"
@@ -66,27 +66,7 @@ type ingestMetrics struct {
 	latency   *prometheus.HistogramVec // provider
 	dropped   *prometheus.CounterVec   // provider, field
 	log       *slog.Logger
-	dropLog   throttle
-}
-
-// throttle lets one log line through per interval and counts the ones it
-// held back, so a provider sending bad input on every event cannot flood
-// the log.
-type throttle struct {
-	every time.Duration
-	next  atomic.Int64 // Unix nanoseconds before which lines are held
-	held  atomic.Int64
-}
-
-// allow reports whether a line may go now, and how many were held back
-// since the last one that went.
-func (t *throttle) allow(now time.Time) (bool, int64) {
-	next := t.next.Load()
-	if now.UnixNano() < next || !t.next.CompareAndSwap(next, now.Add(t.every).UnixNano()) {
-		t.held.Add(1)
-		return false, 0
-	}
-	return true, t.held.Swap(0)
+	warnings  *lograte.Limiter
 }
 
 func newIngestMetrics(reg prometheus.Registerer, s *Server) *ingestMetrics {
@@ -109,7 +89,7 @@ func newIngestMetrics(reg prometheus.Registerer, s *Server) *ingestMetrics {
 		Name: "herald_webhook_input_dropped_total",
 		Help: "Invalid input left out of processed webhook events, by provider and field: recipient (ids skipped), url, icon, template_url (notifications sent without it).",
 	}, []string{"provider", "field"})
-	m.log, m.dropLog.every = s.log, 10*time.Second
+	m.log, m.warnings = s.log, s.warnings
 	stats := func(pick func(depth, dead int64) int64) func() float64 {
 		return func() float64 {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -183,10 +163,9 @@ func (m *ingestMetrics) observeDropped(r ingest.Result) {
 	for field, n := range o.Dropped {
 		m.dropped.WithLabelValues(r.Event.Provider, field).Add(float64(n))
 	}
-	if ok, held := m.dropLog.allow(time.Now()); ok {
-		m.log.Warn("webhook input dropped", "provider", r.Event.Provider, "event", r.Event.ID, "type", r.Event.Type,
-			"bad_recipients", o.BadRecipients, "dropped", o.Dropped, "lines_held_back", held)
-	}
+	m.warnings.Log(m.log, slog.LevelWarn, "webhook input dropped:"+r.Event.Provider, "webhook input dropped",
+		"provider", r.Event.Provider, "event", r.Event.ID, "type", r.Event.Type,
+		"bad_recipients", o.BadRecipients, "dropped", o.Dropped)
 }
 
 // countingPublisher publishes the way the API does: push decision first.

@@ -357,19 +357,3 @@ func TestStandardWebhookWithABadURLIsRefused(t *testing.T) {
 		t.Fatalf("webhook: %d %v, want 400 naming data.url", status, out)
 	}
 }
-
-func TestDropLogIsThrottled(t *testing.T) {
-	th := throttle{every: 10 * time.Second}
-	now := time.Unix(1000, 0)
-	if ok, _ := th.allow(now); !ok {
-		t.Fatal("first line held back")
-	}
-	for i := range 3 {
-		if ok, _ := th.allow(now.Add(time.Duration(i) * time.Second)); ok {
-			t.Fatal("a line within the interval went")
-		}
-	}
-	if ok, held := th.allow(now.Add(10 * time.Second)); !ok || held != 3 {
-		t.Fatalf("after the interval: %v, held %d, want true, 3", ok, held)
-	}
-}

@@ -211,9 +211,32 @@ func dueKey(at, key []byte) []byte {
 }
 
 // CancelPush drops pending pushes (their notifications were acked) and
-// finished ones (DonePush is the same operation).
+// finished ones (DonePush is the same operation). The keys are looked up
+// in a read-only transaction first: acks of notifications that have no
+// pending push (the common case, and all of a flood of made-up ids) cost
+// that lookup only, not a write transaction and its fsync.
 func (s *Store) CancelPush(ctx context.Context, keys []string) error {
-	err := s.db.Batch(func(tx *bolt.Tx) error {
+	// Claims end after the keys are gone, so no claim can take a key
+	// between the two.
+	defer s.ReleasePush(keys)
+	found := false
+	err := s.db.View(func(tx *bolt.Tx) error {
+		pend := tx.Bucket(bucketPending)
+		for _, k := range keys {
+			if pend.Get([]byte(k)) != nil {
+				found = true
+				return nil
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("boltstore cancel push: %w", err)
+	}
+	if !found {
+		return nil
+	}
+	err = s.db.Batch(func(tx *bolt.Tx) error {
 		pend, due := tx.Bucket(bucketPending), tx.Bucket(bucketDue)
 		for _, k := range keys {
 			key := []byte(k)
@@ -230,11 +253,6 @@ func (s *Store) CancelPush(ctx context.Context, keys []string) error {
 		}
 		return nil
 	})
-	s.pending.mu.Lock()
-	for _, k := range keys {
-		delete(s.pending.claimed, k)
-	}
-	s.pending.mu.Unlock()
 	if err != nil {
 		return fmt.Errorf("boltstore cancel push: %w", err)
 	}

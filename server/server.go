@@ -48,7 +48,8 @@ type Server struct {
 	stopWorkers context.CancelFunc
 	workersDone chan struct{}
 
-	push *pushState
+	push   *pushState
+	limits *userLimits
 
 	handler http.Handler
 	http    *http.Server
@@ -95,6 +96,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		OnAck:        s.onAck,
 	})
 	s.hub = h
+	s.limits = newUserLimits(cfg, s.reg)
 	if s.peers, err = peerwatch.New(); err != nil {
 		s.peers = nil
 		log.Info("peer hang-up watcher unavailable; idle SSE streams end at a failed heartbeat", "err", err)

@@ -141,6 +141,7 @@ func (s *Server) readWS(c *websocket.Conn, sess *hub.Session) {
 	ctx := context.Background()
 	user := sess.User()
 	var f clientFrame
+	var one [1]string
 	for {
 		typ, data, err := c.Read(ctx)
 		if err != nil {
@@ -154,13 +155,21 @@ func (s *Server) readWS(c *websocket.Conn, sess *hub.Session) {
 			s.hub.MalformedAck()
 			continue
 		}
+		var ids []string
 		switch {
 		case f.ID != "" && len(f.ID) <= 128:
-			s.hub.Ack(user, []string{f.ID})
+			one[0] = f.ID
+			ids = one[:]
 		case len(f.IDs) > 0 && len(f.IDs) <= maxAckIDs:
-			s.hub.Ack(user, f.IDs)
+			ids = f.IDs
 		default:
 			s.hub.MalformedAck()
+			continue
+		}
+		// A socket cannot be answered 429: acks over the user's limit are
+		// dropped (and counted); the push they would have cancelled goes.
+		if ok, _ := s.limits.allow(s.limits.acks, "ack", "ws", user, len(ids)); ok {
+			s.hub.Ack(user, ids)
 		}
 	}
 }

@@ -13,6 +13,7 @@ type Metrics struct {
 	malformedFrames prometheus.Counter
 	resumes         *prometheus.CounterVec
 	slowConsumers   prometheus.Counter
+	evicted         prometheus.Counter
 	latency         prometheus.Histogram
 }
 
@@ -41,6 +42,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		slowConsumers: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "herald_slow_consumers_total", Help: "Sessions cut off because the client did not keep up.",
 		}),
+		evicted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "herald_sessions_evicted_total", Help: "Oldest sessions closed because their user opened more than the per-user cap.",
+		}),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "herald_delivery_latency_seconds",
 			Help:    "Time from a notification's creation to its frame being written to a session.",
@@ -49,7 +53,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	m.framesWS, m.framesSSE = m.frames.WithLabelValues("ws"), m.frames.WithLabelValues("sse")
 	if reg != nil {
-		reg.MustRegister(m.connections, m.frames, m.acks, m.acksDropped, m.malformedFrames, m.resumes, m.slowConsumers, m.latency)
+		reg.MustRegister(m.connections, m.frames, m.acks, m.acksDropped, m.malformedFrames, m.resumes, m.slowConsumers, m.evicted, m.latency)
 	}
 	return m
 }

@@ -94,6 +94,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		Logger:       log,
 		Metrics:      hub.NewMetrics(s.reg),
 		OnAck:        s.onAck,
+		// The oldest session closes when a new one exceeds the cap.
+		MaxSessionsPerUser: cfg.MaxSessionsPerUser,
 	})
 	s.hub = h
 	s.limits = newUserLimits(cfg, s.reg)

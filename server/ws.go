@@ -17,6 +17,11 @@ import (
 // reconnect with a fresh token.
 const wsStatusTokenExpired websocket.StatusCode = 4001
 
+// wsStatusTooManySessions closes a user's oldest WebSocket on a node when
+// a new one takes the user over HERALD_MAX_SESSIONS_PER_USER. Clients
+// should not reconnect on it: a newer tab of theirs holds the place.
+const wsStatusTooManySessions websocket.StatusCode = 4008
+
 // wsWriter is the hub's Writer over one WebSocket: notification frames go
 // straight to the connection, the rest through the library.
 type wsWriter struct {
@@ -69,6 +74,8 @@ func (w *wsWriter) Close(reason hub.CloseReason) {
 		_ = w.c.CloseNow()
 	case hub.CloseTokenExpired:
 		_ = w.c.Close(wsStatusTokenExpired, "token expired")
+	case hub.CloseTooManySessions:
+		_ = w.c.Close(wsStatusTooManySessions, "too many sessions")
 	default:
 		_ = w.c.Close(websocket.StatusNormalClosure, "")
 	}

@@ -144,7 +144,7 @@ func BenchmarkFallbackSchedule(b *testing.B) {
 			defer st.Close()
 			h := New(newStubBroker(), nil, Options{})
 			if withDevice {
-				if _, err := st.RegisterDevice(context.Background(), &push.Device{ID: "d", User: "u", Platform: push.PlatformFCM, Token: "t"}); err != nil {
+				if _, err := st.RegisterDevice(context.Background(), &push.Device{ID: "d", User: "u", Platform: push.PlatformFCM, Token: "t"}, 0); err != nil {
 					b.Fatal(err)
 				}
 			}

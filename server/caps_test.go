@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 )
@@ -47,5 +49,26 @@ func TestSessionCapEndsTheOldestSSEStream(t *testing.T) {
 	n.mustSend([]string{"alice"}, "newest only")
 	if ev := newest.mustNext(); ev.Event != "notification" {
 		t.Fatalf("event %+v", ev)
+	}
+}
+
+func TestDeviceCapAnswers409AndReRegisteringStillWorks(t *testing.T) {
+	n := startNode(t, func(c *configT) { c.MaxDevicesPerUser = 2 })
+	tok := mintToken(t, "alice")
+	fcm := func(token string) map[string]any { return map[string]any{"platform": "fcm", "token": token} }
+	for _, tk := range []string{"tok-1", "tok-2"} {
+		if status, body := n.do(http.MethodPost, "/v1/devices", tok, fcm(tk)); status != http.StatusCreated {
+			t.Fatalf("register %s: %d %s", tk, status, body)
+		}
+	}
+	status, body := n.do(http.MethodPost, "/v1/devices", tok, fcm("tok-3"))
+	if status != http.StatusConflict || !strings.Contains(string(body), `"too_many_devices"`) {
+		t.Fatalf("third device: %d %s, want 409 too_many_devices", status, body)
+	}
+	if status, body := n.do(http.MethodPost, "/v1/devices", tok, fcm("tok-1")); status != http.StatusOK {
+		t.Fatalf("re-registering a device: %d %s, want 200", status, body)
+	}
+	if status, body := n.do(http.MethodPost, "/v1/devices", mintToken(t, "bob"), fcm("tok-9")); status != http.StatusCreated {
+		t.Fatalf("another user: %d %s", status, body)
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"encoding/base32"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -132,7 +134,12 @@ func (s *Server) handleRegisterDevice(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d.ID = deviceID(d.Platform, target)
-	created, err := s.backends.push.RegisterDevice(r.Context(), &d)
+	created, err := s.backends.push.RegisterDevice(r.Context(), &d, s.cfg.MaxDevicesPerUser)
+	if errors.Is(err, push.ErrTooManyDevices) {
+		writeError(w, errf(http.StatusConflict, "too_many_devices",
+			fmt.Sprintf("this user has %d push devices, the most allowed; remove one first", s.cfg.MaxDevicesPerUser)))
+		return
+	}
 	if err != nil {
 		s.log.Warn("device registration failed", "err", err)
 		writeError(w, errUnavailable)

@@ -204,16 +204,18 @@ func (h *Hub) Attach(ctx context.Context, req AttachRequest) (*Session, error) {
 }
 
 // join adds s to its user's sessions and waits until the broker delivers the
-// user's events to this node.
-// When that takes the user over MaxSessionsPerUser, the oldest session
-// leaves the list at once (it gets no more events) and is closed.
+// user's events to this node. When that takes the user over
+// MaxSessionsPerUser, the oldest session leaves the list at once (it gets
+// no more events) and is closed; its transport detaches it as usual.
 func (h *Hub) join(ctx context.Context, s *Session) error {
 	var evicted *Session
 	_, err := h.acquire(ctx, s.user, func(us *userState) {
 		us.sessions = appendSession(us.sessions, s)
 		if limit := h.opts.MaxSessionsPerUser; limit > 0 && len(us.sessions) > limit {
 			evicted = us.sessions[0]
-			us.sessions = us.sessions[1:]
+			// A fresh slice: Dispatch may be ranging over the old one, and
+			// the evicted session must not stay reachable from it.
+			us.sessions = append([]*Session(nil), us.sessions[1:]...)
 		}
 	})
 	if evicted != nil {

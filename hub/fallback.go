@@ -10,6 +10,7 @@ import (
 
 	"github.com/heraldhq/herald/pkg/notification"
 	"github.com/heraldhq/herald/pkg/push"
+	"github.com/heraldhq/herald/pkg/ratelimit"
 )
 
 // PushScheduler keeps the pending push decisions: in the store, so that
@@ -29,9 +30,19 @@ type FallbackOptions struct {
 	// operator webhook receives every push).
 	EveryUser bool
 	// Due is called when a push was scheduled to go at once.
-	Due    func()
-	Logger *slog.Logger
+	Due func()
+	// MaxPendingAcks caps the acked ids of one user waiting to be applied
+	// (DefaultMaxPendingAcks); more are dropped and counted.
+	MaxPendingAcks int
+	// WarnEvery is the least time between two warnings of one kind (10s);
+	// each says how many it held back.
+	WarnEvery time.Duration
+	Logger    *slog.Logger
 }
+
+// DefaultMaxPendingAcks leaves room for two full acks of maxAckIDs (a
+// client acking what a replay showed) while the store catches up.
+const DefaultMaxPendingAcks = 2048
 
 // Fallback decides, for each notification, whether and when it is pushed
 // to the user's devices (SPEC §5.3): at once when the user has no live
@@ -42,10 +53,17 @@ type Fallback struct {
 	store PushScheduler
 	opts  FallbackOptions
 
-	mu     sync.RWMutex // guards closed against sends on a closed acks
-	closed bool
-	acks   chan string // pending keys to cancel, batched by cancelLoop
-	done   chan struct{}
+	// pending holds, per user, the acked ids whose pending pushes are
+	// still to be cancelled; cancelLoop swaps it out when woken. One lock
+	// for all users: it is held for a few map inserts, never for I/O.
+	mu       sync.Mutex
+	closed   bool
+	pending  map[string]map[string]struct{}
+	wake     chan struct{} // capacity 1: acks are waiting
+	stop     chan struct{}
+	done     chan struct{}
+	dropWarn *ratelimit.Every
+	failWarn *ratelimit.Every
 }
 
 // NewFallback returns h's fallback over store; Close stops it.
@@ -53,7 +71,21 @@ func NewFallback(h *Hub, store PushScheduler, opts FallbackOptions) *Fallback {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	f := &Fallback{h: h, store: store, opts: opts, acks: make(chan string, 4096), done: make(chan struct{})}
+	if opts.MaxPendingAcks <= 0 {
+		opts.MaxPendingAcks = DefaultMaxPendingAcks
+	}
+	if opts.WarnEvery <= 0 {
+		opts.WarnEvery = 10 * time.Second
+	}
+	f := &Fallback{
+		h: h, store: store, opts: opts,
+		pending:  make(map[string]map[string]struct{}),
+		wake:     make(chan struct{}, 1),
+		stop:     make(chan struct{}),
+		done:     make(chan struct{}),
+		dropWarn: ratelimit.NewEvery(opts.WarnEvery),
+		failWarn: ratelimit.NewEvery(opts.WarnEvery),
+	}
 	go f.cancelLoop()
 	return f
 }
@@ -152,56 +184,92 @@ func pushMessage(ev *notification.Event) (*push.Message, bool) {
 }
 
 // Acked cancels the pending pushes of acked notifications. It never
-// blocks the session that acked: cancellations are batched, and when the
-// batch is full the oldest wait (the push then goes, which is harmless:
-// the device drops an id it has shown).
+// blocks the session that acked: the ids join the user's set of
+// cancellations in hand, which the cancel loop takes and applies in
+// chunks. Each user's set is capped (MaxPendingAcks): a user who acks
+// faster than the store keeps up loses only their own extra acks (counted
+// in herald_acks_dropped_total; the push then goes, which is harmless: the
+// device drops an id it has shown), never another user's.
 func (f *Fallback) Acked(user string, ids []string) {
-	f.mu.RLock()
-	defer f.mu.RUnlock()
-	if f.closed {
+	if len(ids) == 0 {
 		return
 	}
+	dropped := 0
+	f.mu.Lock()
+	if f.closed {
+		f.mu.Unlock()
+		return
+	}
+	set := f.pending[user]
+	if set == nil {
+		set = make(map[string]struct{}, min(len(ids), f.opts.MaxPendingAcks))
+		f.pending[user] = set
+	}
 	for _, id := range ids {
-		select {
-		case f.acks <- push.PendingKey(user, id):
-		default:
-			f.opts.Logger.Warn("ack cancellations backed up; a push may go out for an acked notification")
-			return
+		if len(set) >= f.opts.MaxPendingAcks {
+			if _, ok := set[id]; !ok {
+				dropped++
+			}
+			continue
 		}
+		set[id] = struct{}{}
+	}
+	f.mu.Unlock()
+	select {
+	case f.wake <- struct{}{}:
+	default:
+	}
+	if dropped > 0 {
+		f.h.opts.Metrics.acksDropped.Add(float64(dropped))
+		f.dropWarn.Warn(f.opts.Logger, "ack cancellations over the per-user cap dropped; pushes may go for acked notifications",
+			"user", user, "dropped", dropped)
 	}
 }
 
+// cancelChunk is how many pending-push keys one store call cancels.
+const cancelChunk = 256
+
+// cancelLoop takes the users' sets of acked ids whenever there are some
+// and cancels their pending pushes, until Close.
 func (f *Fallback) cancelLoop() {
 	defer close(f.done)
-	batch := make([]string, 0, 256)
+	batch := make([]string, 0, cancelChunk)
 	flush := func() {
 		if len(batch) == 0 {
 			return
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		if err := f.store.CancelPush(ctx, batch); err != nil {
-			f.opts.Logger.Warn("cancel pending pushes failed", "n", len(batch), "err", err)
+			f.failWarn.Warn(f.opts.Logger, "cancel pending pushes failed", "n", len(batch), "err", err)
 		}
 		cancel()
+		clear(batch)
 		batch = batch[:0]
 	}
-	for key := range f.acks {
-		batch = append(batch, key)
-	drain:
-		for len(batch) < cap(batch) {
-			select {
-			case k, ok := <-f.acks:
-				if !ok {
-					break drain
+	for {
+		stopping := false
+		select {
+		case <-f.wake:
+		case <-f.stop:
+			stopping = true
+		}
+		f.mu.Lock()
+		taken := f.pending
+		f.pending = make(map[string]map[string]struct{}, len(taken))
+		f.mu.Unlock()
+		for user, ids := range taken {
+			for id := range ids {
+				batch = append(batch, push.PendingKey(user, id))
+				if len(batch) == cancelChunk {
+					flush()
 				}
-				batch = append(batch, k)
-			default:
-				break drain
 			}
 		}
 		flush()
+		if stopping {
+			return
+		}
 	}
-	flush()
 }
 
 // Close stops taking acks and waits for the cancellations in hand.
@@ -209,7 +277,7 @@ func (f *Fallback) Close() {
 	f.mu.Lock()
 	if !f.closed {
 		f.closed = true
-		close(f.acks)
+		close(f.stop)
 	}
 	f.mu.Unlock()
 	<-f.done

@@ -3,11 +3,15 @@ package hub
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/heraldhq/herald/pkg/notification"
 	"github.com/heraldhq/herald/pkg/push"
@@ -140,7 +144,7 @@ func BenchmarkFallbackSchedule(b *testing.B) {
 			defer st.Close()
 			h := New(newStubBroker(), nil, Options{})
 			if withDevice {
-				if _, err := st.RegisterDevice(context.Background(), &push.Device{ID: "d", User: "u", Platform: push.PlatformFCM, Token: "t"}); err != nil {
+				if _, err := st.RegisterDevice(context.Background(), &push.Device{ID: "d", User: "u", Platform: push.PlatformFCM, Token: "t"}, 0); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -159,4 +163,103 @@ func BenchmarkFallbackSchedule(b *testing.B) {
 			})
 		})
 	}
+}
+
+// gatedPush is a memPush whose CancelPush waits for open to be closed, as a
+// store falling behind would; entered is signalled on the first call.
+type gatedPush struct {
+	*memPush
+	entered chan struct{}
+	open    chan struct{}
+	once    sync.Once
+
+	mu        sync.Mutex
+	cancelled map[string]int // keys cancelled, by user
+}
+
+func (g *gatedPush) CancelPush(ctx context.Context, keys []string) error {
+	g.once.Do(func() { close(g.entered) })
+	<-g.open
+	g.mu.Lock()
+	for _, k := range keys {
+		user, _, _ := strings.Cut(k, "\x00")
+		g.cancelled[user]++
+	}
+	g.mu.Unlock()
+	return g.memPush.CancelPush(ctx, keys)
+}
+
+// TestAckFloodOfOneUserDoesNotCancelAnothersAck is the reported attack:
+// mallory acks a hundred thousand made-up ids while the store is busy;
+// bob's ack of a real notification must still cancel bob's push, and
+// mallory loses only her own acks beyond the per-user cap.
+func TestAckFloodOfOneUserDoesNotCancelAnothersAck(t *testing.T) {
+	h := New(newStubBroker(), nil, Options{})
+	mem := &memPush{devices: map[string]bool{"bob": true}, pending: map[string]push.Pending{}}
+	store := &gatedPush{memPush: mem, entered: make(chan struct{}), open: make(chan struct{}), cancelled: map[string]int{}}
+	var logs strings.Builder
+	var logMu sync.Mutex
+	log := slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+		logMu.Lock()
+		defer logMu.Unlock()
+		return logs.Write(p)
+	}), nil))
+	f := NewFallback(h, store, FallbackOptions{AckTimeout: time.Minute, MaxPendingAcks: 2048, WarnEvery: time.Hour, Logger: log})
+	defer f.Close()
+	if _, err := h.Attach(context.Background(), AttachRequest{User: "bob", Writer: newRecorder()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Schedule(context.Background(), []*notification.Event{notif(t, "bob", "real", `{}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := mem.get("bob", "real"); !ok {
+		t.Fatal("bob's push was not scheduled")
+	}
+	f.Acked("mallory", []string{"first"})
+	<-store.entered // the cancel loop is now stuck in the store
+	const flood = 100_000
+	ids := make([]string, 1000)
+	for i := 0; i < flood; i += len(ids) {
+		for j := range ids {
+			ids[j] = fmt.Sprint("fake-", i+j)
+		}
+		f.Acked("mallory", ids)
+	}
+	f.Acked("bob", []string{"real"})
+	close(store.open)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, ok := mem.get("bob", "real"); !ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("bob acked, yet his pending push was not cancelled")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	f.Close() // waits for everything in hand
+	store.mu.Lock()
+	got := store.cancelled["mallory"]
+	store.mu.Unlock()
+	if got != 1+2048 {
+		t.Fatalf("mallory's cancellations applied = %d, want her first ack and the %d of her cap", got, 2048)
+	}
+	if d := counterValue(h.opts.Metrics.acksDropped); d != flood-2048 {
+		t.Fatalf("acks dropped = %v, want %d", d, flood-2048)
+	}
+	logMu.Lock()
+	defer logMu.Unlock()
+	if n := strings.Count(logs.String(), "level=WARN"); n != 1 {
+		t.Fatalf("%d warnings logged, want 1 for the whole flood:\n%s", n, logs.String())
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (w writerFunc) Write(p []byte) (int, error) { return w(p) }
+
+func counterValue(c prometheus.Counter) float64 {
+	var m dto.Metric
+	_ = c.Write(&m)
+	return m.GetCounter().GetValue()
 }

@@ -40,9 +40,16 @@ type Options struct {
 	WriteTimeout time.Duration // deadline for one batched write (10s)
 	KeepAlive    time.Duration // interval of WS pings and SSE heartbeats (25s)
 	ReplayPage   int           // history page size during replay (500)
-	Logger       *slog.Logger
-	Metrics      *Metrics
-	OnAck        AckFunc
+	// MaxSessionsPerUser caps one user's sessions on this node (0: no
+	// cap). A session beyond it closes the user's oldest one here with
+	// CloseTooManySessions: the newest tab is the one being looked at,
+	// and a forgotten or runaway client cannot lock its user out. The cap
+	// is per node: in a cluster a user holds at most nodes × cap sessions
+	// (closing a session on another node would need a message to it).
+	MaxSessionsPerUser int
+	Logger             *slog.Logger
+	Metrics            *Metrics
+	OnAck              AckFunc
 }
 
 func (o Options) withDefaults() Options {
@@ -197,9 +204,24 @@ func (h *Hub) Attach(ctx context.Context, req AttachRequest) (*Session, error) {
 }
 
 // join adds s to its user's sessions and waits until the broker delivers the
-// user's events to this node.
+// user's events to this node. When that takes the user over
+// MaxSessionsPerUser, the oldest session leaves the list at once (it gets
+// no more events) and is closed; its transport detaches it as usual.
 func (h *Hub) join(ctx context.Context, s *Session) error {
-	_, err := h.acquire(ctx, s.user, func(us *userState) { us.sessions = appendSession(us.sessions, s) })
+	var evicted *Session
+	_, err := h.acquire(ctx, s.user, func(us *userState) {
+		us.sessions = appendSession(us.sessions, s)
+		if limit := h.opts.MaxSessionsPerUser; limit > 0 && len(us.sessions) > limit {
+			evicted = us.sessions[0]
+			// A fresh slice: Dispatch may be ranging over the old one, and
+			// the evicted session must not stay reachable from it.
+			us.sessions = append([]*Session(nil), us.sessions[1:]...)
+		}
+	})
+	if evicted != nil {
+		h.opts.Metrics.evicted.Inc()
+		evicted.close(CloseTooManySessions)
+	}
 	if err != nil && !errors.Is(err, errSubscribe) {
 		h.leave(s)
 	}

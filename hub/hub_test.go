@@ -420,3 +420,40 @@ func TestPingWheelVisitsEverySessionOncePerRound(t *testing.T) {
 }
 
 func slicesHas(m map[*Session]bool, s *Session) bool { _, ok := m[s]; return ok }
+
+func TestSessionBeyondTheCapClosesTheOldest(t *testing.T) {
+	h := New(newStubBroker(), nil, Options{MaxSessionsPerUser: 2})
+	ctx := context.Background()
+	var recs []*recorder
+	for range 3 {
+		r := newRecorder()
+		recs = append(recs, r)
+		if _, err := h.Attach(ctx, AttachRequest{User: "alice", Writer: r}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := h.Attach(ctx, AttachRequest{User: "bob", Writer: newRecorder()}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case reason := <-recs[0].closed:
+		if reason != CloseTooManySessions {
+			t.Fatalf("oldest closed with %v", reason)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the oldest session was not closed")
+	}
+	for _, r := range recs[1:] {
+		select {
+		case reason := <-r.closed:
+			t.Fatalf("a newer session was closed: %v", reason)
+		default:
+		}
+	}
+	if n := h.LocalSessions("alice"); n != 2 {
+		t.Fatalf("alice has %d sessions, want the cap of 2", n)
+	}
+	if n := h.LocalSessions("bob"); n != 1 {
+		t.Fatalf("bob has %d sessions", n)
+	}
+}

@@ -9,9 +9,11 @@ type Metrics struct {
 	framesWS        prometheus.Counter // frames' children of the two transports,
 	framesSSE       prometheus.Counter // looked up once rather than per write
 	acks            prometheus.Counter
+	acksDropped     prometheus.Counter
 	malformedFrames prometheus.Counter
 	resumes         *prometheus.CounterVec
 	slowConsumers   prometheus.Counter
+	evicted         prometheus.Counter
 	latency         prometheus.Histogram
 }
 
@@ -28,6 +30,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		acks: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "herald_acks_total", Help: "Notification acks received from clients.",
 		}),
+		acksDropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "herald_acks_dropped_total", Help: "Acks not applied because their user had too many waiting (the push may go).",
+		}),
 		malformedFrames: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "herald_malformed_client_frames_total", Help: "Client frames that could not be understood and were ignored.",
 		}),
@@ -37,6 +42,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		slowConsumers: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "herald_slow_consumers_total", Help: "Sessions cut off because the client did not keep up.",
 		}),
+		evicted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "herald_sessions_evicted_total", Help: "Oldest sessions closed because their user opened more than the per-user cap.",
+		}),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "herald_delivery_latency_seconds",
 			Help:    "Time from a notification's creation to its frame being written to a session.",
@@ -45,7 +53,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	m.framesWS, m.framesSSE = m.frames.WithLabelValues("ws"), m.frames.WithLabelValues("sse")
 	if reg != nil {
-		reg.MustRegister(m.connections, m.frames, m.acks, m.malformedFrames, m.resumes, m.slowConsumers, m.latency)
+		reg.MustRegister(m.connections, m.frames, m.acks, m.acksDropped, m.malformedFrames, m.resumes, m.slowConsumers, m.evicted, m.latency)
 	}
 	return m
 }

@@ -13,11 +13,12 @@ import (
 type CloseReason int
 
 const (
-	CloseNormal       CloseReason = iota
-	CloseShutdown                 // node going away: reconnect elsewhere (WS 1012)
-	CloseSlowConsumer             // the client did not keep up (WS 1013)
-	CloseWriteFailed              // a write failed or timed out
-	CloseTokenExpired             // the token the session was opened with expired
+	CloseNormal          CloseReason = iota
+	CloseShutdown                    // node going away: reconnect elsewhere (WS 1012)
+	CloseSlowConsumer                // the client did not keep up (WS 1013)
+	CloseWriteFailed                 // a write failed or timed out
+	CloseTokenExpired                // the token the session was opened with expired
+	CloseTooManySessions             // the user opened more than MaxSessionsPerUser here (WS 4008)
 )
 
 func (r CloseReason) String() string {
@@ -30,6 +31,8 @@ func (r CloseReason) String() string {
 		return "write_failed"
 	case CloseTokenExpired:
 		return "token_expired"
+	case CloseTooManySessions:
+		return "too_many_sessions"
 	default:
 		return "normal"
 	}

@@ -1,10 +1,13 @@
 package server
 
 import (
+	"crypto/ecdh"
 	"crypto/sha256"
 	"encoding/base32"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -19,7 +22,7 @@ import (
 // Limits on device registrations.
 const (
 	maxDeviceBody  = 16 << 10
-	maxTokenLen    = 4096
+	maxFCMTokenLen = 1024 // FCM tokens are about 160 characters today
 	maxLabelLen    = 128
 	maxLocaleLen   = 35
 	maxEndpointLen = 2048
@@ -64,6 +67,33 @@ func decodeB64URL(s string) ([]byte, error) {
 	return base64.RawURLEncoding.DecodeString(strings.TrimRight(s, "="))
 }
 
+// validP256dh reports whether s is a base64url uncompressed P-256 point
+// that lies on the curve (what a browser's subscription holds); a point
+// off the curve would fail every send.
+func validP256dh(s string) bool {
+	k, err := decodeB64URL(s)
+	if err != nil || len(k) != 65 || k[0] != 4 {
+		return false
+	}
+	_, err = ecdh.P256().NewPublicKey(k)
+	return err == nil
+}
+
+// validFCMToken reports whether s looks like an FCM registration token:
+// letters, digits, '-', '_', ':' and '.', of a sane length.
+func validFCMToken(s string) bool {
+	if s == "" || len(s) > maxFCMTokenLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == ':' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
 // handleVAPIDKey is GET /v1/push/vapid-public-key.
 func (s *Server) handleVAPIDKey(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"publicKey": s.push.vapidKey})
@@ -100,12 +130,14 @@ func (s *Server) handleRegisterDevice(w http.ResponseWriter, r *http.Request) {
 			bad("subscription.endpoint", "too long")
 			return
 		}
-		if err := safedial.CheckURLContext(r.Context(), sub.Endpoint, s.push.allowPriv); err != nil {
+		// The URL's shape only: its name is resolved and checked when
+		// dialled, so a DNS hiccup now cannot refuse a good subscription.
+		if err := safedial.CheckEndpoint(sub.Endpoint, s.push.allowPriv); err != nil {
 			bad("subscription.endpoint", err.Error())
 			return
 		}
-		if k, err := decodeB64URL(sub.Keys.P256dh); err != nil || len(k) != 65 || k[0] != 4 {
-			bad("subscription.keys.p256dh", "must be an uncompressed P-256 point, base64url")
+		if !validP256dh(sub.Keys.P256dh) {
+			bad("subscription.keys.p256dh", "must be an uncompressed point on P-256, base64url")
 			return
 		}
 		if a, err := decodeB64URL(sub.Keys.Auth); err != nil || len(a) != 16 {
@@ -115,8 +147,8 @@ func (s *Server) handleRegisterDevice(w http.ResponseWriter, r *http.Request) {
 		d.Endpoint, d.P256dh, d.Auth = sub.Endpoint, sub.Keys.P256dh, sub.Keys.Auth
 		target = sub.Endpoint
 	case push.PlatformFCM:
-		if req.Token == "" || len(req.Token) > maxTokenLen {
-			bad("token", "an FCM registration token is required")
+		if !validFCMToken(req.Token) {
+			bad("token", fmt.Sprintf("an FCM registration token is required: 1-%d letters, digits, '-', '_', ':' or '.'", maxFCMTokenLen))
 			return
 		}
 		d.Token, target = req.Token, req.Token
@@ -132,7 +164,12 @@ func (s *Server) handleRegisterDevice(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d.ID = deviceID(d.Platform, target)
-	created, err := s.backends.push.RegisterDevice(r.Context(), &d)
+	created, err := s.backends.push.RegisterDevice(r.Context(), &d, s.cfg.MaxDevicesPerUser)
+	if errors.Is(err, push.ErrTooManyDevices) {
+		writeError(w, errf(http.StatusConflict, "too_many_devices",
+			fmt.Sprintf("this user has %d push devices, the most allowed; remove one first", s.cfg.MaxDevicesPerUser)))
+		return
+	}
 	if err != nil {
 		s.log.Warn("device registration failed", "err", err)
 		writeError(w, errUnavailable)

@@ -91,6 +91,11 @@ func (s *Server) handleAck(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	s.hub.Ack(userClaims(r).Subject, req.IDs)
+	user := userClaims(r).Subject
+	if ok, retry := s.limits.allow(s.limits.acks, "ack", "http", user, len(req.IDs)); !ok {
+		writeRateLimited(w, retry)
+		return
+	}
+	s.hub.Ack(user, req.IDs)
 	writeJSON(w, http.StatusOK, map[string]int{"acked": len(req.IDs)})
 }

@@ -31,7 +31,7 @@ import (
 type pushStore interface {
 	hub.PushScheduler
 	dispatch.Store
-	RegisterDevice(ctx context.Context, d *push.Device) (created bool, err error)
+	RegisterDevice(ctx context.Context, d *push.Device, limit int) (created bool, err error)
 	PutIfAbsent(ctx context.Context, key string, value []byte) ([]byte, error)
 }
 

@@ -55,7 +55,8 @@ type Server struct {
 	stopWorkers context.CancelFunc
 	workersDone chan struct{}
 
-	push *pushState
+	push   *pushState
+	limits *userLimits
 
 	handler http.Handler
 	http    *http.Server
@@ -104,8 +105,11 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		Logger:       log,
 		Metrics:      hub.NewMetrics(s.reg),
 		OnAck:        s.onAck,
+		// The oldest session closes when a new one exceeds the cap.
+		MaxSessionsPerUser: cfg.MaxSessionsPerUser,
 	})
 	s.hub = h
+	s.limits = newUserLimits(cfg, s.reg)
 	if s.peers, err = peerwatch.New(); err != nil {
 		s.peers = nil
 		log.Info("peer hang-up watcher unavailable; idle SSE streams end at a failed heartbeat", "err", err)

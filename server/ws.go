@@ -17,6 +17,11 @@ import (
 // reconnect with a fresh token.
 const wsStatusTokenExpired websocket.StatusCode = 4001
 
+// wsStatusTooManySessions closes a user's oldest WebSocket on a node when
+// a new one takes the user over HERALD_MAX_SESSIONS_PER_USER. Clients
+// should not reconnect on it: a newer tab of theirs holds the place.
+const wsStatusTooManySessions websocket.StatusCode = 4008
+
 // wsWriter is the hub's Writer over one WebSocket: notification frames go
 // straight to the connection, the rest through the library.
 type wsWriter struct {
@@ -69,6 +74,8 @@ func (w *wsWriter) Close(reason hub.CloseReason) {
 		_ = w.c.CloseNow()
 	case hub.CloseTokenExpired:
 		_ = w.c.Close(wsStatusTokenExpired, "token expired")
+	case hub.CloseTooManySessions:
+		_ = w.c.Close(wsStatusTooManySessions, "too many sessions")
 	default:
 		_ = w.c.Close(websocket.StatusNormalClosure, "")
 	}
@@ -141,6 +148,7 @@ func (s *Server) readWS(c *websocket.Conn, sess *hub.Session) {
 	ctx := context.Background()
 	user := sess.User()
 	var f clientFrame
+	var one [1]string
 	for {
 		typ, data, err := c.Read(ctx)
 		if err != nil {
@@ -154,13 +162,21 @@ func (s *Server) readWS(c *websocket.Conn, sess *hub.Session) {
 			s.hub.MalformedAck()
 			continue
 		}
+		var ids []string
 		switch {
 		case f.ID != "" && len(f.ID) <= 128:
-			s.hub.Ack(user, []string{f.ID})
+			one[0] = f.ID
+			ids = one[:]
 		case len(f.IDs) > 0 && len(f.IDs) <= maxAckIDs:
-			s.hub.Ack(user, f.IDs)
+			ids = f.IDs
 		default:
 			s.hub.MalformedAck()
+			continue
+		}
+		// A socket cannot be answered 429: acks over the user's limit are
+		// dropped (and counted); the push they would have cancelled goes.
+		if ok, _ := s.limits.allow(s.limits.acks, "ack", "ws", user, len(ids)); ok {
+			s.hub.Ack(user, ids)
 		}
 	}
 }

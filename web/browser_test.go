@@ -2,6 +2,7 @@ package web_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/ecdh"
 	"crypto/rand"
 	"encoding/base64"
@@ -20,6 +21,7 @@ import (
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/serviceworker"
 	"github.com/chromedp/chromedp"
+	"github.com/coder/websocket"
 
 	"github.com/heraldhq/herald/server"
 	"github.com/heraldhq/herald/server/config"
@@ -642,4 +644,27 @@ func TestDemoPage(t *testing.T) {
 		tb.waitFor("the webhook's notification", `[...document.querySelectorAll('#inbox li')].some((li) => li.textContent.includes('sample message from the Herald demo'))`)
 	}
 
+}
+
+// TestTabClosedForTooManySessionsStaysClosed: a newer session over
+// HERALD_MAX_SESSIONS_PER_USER closes the oldest tab with 4008; that tab
+// must not reconnect, or it would close the newer one in turn.
+func TestTabClosedForTooManySessionsStaysClosed(t *testing.T) {
+	n := startNode(t, testConfig(t, func(c *config.Config) { c.MaxSessionsPerUser = 1 }))
+	a := startApp(t, n)
+	ctx := newBrowser(t)
+	tb := openTab(t, ctx, "alice", a.URL+"/app.html?user=alice&transport=ws", true)
+	tb.waitFor("the connection", connected)
+
+	dctx, cancel := context.WithTimeout(context.Background(), waitLong)
+	defer cancel()
+	c, _, err := websocket.Dial(dctx, "ws://"+n.addr+"/v1/ws?token="+mint(t, "alice"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	tb.waitFor("the tab closed for good", `herald.state === 'closed' && window.errors.some((e) => e.includes('too many sessions'))`)
+	if got := n.srv.Hub().LocalSessions("alice"); got != 1 {
+		tb.fatalf("alice has %d sessions, want the newer one only", got)
+	}
 }

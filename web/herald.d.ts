@@ -55,7 +55,8 @@ export interface HeraldEventMap {
   toast: HeraldNotification;
   /** Cancelable: call event.preventDefault() to route the URL yourself. */
   click: { notification: Partial<HeraldNotification>; url?: string };
-  error: { error: unknown; status?: number };
+  /** code 4008: closed for good, the user has too many sessions (see HERALD_MAX_SESSIONS_PER_USER). */
+  error: { error: unknown; status?: number; code?: number };
 }
 
 export class Herald extends EventTarget {

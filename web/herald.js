@@ -310,6 +310,14 @@ export class Herald extends EventTarget {
     clearTimeout(this.#stableTimer);
     if (!this.#running) return;
     this.#flushAcks();
+    if (code === 4008) {
+      // The server closed this, the user's oldest session, because a newer
+      // one took the user over its session cap: reconnecting would close
+      // the next oldest in turn. Stay closed.
+      this.#emit('error', { code, error: new Error('closed: too many sessions of this user') });
+      this.close();
+      return;
+    }
     if (code === 4001) this.#token = null; // token expired
     if (!opened) {
       const status = await this.#probe();

@@ -56,6 +56,10 @@ type Message struct {
 	Created time.Time `json:"created_at"`
 }
 
+// ErrTooManyDevices is returned by a store's RegisterDevice when the user
+// already has as many devices as the limit allows.
+var ErrTooManyDevices = errors.New("push: too many devices")
+
 // Sender delivers one message to one device of its platform.
 type Sender interface {
 	Platform() string

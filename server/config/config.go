@@ -128,6 +128,20 @@ type Config struct {
 	// PresenceTTL is how long a dead node's sessions stay visible, in Redis
 	// mode (HERALD_PRESENCE_TTL).
 	PresenceTTL time.Duration
+	// AckRate and AckBurst limit the notification ids one user may ack,
+	// over POST /v1/ack and WebSocket ack frames together: AckBurst at
+	// once, AckRate per second after that (HERALD_ACK_RATE,
+	// HERALD_ACK_BURST). An AckRate of 0 turns the limit off.
+	AckRate  int
+	AckBurst int
+	// MaxSessionsPerUser caps one user's live sessions on a node; a new one
+	// beyond it closes the user's oldest (WebSocket close code 4008, SSE:
+	// the stream ends). 0 turns the cap off (HERALD_MAX_SESSIONS_PER_USER).
+	MaxSessionsPerUser int
+	// MaxDevicesPerUser caps one user's push devices; a registration beyond
+	// it answers 409 too_many_devices. 0 turns the cap off
+	// (HERALD_MAX_DEVICES_PER_USER).
+	MaxDevicesPerUser int
 
 	// LogLevel is debug, info, warn or error (HERALD_LOG_LEVEL).
 	LogLevel string
@@ -213,9 +227,14 @@ func Default() *Config {
 		PresenceTTL:     15 * time.Second,
 		ReadTimeout:     10 * time.Second,
 		MaxConnsPerIP:   1024,
-		LogLevel:        "info",
-		LogFormat:       "text",
-		Metrics:         true,
+		AckRate:         200,
+		AckBurst:        2000,
+
+		MaxSessionsPerUser: 100,
+		MaxDevicesPerUser:  20,
+		LogLevel:           "info",
+		LogFormat:          "text",
+		Metrics:            true,
 
 		PushEnabled:        true,
 		WebhooksEnabled:    true,

@@ -118,8 +118,21 @@ func (c *Config) Validate() error {
 	if c.SessionQueue <= 0 {
 		v.bad("session_queue", "must be positive")
 	}
-	if c.MaxConnsPerIP < 0 {
-		v.bad("max_conns_per_ip", "must be 0 (no cap) or positive")
+	for _, n := range []struct {
+		key string
+		n   int
+	}{
+		{"ack_rate", c.AckRate},
+		{"max_conns_per_ip", c.MaxConnsPerIP},
+		{"max_sessions_per_user", c.MaxSessionsPerUser},
+		{"max_devices_per_user", c.MaxDevicesPerUser},
+	} {
+		if n.n < 0 {
+			v.bad(n.key, "must not be negative (0 turns it off)")
+		}
+	}
+	if c.AckRate > 0 && c.AckBurst < 1 {
+		v.bad("ack_burst", "must be positive with HERALD_ACK_RATE")
 	}
 	for _, p := range c.TrustedProxies {
 		if !validIPOrPrefix(p) {

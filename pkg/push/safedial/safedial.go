@@ -21,7 +21,7 @@ import (
 	"time"
 )
 
-// ErrForbidden is wrapped by every refusal, at dial time or by CheckURL.
+// ErrForbidden is wrapped by every refusal, at dial time or by CheckEndpoint.
 var ErrForbidden = errors.New("safedial: forbidden address")
 
 var extraForbidden = []netip.Prefix{
@@ -158,18 +158,15 @@ func Client(allow []string) *http.Client {
 	}
 }
 
-// CheckURL vets a push endpoint or webhook URL when it is registered: it
-// must be https (http only for an allowed host), and its host must not
-// resolve to a forbidden address. Dial-time checks still apply later; this
-// gives the user a clear 400 up front.
-func CheckURL(u string, allow []string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	return CheckURLContext(ctx, u, allow)
-}
-
-// CheckURLContext is CheckURL with the resolver bound to ctx.
-func CheckURLContext(ctx context.Context, u string, allow []string) error {
+// CheckEndpoint vets a push endpoint when a device registers it, from the
+// URL alone: it must be https (http only for an allowed host), name a host
+// and no credentials, use port 443 unless its host is allowed, and, when
+// the host is an IP literal (or localhost), that address must not be
+// forbidden unless allowed. It does no DNS lookup: a name is resolved and
+// its addresses checked when it is dialled (Dialer), so a resolver's
+// hiccup at registration cannot refuse a good subscription, and a name
+// that later resolves inside the network is still caught.
+func CheckEndpoint(u string, allow []string) error {
 	pu, err := url.Parse(u)
 	if err != nil {
 		return fmt.Errorf("safedial: invalid URL: %w", err)
@@ -182,38 +179,33 @@ func CheckURLContext(ctx context.Context, u string, allow []string) error {
 		return fmt.Errorf("safedial: URL must not carry credentials")
 	}
 	a := parseAllow(allow)
+	allowed := a.host(host)
 	var ips []netip.Addr
 	if ip, err := netip.ParseAddr(host); err == nil {
 		ips = []netip.Addr{ip}
-	} else if !a.host(host) {
-		ips, err = net.DefaultResolver.LookupNetIP(ctx, "ip", host)
-		if err != nil {
-			return fmt.Errorf("safedial: resolve %s: %w", host, err)
-		}
-		if len(ips) == 0 {
-			return fmt.Errorf("safedial: %s has no address", host)
-		}
+	} else if h := normHost(host); h == "localhost" || strings.HasSuffix(h, ".localhost") {
+		// RFC 6761: always loopback, no lookup needed to know it.
+		ips = []netip.Addr{netip.MustParseAddr("127.0.0.1"), netip.IPv6Loopback()}
 	}
-	allowedHost := a.host(host)
-	for _, ip := range ips {
-		if err := a.check(ip); err != nil {
-			if host != ip.String() {
-				return fmt.Errorf("%w: %s resolves to %s, which is loopback, private, link-local or otherwise internal", ErrForbidden, host, ip.Unmap())
+	if !allowed && len(ips) > 0 {
+		for _, ip := range ips {
+			if err := a.check(ip); err != nil {
+				return err
 			}
-			return err
 		}
-		if a.ip(ip) {
-			allowedHost = true
-		}
+		allowed = a.ip(ips[0])
 	}
 	switch pu.Scheme {
 	case "https":
 	case "http":
-		if !allowedHost {
+		if !allowed {
 			return fmt.Errorf("safedial: URL must be https (http only for allowed hosts)")
 		}
 	default:
 		return fmt.Errorf("safedial: URL scheme %q is not https", pu.Scheme)
+	}
+	if p := pu.Port(); p != "" && p != "443" && !allowed {
+		return fmt.Errorf("%w: port %s (push endpoints use 443 unless their host is allowed)", ErrForbidden, p)
 	}
 	return nil
 }

@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -365,4 +367,45 @@ func BenchmarkSendParallel(b *testing.B) {
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "pushes/s")
 	f.fake.AssertNoFailures(b)
+}
+
+// TestDNSFailureAtSendIsRetried: the endpoint's name is resolved when it
+// is dialled; a failed lookup (even "no such host", which a flaky resolver
+// also says) is a temporary failure to retry with backoff, never a gone
+// device nor a permanent failure.
+func TestDNSFailureAtSendIsRetried(t *testing.T) {
+	fake := pushtest.NewWebPushServer(t)
+	pub, priv, _ := webpush.GenerateVAPIDKeys()
+	tr := safedial.Transport([]string{"127.0.0.1/32"})
+	tr.TLSClientConfig = &tls.Config{RootCAs: fake.CertPool()}
+	dial := tr.DialContext
+	var mu sync.Mutex
+	failures := 2
+	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		mu.Lock()
+		fail := failures > 0
+		failures--
+		mu.Unlock()
+		if fail {
+			return nil, &net.OpError{Op: "dial", Net: network, Err: &net.DNSError{Err: "no such host", Name: "push.example.com", IsNotFound: true}}
+		}
+		return dial(ctx, network, addr)
+	}
+	tr.DisableKeepAlives = true
+	s, err := webpush.New(webpush.Options{PublicKey: pub, PrivateKey: priv, Subject: "ops@example.com", Client: &http.Client{Transport: tr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ep, p256dh, auth := fake.NewSubscription()
+	d := &push.Device{ID: "dev_1", User: "alice", Platform: push.PlatformWebPush, Endpoint: ep, P256dh: p256dh, Auth: auth}
+	outcome(t, s.Send(context.Background(), d, message()), push.Retry)
+
+	retrying := push.Retrying(s, push.Policy{MaxAttempts: 3, Base: time.Millisecond, Cap: 10 * time.Millisecond})
+	if err := retrying.Send(context.Background(), d, message()); err != nil {
+		t.Fatalf("after a failed lookup and a retry: %v", err)
+	}
+	if n := len(fake.Pushes()); n != 1 {
+		t.Fatalf("%d pushes, want 1", n)
+	}
+	fake.AssertNoFailures(t)
 }

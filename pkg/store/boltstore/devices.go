@@ -29,7 +29,10 @@ var (
 // RegisterDevice stores d under d.ID. A device registered by another user
 // before moves to d.User (a browser's subscription belongs to whoever
 // signed in last). created is false when the same user had it already.
-func (s *Store) RegisterDevice(ctx context.Context, d *push.Device) (created bool, err error) {
+// A device new to d.User is refused with push.ErrTooManyDevices when the
+// user has limit devices already (limit <= 0: no limit); the count and
+// the insert are one transaction, so the limit is exact.
+func (s *Store) RegisterDevice(ctx context.Context, d *push.Device, limit int) (created bool, err error) {
 	if err := ctx.Err(); err != nil {
 		return false, fmt.Errorf("boltstore register device: %w", err)
 	}
@@ -62,6 +65,9 @@ func (s *Store) RegisterDevice(ctx context.Context, d *push.Device) (created boo
 		if err != nil {
 			return err
 		}
+		if created && limit > 0 && countKeys(ub, limit) >= limit {
+			return push.ErrTooManyDevices // rolls back a move from another user too
+		}
 		if err := ub.Put([]byte(d.ID), []byte{}); err != nil {
 			return err
 		}
@@ -71,6 +77,16 @@ func (s *Store) RegisterDevice(ctx context.Context, d *push.Device) (created boo
 		return false, fmt.Errorf("boltstore register device: %w", err)
 	}
 	return created, nil
+}
+
+// countKeys counts b's keys, stopping at limit.
+func countKeys(b *bolt.Bucket, limit int) int {
+	n := 0
+	c := b.Cursor()
+	for k, _ := c.First(); k != nil && n < limit; k, _ = c.Next() {
+		n++
+	}
+	return n
 }
 
 // Devices returns user's devices.
@@ -211,9 +227,32 @@ func dueKey(at, key []byte) []byte {
 }
 
 // CancelPush drops pending pushes (their notifications were acked) and
-// finished ones (DonePush is the same operation).
+// finished ones (DonePush is the same operation). The keys are looked up
+// in a read-only transaction first: acks of notifications that have no
+// pending push (the common case, and all of a flood of made-up ids) cost
+// that lookup only, not a write transaction and its fsync.
 func (s *Store) CancelPush(ctx context.Context, keys []string) error {
-	err := s.db.Batch(func(tx *bolt.Tx) error {
+	// Claims end after the keys are gone, so no claim can take a key
+	// between the two.
+	defer s.ReleasePush(keys)
+	found := false
+	err := s.db.View(func(tx *bolt.Tx) error {
+		pend := tx.Bucket(bucketPending)
+		for _, k := range keys {
+			if pend.Get([]byte(k)) != nil {
+				found = true
+				return nil
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("boltstore cancel push: %w", err)
+	}
+	if !found {
+		return nil
+	}
+	err = s.db.Batch(func(tx *bolt.Tx) error {
 		pend, due := tx.Bucket(bucketPending), tx.Bucket(bucketDue)
 		for _, k := range keys {
 			key := []byte(k)
@@ -230,11 +269,6 @@ func (s *Store) CancelPush(ctx context.Context, keys []string) error {
 		}
 		return nil
 	})
-	s.pending.mu.Lock()
-	for _, k := range keys {
-		delete(s.pending.claimed, k)
-	}
-	s.pending.mu.Unlock()
 	if err != nil {
 		return fmt.Errorf("boltstore cancel push: %w", err)
 	}

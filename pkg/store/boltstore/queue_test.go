@@ -132,5 +132,6 @@ func TestMembership(t *testing.T) {
 
 func TestPushStore(t *testing.T) {
 	t.Run("Devices", func(t *testing.T) { s, _ := openTemp(t, Options{}); storetest.Devices(t, s) })
+	t.Run("DeviceLimit", func(t *testing.T) { s, _ := openTemp(t, Options{}); storetest.DeviceLimit(t, s) })
 	t.Run("Pending", func(t *testing.T) { s, _ := openTemp(t, Options{}); storetest.PendingPushes(t, s) })
 }

@@ -25,9 +25,23 @@ func (s *Store) pushKeys() []string {
 	return []string{p + "due", p + "msg", p + "lease"}
 }
 
+// addDeviceScript adds device ARGV[1] to the user's set KEYS[1] unless
+// the set already holds ARGV[2] (> 0) others: 1 added, 0 already there,
+// -1 refused. One key, so it runs on Redis Cluster too, and atomically:
+// concurrent registrations never take a user past the limit.
+var addDeviceScript = redis.NewScript(`
+if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then return 0 end
+local limit = tonumber(ARGV[2])
+if limit > 0 and redis.call('SCARD', KEYS[1]) >= limit then return -1 end
+redis.call('SADD', KEYS[1], ARGV[1])
+return 1`)
+
 // RegisterDevice stores d under d.ID; a device another user registered
-// before moves to d.User.
-func (s *Store) RegisterDevice(ctx context.Context, d *push.Device) (created bool, err error) {
+// before moves to d.User. A device new to d.User is refused with
+// push.ErrTooManyDevices when the user has limit devices already (limit
+// <= 0: no limit); the check and the add are one script, so the limit
+// is exact.
+func (s *Store) RegisterDevice(ctx context.Context, d *push.Device, limit int) (created bool, err error) {
 	val, err := json.Marshal(d)
 	if err != nil {
 		return false, err
@@ -36,17 +50,23 @@ func (s *Store) RegisterDevice(ctx context.Context, d *push.Device) (created boo
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return false, fmt.Errorf("redisstore register device: %w", err)
 	}
-	created = true
 	var prev push.Device
-	if old != "" && json.Unmarshal([]byte(old), &prev) == nil && prev.User == d.User {
-		created = false
+	if old != "" {
+		_ = json.Unmarshal([]byte(old), &prev)
 	}
+	added, err := addDeviceScript.Run(ctx, s.c, []string{s.userDevicesKey(d.User)}, d.ID, limit).Int()
+	if err != nil {
+		return false, fmt.Errorf("redisstore register device: %w", err)
+	}
+	if added < 0 {
+		return false, push.ErrTooManyDevices
+	}
+	created = added == 1 || prev.User != d.User
 	_, err = s.c.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		if old != "" && prev.User != "" && prev.User != d.User {
+		if prev.User != "" && prev.User != d.User {
 			p.SRem(ctx, s.userDevicesKey(prev.User), d.ID)
 		}
 		p.HSet(ctx, s.devicesKey(), d.ID, val)
-		p.SAdd(ctx, s.userDevicesKey(d.User), d.ID)
 		return nil
 	})
 	if err != nil {

@@ -90,6 +90,7 @@ func TestMembershipAndCounter(t *testing.T) {
 func TestPushStore(t *testing.T) {
 	srv := redistest.Start(t)
 	t.Run("Devices", func(t *testing.T) { st, _ := newNode(t, srv, "a", 0); storetest.Devices(t, st) })
+	t.Run("DeviceLimit", func(t *testing.T) { st, _ := newNode(t, srv, "a", 0); storetest.DeviceLimit(t, st) })
 	t.Run("Pending", func(t *testing.T) {
 		st, _ := newNode(t, srv, "a", 0)
 		storetest.PendingPushes(t, st)

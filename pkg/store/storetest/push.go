@@ -2,6 +2,8 @@ package storetest
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -12,7 +14,7 @@ import (
 
 // PushStore is the devices and pending-push part of a store.
 type PushStore interface {
-	RegisterDevice(ctx context.Context, d *push.Device) (bool, error)
+	RegisterDevice(ctx context.Context, d *push.Device, limit int) (bool, error)
 	Devices(ctx context.Context, user string) ([]push.Device, error)
 	HasDevices(ctx context.Context, users []string) (map[string]bool, error)
 	DeleteDevices(ctx context.Context, user string, ids []string, session string) (int, error)
@@ -42,7 +44,7 @@ func Devices(t *testing.T, s PushStore) {
 	ctx := context.Background()
 	reg := func(id, user, session string) bool {
 		t.Helper()
-		created, err := s.RegisterDevice(ctx, &push.Device{ID: id, User: user, Platform: push.PlatformFCM, Token: "t-" + id, Session: session})
+		created, err := s.RegisterDevice(ctx, &push.Device{ID: id, User: user, Platform: push.PlatformFCM, Token: "t-" + id, Session: session}, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -133,5 +135,61 @@ func PendingPushes(t *testing.T, s PushStore) {
 	later, err := s.ClaimPush(ctx, now.Add(2*time.Hour), 10, time.Minute)
 	if err != nil || len(later) != 1 || later[0].ID != "n3" {
 		t.Fatalf("claim later = %+v, %v; want n3", later, err)
+	}
+}
+
+// DeviceLimit checks the per-user device limit: new devices beyond it
+// are refused with push.ErrTooManyDevices, re-registering one the user
+// has still works, a device cannot move into a full user, and concurrent
+// registrations never take a user past the limit.
+func DeviceLimit(t *testing.T, s PushStore) {
+	ctx := context.Background()
+	reg := func(id, user string) (bool, error) {
+		return s.RegisterDevice(ctx, &push.Device{ID: id, User: user, Platform: push.PlatformFCM, Token: "t-" + id}, 3)
+	}
+	for _, id := range []string{"c1", "c2", "c3"} {
+		if created, err := reg(id, "carol"); err != nil || !created {
+			t.Fatalf("register %s: %v %v", id, created, err)
+		}
+	}
+	if _, err := reg("c4", "carol"); !errors.Is(err, push.ErrTooManyDevices) {
+		t.Fatalf("a fourth device with limit 3: %v, want ErrTooManyDevices", err)
+	}
+	if created, err := reg("c2", "carol"); err != nil || created {
+		t.Fatalf("re-registering a device carol has: %v %v, want accepted, not created", created, err)
+	}
+	if _, err := reg("d1", "dave"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reg("d1", "carol"); !errors.Is(err, push.ErrTooManyDevices) {
+		t.Fatalf("a device moving into a full user: %v, want ErrTooManyDevices", err)
+	}
+	if got := deviceIDs(t, s, "dave"); !slices.Equal(got, []string{"d1"}) {
+		t.Fatalf("dave's devices after a refused move = %v, want d1 kept", got)
+	}
+	if got := deviceIDs(t, s, "carol"); !slices.Equal(got, []string{"c1", "c2", "c3"}) {
+		t.Fatalf("carol's devices = %v", got)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	ok := 0
+	for i := range 24 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := s.RegisterDevice(ctx, &push.Device{ID: fmt.Sprint("e", i), User: "erin", Platform: push.PlatformFCM, Token: "t"}, 5)
+			switch {
+			case err == nil:
+				mu.Lock()
+				ok++
+				mu.Unlock()
+			case !errors.Is(err, push.ErrTooManyDevices):
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := len(deviceIDs(t, s, "erin")); ok != 5 || n != 5 {
+		t.Fatalf("24 concurrent registrations with limit 5: %d accepted, %d stored; want exactly 5", ok, n)
 	}
 }

@@ -10,7 +10,7 @@ import (
 
 	"github.com/heraldhq/herald/pkg/notification"
 	"github.com/heraldhq/herald/pkg/push"
-	"github.com/heraldhq/herald/pkg/ratelimit"
+	"github.com/heraldhq/herald/pkg/lograte"
 )
 
 // PushScheduler keeps the pending push decisions: in the store, so that
@@ -62,8 +62,7 @@ type Fallback struct {
 	wake     chan struct{} // capacity 1: acks are waiting
 	stop     chan struct{}
 	done     chan struct{}
-	dropWarn *ratelimit.Every
-	failWarn *ratelimit.Every
+	warnings *lograte.Limiter
 }
 
 // NewFallback returns h's fallback over store; Close stops it.
@@ -83,8 +82,7 @@ func NewFallback(h *Hub, store PushScheduler, opts FallbackOptions) *Fallback {
 		wake:     make(chan struct{}, 1),
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
-		dropWarn: ratelimit.NewEvery(opts.WarnEvery),
-		failWarn: ratelimit.NewEvery(opts.WarnEvery),
+		warnings: lograte.New(opts.WarnEvery),
 	}
 	go f.cancelLoop()
 	return f
@@ -221,7 +219,7 @@ func (f *Fallback) Acked(user string, ids []string) {
 	}
 	if dropped > 0 {
 		f.h.opts.Metrics.acksDropped.Add(float64(dropped))
-		f.dropWarn.Warn(f.opts.Logger, "ack cancellations over the per-user cap dropped; pushes may go for acked notifications",
+		f.warnings.Log(f.opts.Logger, slog.LevelWarn, "acks dropped", "ack cancellations over the per-user cap dropped; pushes may go for acked notifications",
 			"user", user, "dropped", dropped)
 	}
 }
@@ -240,7 +238,7 @@ func (f *Fallback) cancelLoop() {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		if err := f.store.CancelPush(ctx, batch); err != nil {
-			f.failWarn.Warn(f.opts.Logger, "cancel pending pushes failed", "n", len(batch), "err", err)
+			f.warnings.Log(f.opts.Logger, slog.LevelWarn, "cancel failed", "cancel pending pushes failed", "n", len(batch), "err", err)
 		}
 		cancel()
 		clear(batch)

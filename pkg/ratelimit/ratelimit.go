@@ -1,7 +1,6 @@
 // Package ratelimit owns Herald's rate limits: token buckets kept per key
-// (a user id), for requests and frames a client may send only so often,
-// and Every, which lets one event in a period through and counts the rest,
-// for warnings that must not flood the log.
+// (a user id), for requests and frames a client may send only so often.
+// (Warnings that must not flood the log are pkg/lograte's.)
 //
 // A Limiter's memory is bounded by the keys active lately: a bucket that
 // has filled up again is indistinguishable from no bucket, and is dropped

@@ -1,11 +1,8 @@
 package ratelimit
 
 import (
-	"bytes"
 	"fmt"
 	"hash/maphash"
-	"log/slog"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -125,24 +122,4 @@ func TestLimiterConcurrentUse(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-}
-
-func TestEveryLogsOncePerPeriodWithCount(t *testing.T) {
-	c := &fakeClock{t: time.Unix(1000, 0)}
-	e := NewEvery(time.Second)
-	e.now = c.now
-	var buf bytes.Buffer
-	log := slog.New(slog.NewTextHandler(&buf, nil))
-	for range 7606 {
-		e.Warn(log, "acks dropped", "user", "mallory")
-	}
-	c.advance(time.Second)
-	e.Warn(log, "acks dropped", "user", "mallory")
-	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
-	if len(lines) != 2 {
-		t.Fatalf("%d lines, want 2:\n%s", len(lines), buf.String())
-	}
-	if !strings.Contains(lines[0], "suppressed=0") || !strings.Contains(lines[1], "suppressed=7605") {
-		t.Fatalf("counts wrong:\n%s", buf.String())
-	}
 }

@@ -71,6 +71,11 @@ func TestAssetsServedWithTypesAndValidators(t *testing.T) {
 			if got := hd.Get("Service-Worker-Allowed"); got != c.swAllowed {
 				t.Errorf("Service-Worker-Allowed = %q, want %q", got, c.swAllowed)
 			}
+			// Apps on other origins import the client: CORS for anyone,
+			// without credentials.
+			if got := hd.Get("Access-Control-Allow-Origin"); got != "*" || hd.Get("Access-Control-Allow-Credentials") != "" {
+				t.Errorf("Access-Control-Allow-Origin = %q (credentials %q), want * without credentials", got, hd.Get("Access-Control-Allow-Credentials"))
+			}
 			if hd.Get("Cache-Control") == "" || hd.Get("ETag") == "" {
 				t.Errorf("Cache-Control %q, ETag %q: want both", hd.Get("Cache-Control"), hd.Get("ETag"))
 			}

@@ -53,7 +53,7 @@ export interface HeraldEventMap {
   state: { state: HeraldState; transport: HeraldTransport; delay?: number };
   /** Cancelable: call event.preventDefault() to render your own toast. */
   toast: HeraldNotification;
-  /** Cancelable: call event.preventDefault() to route the URL yourself. */
+  /** Cancelable: call event.preventDefault() to route the URL yourself. url is set only when it is http(s) or relative. */
   click: { notification: Partial<HeraldNotification>; url?: string };
   error: { error: unknown; status?: number };
 }

@@ -533,12 +533,10 @@ export class Herald extends EventTarget {
    * @param {string | undefined} url @param {Partial<HeraldNotification>} n
    */
   #clicked(url, n) {
-    if (!this.#emit('click', { notification: n, url }, true)) return;
+    const target = openableURL(url, location.href);
+    if (!this.#emit('click', { notification: n, url: target ? url : undefined }, true)) return;
     globalThis.focus?.();
-    if (url) {
-      const target = new URL(url, location.href);
-      if (target.href !== location.href) location.assign(target.href);
-    }
+    if (target && target.href !== location.href) location.assign(target.href);
   }
 
   /** @param {string} type @param {any} detail @param {boolean} [cancelable] */
@@ -560,6 +558,22 @@ export class Herald extends EventTarget {
 
 // --- helpers --------------------------------------------------------------
 
+/**
+ * The URL a click may open: http(s) only, relative URLs resolved against
+ * base. Anything else (javascript:, data:, …) opens nothing: a
+ * notification's url comes from whoever sent it.
+ * @param {string | undefined} url @param {string} base
+ * @returns {URL | null}
+ */
+function openableURL(url, base) {
+  if (!url) return null;
+  try {
+    const u = new URL(url, base);
+    return u.protocol === 'https:' || u.protocol === 'http:' ? u : null;
+  } catch {
+    return null;
+  }
+}
 
 /**
  * Whether cursor a comes after b. Cursors are "<epoch>-<seq>"; a different

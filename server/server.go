@@ -50,6 +50,8 @@ type Server struct {
 
 	push *pushState
 
+	refused originRefusals // log throttle of refused browser origins
+
 	handler http.Handler
 	http    *http.Server
 }

@@ -120,3 +120,55 @@ func TestDocumentedCrossOriginImportWorks(t *testing.T) {
 		tb.fatalf("page errors: %v", errs)
 	}
 }
+
+// refusedOriginPage connects to the Herald server HERALD_URL from its own
+// origin and records errors, states and the WebSockets it opens.
+const refusedOriginPage = `<!doctype html>
+<meta charset="utf-8"><title>app on an unlisted origin</title>
+<script type="module">
+import { Herald } from 'HERALD_URL/herald.js';
+window.errors = []; window.states = [];
+const herald = new Herald({
+  url: 'HERALD_URL',
+  getToken: () => fetch('/api/herald-token').then((r) => r.text()),
+  minDelay: 200, maxDelay: 1000,
+});
+window.herald = herald;
+herald.on('state', (s) => states.push(s.state));
+herald.on('error', (e) => errors.push({ message: String(e.error && e.error.message), status: e.status, code: e.code }));
+herald.connect();
+</script>`
+
+// TestRefusedOriginReportsAndStops: a page on an origin missing from
+// HERALD_ALLOWED_ORIGINS gets an error event that names the setting, and
+// stops reconnecting instead of looping silently.
+func TestRefusedOriginReportsAndStops(t *testing.T) {
+	appOrigin, serve := otherOrigin(t)
+	n := startNode(t, testConfig(t, func(c *config.Config) { c.AllowedOrigins = []string{"https://app.example.com"} }))
+	serve(strings.ReplaceAll(refusedOriginPage, "HERALD_URL", n.URL()))
+
+	ctx := newBrowser(t)
+	tb := openTab(t, ctx, "app", appOrigin+"/app.html", true)
+	tb.waitFor("the error event", `window.errors && errors.length > 0`)
+	var errs []struct {
+		Message string `json:"message"`
+		Status  int    `json:"status"`
+		Code    string `json:"code"`
+	}
+	tb.eval(`window.errors`, &errs)
+	if len(errs) != 1 || !strings.Contains(errs[0].Message, "origin not allowed by HERALD_ALLOWED_ORIGINS") ||
+		!strings.Contains(errs[0].Message, appOrigin) || errs[0].Status != 403 || errs[0].Code != "origin_not_allowed" {
+		tb.fatalf("error events %+v, want one naming HERALD_ALLOWED_ORIGINS and %s", errs, appOrigin)
+	}
+	var sockets int
+	tb.eval(`window.sockets.length`, &sockets)
+	// Unstopped, the client would try again within a second (maxDelay).
+	time.Sleep(2500 * time.Millisecond)
+	var after int
+	tb.eval(`window.sockets.length`, &after)
+	var state string
+	tb.eval(`herald.state`, &state)
+	if after != sockets || state != "closed" {
+		tb.fatalf("after the refusal: %d WebSockets (was %d), state %s; want no more attempts, closed", after, sockets, state)
+	}
+}

@@ -55,7 +55,11 @@ export interface HeraldEventMap {
   toast: HeraldNotification;
   /** Cancelable: call event.preventDefault() to route the URL yourself. url is set only when it is http(s) or relative. */
   click: { notification: Partial<HeraldNotification>; url?: string };
-  error: { error: unknown; status?: number };
+  /**
+   * Something failed. code 'origin_not_allowed' (status 403): the server refuses this page's
+   * origin (HERALD_ALLOWED_ORIGINS); the client has stopped and state is 'closed'.
+   */
+  error: { error: unknown; status?: number; code?: string };
 }
 
 export class Herald extends EventTarget {

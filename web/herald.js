@@ -314,6 +314,16 @@ export class Herald extends EventTarget {
     if (!opened) {
       const status = await this.#probe();
       if (!this.#running) return;
+      if (status === 0 && await this.#originRefused()) {
+        if (!this.#running) return;
+        // Retrying cannot help until the server's configuration changes.
+        this.close();
+        this.#emit('error', {
+          status: 403, code: 'origin_not_allowed',
+          error: new Error(`Herald: origin not allowed by HERALD_ALLOWED_ORIGINS (add ${location.origin} to it on ${this.#base.origin}); not reconnecting`),
+        });
+        return;
+      }
       if (status === 401) {
         this.#token = null;
         this.#emit('error', { status, error: new Error('token refused') });
@@ -336,6 +346,25 @@ export class Herald extends EventTarget {
       return res.status;
     } catch {
       return 0;
+    }
+  }
+
+  /**
+   * Whether the server refuses this page's origin. A browser hides why a
+   * WebSocket failed, and a refused origin also fails the authenticated
+   * probe's CORS preflight; this request needs no preflight, and the
+   * server answers it, before any token check, with a refusal the page
+   * may read: 403 origin_not_allowed.
+   */
+  async #originRefused() {
+    if (this.#base.origin === globalThis.location?.origin) return false;
+    try {
+      const res = await fetch(new URL('/v1/sse', this.#base), { cache: 'no-store' });
+      if (res.status !== 403) return false;
+      const body = await res.json().catch(() => ({}));
+      return body?.error?.code === 'origin_not_allowed';
+    } catch {
+      return false;
     }
   }
 

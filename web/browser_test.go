@@ -90,7 +90,9 @@ func TestRestartResumesWithoutLossOrDuplicates(t *testing.T) {
 	a := startApp(t, n)
 	ctx := newBrowser(t)
 	setNotificationPermission(t, ctx, a.URL, browser.PermissionSettingGranted)
-	tb := openTab(t, ctx, "alice", a.URL+"/app.html?user=alice", true)
+	// catchUp 'all': every missed notification raises its popup, so the
+	// popups show each notification once (TestCatchUpPopups has the rest).
+	tb := openTab(t, ctx, "alice", a.URL+"/app.html?user=alice&catchup=all", true)
 	tb.waitFor("the connection", connected)
 
 	sendN := func(srv *server.Server, i int) string {
@@ -125,7 +127,7 @@ func TestRestartResumesWithoutLossOrDuplicates(t *testing.T) {
 	// was sent while the page was away, and nothing it had already seen.
 	tb.navigate("about:blank")
 	away := sendN(n.srv, 5)
-	tb.navigate(a.URL + "/app.html?user=alice")
+	tb.navigate(a.URL + "/app.html?user=alice&catchup=all")
 	tb.waitFor("the notification sent while away", countNotifications+` >= 1`)
 	tb.waitFor("the connection", connected)
 	last := sendN(n.srv, 6)

@@ -161,7 +161,8 @@ func mint(t *testing.T, user string) string {
 
 // appPage is the test's web app. It loads herald.js like any app would and
 // records what the library reports in window.events, window.states and
-// window.errors. Query: user, transport, sw=1 to register the service worker.
+// window.errors. Query: user, transport, sw=1 to register the service
+// worker, catchup (the catchUp option), navigate=1 to let clicks navigate.
 const appPage = `<!doctype html>
 <meta charset="utf-8"><title>test app</title>
 <script type="module">
@@ -177,6 +178,7 @@ const herald = new Herald({
     : (await fetch('/token?user=' + encodeURIComponent(q.get('user')))).text(),
   transport: q.get('transport') || 'auto',
   minDelay: 200, maxDelay: 1000,
+  ...(q.get('catchup') ? { catchUp: q.get('catchup') } : {}),
 });
 window.herald = herald;
 herald.on('notification', (n) => events.push({ type: 'notification', id: n.id, title: n.title }));

@@ -41,6 +41,12 @@ export interface HeraldOptions {
   maxDelay?: number;
   /** WebSocket attempts failing before open while HTTP works, before the SSE fallback (default 2). */
   wsFailures?: number;
+  /**
+   * Popups (or toasts) for the notifications a resumed connection replays, missed while away:
+   * 'latest-per-tag' (default) the most recent of each tag, untagged ones counting as one tag;
+   * 'all' one for each; 'none' none. The notification events and the inbox get all of them.
+   */
+  catchUp?: 'all' | 'latest-per-tag' | 'none';
 }
 
 export interface HeraldEventMap {

@@ -31,12 +31,14 @@
  * @property {number} [minDelay] First reconnect delay cap, ms (default 500).
  * @property {number} [maxDelay] Largest reconnect delay, ms (default 30000).
  * @property {number} [wsFailures] WebSocket attempts that fail before opening, while the server answers HTTP, before falling back to SSE (default 2).
+ * @property {'all' | 'latest-per-tag' | 'none'} [catchUp] Popups for what a resumed connection replays (missed while away): 'latest-per-tag' (default) the most recent of each tag (untagged ones count as one tag), 'all' every one, 'none' none. Events and the inbox get every notification either way.
  */
 
 const SEEN_MAX = 1000; // ids remembered per tab to drop duplicates
 const SHOWN_MAX_AGE = 7 * 24 * 3600 * 1000; // how long popup claims are kept
 const ACK_DELAY = 100; // ms to batch SSE acks
 const STABLE_AFTER = 5000; // ms a connection must live before backoff resets
+const CATCH_UP_QUIET = 500; // ms without a replayed notification that end a catch-up
 
 /** Herald client. Events: notification, retract, reset, state, toast, click, error. */
 export class Herald extends EventTarget {
@@ -59,6 +61,13 @@ export class Herald extends EventTarget {
   /** @type {Set<string>} */ #pendingAcks = new Set();
   /** @type {ReturnType<typeof setTimeout> | undefined} */ #ackTimer;
   /** @type {Map<string, Notification>} */ #popups = new Map();
+  #resumed = false; // the connection being opened resumes from a cursor
+  /**
+   * The catch-up of a resumed connection: its open time and the popups held
+   * back by tag until the replay is over.
+   * @type {{openedAt: number, held: Map<string, HeraldNotification>, timer: ReturnType<typeof setTimeout> | undefined} | null}
+   */
+  #catchUp = null;
   /** The EventListener that on() made for each function and event type. */
   #listeners = new WeakMap();
   #onOnline = () => { if (this.#running && !this.#conn) this.#reopenNow(); };
@@ -72,7 +81,7 @@ export class Herald extends EventTarget {
   constructor(options = {}) {
     super();
     if (!options.token && !options.getToken) throw new TypeError('Herald: token or getToken is required');
-    this.#opts = { transport: 'auto', popups: true, toast: true, minDelay: 500, maxDelay: 30000, wsFailures: 2, ...options };
+    this.#opts = { transport: 'auto', popups: true, toast: true, minDelay: 500, maxDelay: 30000, wsFailures: 2, catchUp: 'latest-per-tag', ...options };
     this.#base = new URL(options.url ?? globalThis.location?.origin ?? '', globalThis.location?.href);
     this.#transport = this.#opts.transport === 'sse' ? 'sse' : 'ws';
     this.#user = options.user ?? null;
@@ -135,6 +144,7 @@ export class Herald extends EventTarget {
     clearTimeout(this.#stableTimer);
     globalThis.removeEventListener?.('online', this.#onOnline);
     this.#flushAcks();
+    this.#endCatchUp(false);
     const c = this.#conn;
     this.#conn = null;
     c?.close();
@@ -235,6 +245,7 @@ export class Herald extends EventTarget {
       try { this.#cursor ??= localStorage.getItem(this.#cursorKey()); } catch { /* storage unavailable */ }
       this.#syncPush().catch(() => {});
     }
+    this.#resumed = this.#cursor != null;
     if (this.#transport === 'ws') this.#openWS(token);
     else this.#openSSE(token);
   }
@@ -296,6 +307,11 @@ export class Herald extends EventTarget {
     if (this.#transport === 'ws') this.#wsFailed = 0;
     clearTimeout(this.#stableTimer);
     this.#stableTimer = setTimeout(() => { this.#attempt = 0; }, STABLE_AFTER);
+    this.#endCatchUp();
+    if (this.#resumed && this.#opts.catchUp !== 'all') {
+      this.#catchUp = { openedAt: Date.now(), held: new Map(), timer: undefined };
+      this.#quietCatchUp();
+    }
     this.#setState('open');
   }
 
@@ -308,6 +324,7 @@ export class Herald extends EventTarget {
    */
   async #dropped(opened, code) {
     clearTimeout(this.#stableTimer);
+    this.#endCatchUp();
     if (!this.#running) return;
     this.#flushAcks();
     if (code === 4001) this.#token = null; // token expired
@@ -452,13 +469,70 @@ export class Herald extends EventTarget {
     if (this.#seen.size > SEEN_MAX) this.#seen.delete(this.#seen.values().next().value);
     this.#emit('notification', n);
     if (this.#opts.popups === false || this.#isOwn(n)) return;
+    if (this.#replayed(n)) return this.#hold(n);
+    this.#show(n);
+  }
+
+  /** @param {HeraldNotification} n */
+  #show(n) {
     if (this.permission === 'granted') this.#popup(n);
     else this.#toast(n);
+  }
+
+  // --- catch-up -----------------------------------------------------------
+  //
+  // A connection that resumes from a cursor first receives what was missed
+  // (the server replays history after ?since=), then live traffic. The
+  // frames do not say which is which; the notification's created_at does:
+  // anything created before this connection opened was missed, and the
+  // replay comes first, in one burst. So the catch-up lasts until the first
+  // notification created after the open, or until CATCH_UP_QUIET passes
+  // without one. Clock skew between browser and server only moves that
+  // line by the skew, and the catch-up ends with the burst however wrong
+  // the clock is.
+
+  /** Whether n is part of the catch-up; a live one ends it. @param {HeraldNotification} n */
+  #replayed(n) {
+    const c = this.#catchUp;
+    if (!c) return false;
+    if (Date.parse(n.created_at ?? '') < c.openedAt) return true;
+    this.#endCatchUp();
+    return false;
+  }
+
+  /** Hold back the popup of a replayed notification. @param {HeraldNotification} n */
+  #hold(n) {
+    const c = this.#catchUp;
+    if (!c) return;
+    this.#quietCatchUp();
+    if (this.#opts.catchUp === 'none') return;
+    const tag = n.tag ?? '';
+    c.held.delete(tag); // re-inserted last: popups follow the order of the latest
+    c.held.set(tag, n);
+  }
+
+  #quietCatchUp() {
+    const c = this.#catchUp;
+    if (!c) return;
+    clearTimeout(c.timer);
+    c.timer = setTimeout(() => this.#endCatchUp(), CATCH_UP_QUIET);
+  }
+
+  /** End the catch-up, showing the popups held back unless show is false. */
+  #endCatchUp(show = true) {
+    const c = this.#catchUp;
+    if (!c) return;
+    this.#catchUp = null;
+    clearTimeout(c.timer);
+    if (show) for (const n of c.held.values()) this.#show(n);
   }
 
   /** @param {{id?: string, tag?: string, cursor?: string}} r */
   #onRetract({ id, tag, cursor }) {
     this.#saveCursor(cursor);
+    for (const [k, n] of this.#catchUp?.held ?? []) {
+      if (n.id === id || (tag && n.tag === tag)) this.#catchUp?.held.delete(k);
+    }
     for (const [key, p] of this.#popups) {
       if (key === id || (tag && p.tag === tag)) {
         p.close();

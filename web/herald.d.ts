@@ -87,7 +87,12 @@ export class Herald extends EventTarget {
   /** Asks for popup permission; call from a user gesture. */
   enableNotifications(): Promise<NotificationPermission | 'unsupported'>;
   fetchInbox(query?: { since?: string; limit?: number }): Promise<{ notifications: HeraldNotification[]; cursor: string; reset?: boolean }>;
-  subscribePush(options?: { serviceWorker?: string; scope?: string }): Promise<{ id: string; subscription: PushSubscription }>;
+  /**
+   * Registers the service worker, subscribes to Web Push and registers the device. Rejects
+   * (error.code 'timeout') when the service worker or the browser's push service does not
+   * answer within timeout ms (default 30000): headless browsers cannot subscribe.
+   */
+  subscribePush(options?: { serviceWorker?: string; scope?: string; timeout?: number }): Promise<{ id: string; subscription: PushSubscription }>;
   unsubscribePush(): Promise<void>;
 }
 

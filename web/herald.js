@@ -39,6 +39,7 @@ const SHOWN_MAX_AGE = 7 * 24 * 3600 * 1000; // how long popup claims are kept
 const ACK_DELAY = 100; // ms to batch SSE acks
 const STABLE_AFTER = 5000; // ms a connection must live before backoff resets
 const CATCH_UP_QUIET = 500; // ms without a replayed notification that end a catch-up
+const PUSH_TIMEOUT = 30_000; // ms subscribePush waits for the service worker and the push service
 
 /** Herald client. Events: notification, retract, reset, state, toast, click, error. */
 export class Herald extends EventTarget {
@@ -188,13 +189,17 @@ export class Herald extends EventTarget {
 
   /**
    * Register the service worker, subscribe to Web Push and register this
-   * browser as a device of the user.
-   * @param {{serviceWorker?: string, scope?: string}} [o]
+   * browser as a device of the user. Rejects after timeout ms (default
+   * 30000) if the browser's push service does not answer: a browser that
+   * cannot reach it (headless browsers never can) would leave the promise
+   * pending forever.
+   * @param {{serviceWorker?: string, scope?: string, timeout?: number}} [o]
    * @returns {Promise<{id: string, subscription: PushSubscription}>}
    */
-  async subscribePush({ serviceWorker = '/herald-sw.js', scope } = {}) {
+  async subscribePush({ serviceWorker = '/herald-sw.js', scope, timeout = PUSH_TIMEOUT } = {}) {
     if (!('serviceWorker' in navigator) || !('PushManager' in globalThis)) throw new Error('Herald: Web Push is not supported here');
-    const reg = await activated(await navigator.serviceWorker.register(serviceWorker, scope ? { scope } : undefined));
+    const reg = await withTimeout(activated(await navigator.serviceWorker.register(serviceWorker, scope ? { scope } : undefined)), timeout,
+      `Herald: the service worker ${serviceWorker} did not activate within ${timeout} ms`);
     const token = await this.#ensureToken();
     const { publicKey } = await this.#api('GET', '/v1/push/vapid-public-key');
     const key = fromBase64url(publicKey);
@@ -203,7 +208,8 @@ export class Herald extends EventTarget {
       await sub.unsubscribe();
       sub = null;
     }
-    sub ??= await reg.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: key });
+    sub ??= await withTimeout(reg.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: key }), timeout,
+      `Herald: the browser's push service did not answer within ${timeout} ms; a browser that cannot reach its push service (headless browsers, some privacy settings and networks) cannot subscribe to Web Push`);
     const prev = await idb.get('config', 'push').catch(() => undefined);
     const { id } = await this.#api('POST', '/v1/devices', { platform: 'webpush', subscription: subscriptionBody(sub) });
     if (prev?.deviceId && prev.deviceId !== id) this.#api('DELETE', '/v1/devices/' + encodeURIComponent(prev.deviceId)).catch(() => {});
@@ -728,6 +734,20 @@ function sameBytes(a, b) {
 function subscriptionBody(sub) {
   const { endpoint, keys } = sub.toJSON();
   return { endpoint, keys: { p256dh: keys?.p256dh, auth: keys?.auth } };
+}
+
+/**
+ * p, or a rejection with message (code 'timeout') after ms.
+ * @template T @param {Promise<T>} p @param {number} ms @param {string} message
+ * @returns {Promise<T>}
+ */
+function withTimeout(p, ms, message) {
+  /** @type {ReturnType<typeof setTimeout> | undefined} */
+  let timer;
+  const expired = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(Object.assign(new Error(message), { code: 'timeout' })), ms);
+  });
+  return /** @type {Promise<T>} */ (Promise.race([p, expired])).finally(() => clearTimeout(timer));
 }
 
 /** @param {ServiceWorkerRegistration} reg */

@@ -40,7 +40,8 @@ var webAssets = sync.OnceValue(func() map[string]*webAsset {
 		"/herald-sw.js": {contentType: "text/javascript; charset=utf-8", cache: revalidate, header: map[string]string{
 			"Service-Worker-Allowed": "/", "Access-Control-Allow-Origin": anyOrigin,
 		}},
-		"/demo.js": {contentType: "text/javascript; charset=utf-8", cache: revalidate},
+		"/demo.js":     {contentType: "text/javascript; charset=utf-8", cache: revalidate},
+		"/favicon.svg": {contentType: "image/svg+xml", cache: revalidate},
 		"/index.html": {contentType: "text/html; charset=utf-8", cache: revalidate, header: map[string]string{
 			"Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: https:; frame-ancestors 'none'",
 		}},
@@ -60,7 +61,7 @@ var webAssets = sync.OnceValue(func() map[string]*webAsset {
 // declarations, the service worker and, in demo mode, the demo page with
 // its development helpers; otherwise / is a plain-text index.
 func (s *Server) webRoutes(r *mux.Router) {
-	for _, p := range []string{"/herald.js", "/herald.d.ts", "/herald-sw.js"} {
+	for _, p := range []string{"/herald.js", "/herald.d.ts", "/herald-sw.js", "/favicon.svg"} {
 		r.Handle(p, serveAsset(p)).Methods(http.MethodGet, http.MethodHead)
 	}
 	if !s.cfg.Demo {

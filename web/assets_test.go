@@ -186,3 +186,17 @@ func TestDemoWebhookRelaysTheAnswer(t *testing.T) {
 		t.Errorf("talkjs without a secret: %d, want 409", rec.Code)
 	}
 }
+
+func TestFaviconServed(t *testing.T) {
+	for _, demo := range []bool{false, true} {
+		h := newHandler(t, func(c *config.Config) { c.Demo = demo })
+		rec := do(t, h, http.MethodGet, "/favicon.svg", "", nil)
+		if rec.Code != http.StatusOK || rec.Header().Get("Content-Type") != "image/svg+xml" || !strings.Contains(rec.Body.String(), "<svg") {
+			t.Errorf("demo %v: GET /favicon.svg: %d %q", demo, rec.Code, rec.Header().Get("Content-Type"))
+		}
+	}
+	page := do(t, newHandler(t, func(c *config.Config) { c.Demo = true }), http.MethodGet, "/", "", nil).Body.String()
+	if !strings.Contains(page, `<link rel="icon" href="/favicon.svg"`) {
+		t.Errorf("the demo page does not name its icon")
+	}
+}

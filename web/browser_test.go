@@ -644,4 +644,19 @@ func TestDemoPage(t *testing.T) {
 		tb.waitFor("the webhook's notification", `[...document.querySelectorAll('#inbox li')].some((li) => li.textContent.includes('sample message from the Herald demo'))`)
 	}
 
+	// The page loaded everything it asked for (its icon too) and ran
+	// without an error.
+	tb.waitFor("the icon", `fetch('/favicon.svg').then((r) => r.ok)`)
+	tb.mu.Lock()
+	var errs []string
+	for _, m := range tb.console {
+		if strings.HasPrefix(m, "error:") || strings.HasPrefix(m, "exception:") {
+			errs = append(errs, m)
+		}
+	}
+	tb.mu.Unlock()
+	if len(errs) != 0 {
+		tb.fatalf("console errors on the demo page: %q", errs)
+	}
+
 }

@@ -203,7 +203,8 @@ func TestDeniedPermissionShowsToast(t *testing.T) {
 	tb.waitFor("the connection", connected)
 
 	ids := send(t, n.srv.Handler(), map[string]any{"to": []string{"alice"}, "title": "Toast title", "body": "in the page", "tag": "t1"})
-	tb.waitFor("the toast element", `document.querySelector('#herald-toasts .herald-toast')?.textContent.includes('Toast title')`)
+	// Markup as docs/browser.md describes it: each toast is a status.
+	tb.waitFor("the toast element", `document.querySelector('#herald-toasts .herald-toast[role="status"]')?.textContent.includes('Toast title')`)
 	var perm string
 	tb.eval(`Notification.permission`, &perm)
 	if perm != "denied" {

@@ -872,7 +872,6 @@ function toastBox() {
   box.id = 'herald-toasts';
   box.setAttribute('role', 'region');
   box.setAttribute('aria-label', 'Notifications');
-  box.setAttribute('aria-live', 'polite');
   Object.assign(box.style, {
     position: 'fixed', right: '1rem', bottom: '1rem', zIndex: '2147483647',
     display: 'flex', flexDirection: 'column', gap: '.5rem', maxWidth: '22rem',
@@ -886,6 +885,7 @@ function showToast(n, onOpen) {
   removeToast(undefined, n.tag); // a newer one replaces its tag
   const el = document.createElement('div');
   el.className = 'herald-toast';
+  el.setAttribute('role', 'status'); // announced politely, as docs/browser.md says
   el.dataset.id = n.id;
   if (n.tag) el.dataset.tag = n.tag;
   Object.assign(el.style, {

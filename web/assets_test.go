@@ -200,3 +200,61 @@ func TestFaviconServed(t *testing.T) {
 		t.Errorf("the demo page does not name its icon")
 	}
 }
+
+// TestDemoSamplesHaveDistinctTags: the demo's test notification and its
+// two sample webhooks carry tags of their own, so that none replaces
+// another's popup, and each has a URL to open on click.
+func TestDemoSamplesHaveDistinctTags(t *testing.T) {
+	h := newHandler(t, func(c *config.Config) {
+		c.Demo = true
+		c.TalkJSSecret = "talkjs-demo-secret"
+		c.CometChatUser, c.CometChatPassword = "cometchat", "demo-password"
+	})
+	// The send form's defaults, as the page has them.
+	page := do(t, h, http.MethodGet, "/", "", nil).Body.String()
+	field := func(name string) string {
+		i := strings.Index(page, `name="`+name+`" value="`)
+		if i < 0 {
+			t.Fatalf("the demo page has no %s field with a value", name)
+		}
+		v := page[i+len(`name="`+name+`" value="`):]
+		return v[:strings.IndexByte(v, '"')]
+	}
+	rec := do(t, h, http.MethodPost, "/demo/send", "", map[string]any{"to": []string{"alice"}, "title": "Bob", "body": "b", "tag": field("tag"), "url": field("url")})
+	if rec.Code != http.StatusAccepted {
+		t.Fatalf("POST /demo/send: %d %s", rec.Code, rec.Body)
+	}
+	for _, p := range []string{"talkjs", "cometchat"} {
+		if rec := do(t, h, http.MethodPost, "/demo/webhook/"+p, "", map[string]string{"to": "alice"}); rec.Code != http.StatusOK {
+			t.Fatalf("POST /demo/webhook/%s: %d %s", p, rec.Code, rec.Body)
+		}
+	}
+	var inbox struct {
+		Notifications []struct {
+			Tag, URL string
+			Data     map[string]any
+		}
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		rec := do(t, h, http.MethodGet, "/v1/notifications", mint(t, "alice"), nil)
+		_ = json.Unmarshal(rec.Body.Bytes(), &inbox)
+		if len(inbox.Notifications) >= 3 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if len(inbox.Notifications) != 3 {
+		t.Fatalf("inbox has %d notifications, want the three samples", len(inbox.Notifications))
+	}
+	byTag := map[string]string{}
+	for _, n := range inbox.Notifications {
+		provider, _ := n.Data["provider"].(string)
+		if n.Tag == "" || n.URL == "" {
+			t.Errorf("%s sample: tag %q, url %q; want both", provider, n.Tag, n.URL)
+		}
+		if other, dup := byTag[n.Tag]; dup {
+			t.Errorf("the %s and %s samples share the tag %q", other, provider, n.Tag)
+		}
+		byTag[n.Tag] = provider
+	}
+}

@@ -7,6 +7,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -256,5 +258,46 @@ func TestDemoSamplesHaveDistinctTags(t *testing.T) {
 			t.Errorf("the %s and %s samples share the tag %q", other, provider, n.Tag)
 		}
 		byTag[n.Tag] = provider
+	}
+}
+
+// TestTypesDeclareEveryEventAndOption keeps herald.d.ts in step with
+// herald.js: every event the client emits is in HeraldEventMap, which
+// types on() and addEventListener alike, and every option of the JSDoc
+// typedef is in HeraldOptions.
+func TestTypesDeclareEveryEventAndOption(t *testing.T) {
+	js, err := os.ReadFile("herald.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dts, err := os.ReadFile("herald.d.ts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	block := func(src, start string) string {
+		i := strings.Index(src, start)
+		if i < 0 {
+			t.Fatalf("no %q", start)
+		}
+		rest := src[i:]
+		return rest[:strings.Index(rest, "\n}")]
+	}
+	eventMap := block(string(dts), "export interface HeraldEventMap {")
+	for _, m := range regexp.MustCompile(`#emit\('([a-z]+)'`).FindAllStringSubmatch(string(js), -1) {
+		if !regexp.MustCompile(`(?m)^\s+` + m[1] + `: `).MatchString(eventMap) {
+			t.Errorf("herald.js emits %q; HeraldEventMap lacks it", m[1])
+		}
+	}
+	options := block(string(dts), "export interface HeraldOptions {")
+	typedef := block(string(js), "@typedef {object} HeraldOptions")
+	for _, m := range regexp.MustCompile(`@property \{[^\n]*\} \[(\w+)\]`).FindAllStringSubmatch(typedef, -1) {
+		if !regexp.MustCompile(`(?m)^\s+` + m[1] + `\?: `).MatchString(options) {
+			t.Errorf("option %q is not in HeraldOptions", m[1])
+		}
+	}
+	for _, method := range []string{"addEventListener", "removeEventListener"} {
+		if !strings.Contains(string(dts), method+"<K extends keyof HeraldEventMap>(type: K, listener: (this: Herald, event: CustomEvent<HeraldEventMap[K]>) => void") {
+			t.Errorf("herald.d.ts does not type %s by HeraldEventMap", method)
+		}
 	}
 }

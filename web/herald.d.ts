@@ -80,6 +80,12 @@ export class Herald extends EventTarget {
   on<K extends keyof HeraldEventMap>(type: K, fn: (detail: HeraldEventMap[K], event: CustomEvent<HeraldEventMap[K]>) => void): () => void;
   off<K extends keyof HeraldEventMap>(type: K, fn: (detail: HeraldEventMap[K], event: CustomEvent<HeraldEventMap[K]>) => void): void;
 
+  /** The EventTarget way: the listener gets the CustomEvent, whose detail is the payload. */
+  addEventListener<K extends keyof HeraldEventMap>(type: K, listener: (this: Herald, event: CustomEvent<HeraldEventMap[K]>) => void, options?: boolean | AddEventListenerOptions): void;
+  addEventListener(type: string, listener: EventListenerOrEventListenerObject | null, options?: boolean | AddEventListenerOptions): void;
+  removeEventListener<K extends keyof HeraldEventMap>(type: K, listener: (this: Herald, event: CustomEvent<HeraldEventMap[K]>) => void, options?: boolean | EventListenerOptions): void;
+  removeEventListener(type: string, listener: EventListenerOrEventListenerObject | null, options?: boolean | EventListenerOptions): void;
+
   connect(): void;
   close(): void;
   /** close(), unsubscribePush() and forget the stored cursor. */

@@ -256,8 +256,13 @@ func demoID(prefix string) string {
 	return prefix + hex.EncodeToString(b[:])
 }
 
+// demoTalkJSConversation is the TalkJS sample's conversation, and so the
+// tag of its notification: distinct from the other samples', so that one
+// does not replace another's popup.
+const demoTalkJSConversation = "talkjs-demo"
+
 // demoTalkJSPayload is a TalkJS message.sent event: bob writes to user in
-// conversation "demo".
+// conversation demoTalkJSConversation.
 func demoTalkJSPayload(user, text string, now time.Time) []byte {
 	ms := now.UnixMilli()
 	participant := map[string]any{"access": "ReadWrite", "notify": true}
@@ -267,7 +272,7 @@ func demoTalkJSPayload(user, text string, now time.Time) []byte {
 		"createdAt": ms,
 		"data": map[string]any{
 			"conversation": map[string]any{
-				"id":              "demo",
+				"id":              demoTalkJSConversation,
 				"subject":         "Herald demo",
 				"topicId":         nil,
 				"photoUrl":        nil,
@@ -278,7 +283,7 @@ func demoTalkJSPayload(user, text string, now time.Time) []byte {
 			},
 			"message": map[string]any{
 				"id":             demoID("msg_"),
-				"conversationId": "demo",
+				"conversationId": demoTalkJSConversation,
 				"type":           "UserMessage",
 				"senderId":       demoSender,
 				"text":           text,
@@ -307,33 +312,37 @@ func demoTalkJSPayload(user, text string, now time.Time) []byte {
 	return b
 }
 
-// demoCometChatPayload is a CometChat custom-provider push payload for a
-// one-to-one message from bob to user.
+// demoCometChatPayload is a CometChat message_sent webhook for a
+// one-to-one message from bob to user. Herald makes it a message
+// notification tagged with the conversation ("bob_user_<user>", CometChat's
+// form) and with the conversation's URL, which the custom provider's push
+// payload has no field for.
 func demoCometChatPayload(user, text string, now time.Time) []byte {
-	ms := strconv.FormatInt(now.UnixMilli(), 10)
+	entity := func(uid, name string) map[string]any {
+		return map[string]any{"entity": map[string]string{"uid": uid, "name": name, "status": "available", "role": "default"}, "entityType": "user"}
+	}
 	b, _ := json.Marshal(map[string]any{
-		"trigger": "push-notification-payload-generated",
+		"trigger": "message_sent",
 		"data": map[string]any{
-			"to": map[string]string{"uid": user},
-			"notificationDetails": map[string]any{
-				"title":          "Bob",
-				"body":           text,
-				"sender":         demoSender,
-				"senderName":     "Bob",
-				"senderAvatar":   "",
-				"receiver":       user,
-				"receiverName":   user,
-				"receiverAvatar": "",
-				"receiverType":   "user",
-				"tag":            demoID(""),
+			"message": map[string]any{
+				"id":             demoID(""),
 				"conversationId": demoSender + "_user_" + user,
-				"type":           "chat",
-				"sentAt":         ms,
+				"sender":         demoSender,
+				"receiverType":   "user",
+				"receiver":       user,
+				"category":       "message",
+				"type":           "text",
+				"data": map[string]any{
+					"text":     text,
+					"entities": map[string]any{"sender": entity(demoSender, "Bob"), "receiver": entity(user, user)},
+				},
+				"sentAt":    now.Unix(),
+				"updatedAt": now.Unix(),
 			},
 		},
 		"appId":   "herald-demo",
 		"region":  "us",
-		"webhook": "custom",
+		"webhook": "herald-demo",
 	})
 	return b
 }

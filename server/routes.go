@@ -31,8 +31,8 @@ func (s *Server) routes() http.Handler {
 	// User endpoints (user token); CORS for browser apps on allowed origins.
 	user := r.NewRoute().Subrouter()
 	user.Use(s.cors)
-	user.HandleFunc("/v1/ws", s.requireUser(s.handleWS)).Methods(http.MethodGet)
-	user.HandleFunc("/v1/sse", s.requireUser(s.handleSSE)).Methods(http.MethodGet, http.MethodOptions)
+	user.HandleFunc("/v1/ws", s.requireOrigin(s.requireUser(s.handleWS))).Methods(http.MethodGet)
+	user.HandleFunc("/v1/sse", s.requireOrigin(s.requireUser(s.handleSSE))).Methods(http.MethodGet, http.MethodOptions)
 	user.HandleFunc("/v1/notifications", s.requireUser(s.handleInbox)).Methods(http.MethodGet, http.MethodOptions)
 	user.HandleFunc("/v1/ack", s.requireUser(s.handleAck)).Methods(http.MethodPost, http.MethodOptions)
 	user.HandleFunc("/v1/devices", s.requireUser(s.handleRegisterDevice)).Methods(http.MethodPost, http.MethodOptions)

@@ -58,6 +58,8 @@ type Server struct {
 	push   *pushState
 	limits *userLimits
 
+	refused originRefusals // log throttle of refused browser origins
+
 	handler http.Handler
 	http    *http.Server
 }

@@ -30,7 +30,7 @@ var sseHeaders = map[string]string{
 // stays to hold the stream open.
 func (s *Server) handleSSE(w http.ResponseWriter, r *http.Request) {
 	if !s.originAllowed(r) {
-		writeError(w, errf(http.StatusForbidden, "origin_not_allowed", "origin not allowed"))
+		s.refuseOrigin(w, r)
 		return
 	}
 	raw := r.Header.Get("Last-Event-ID")

@@ -29,11 +29,19 @@ var webAssets = sync.OnceValue(func() map[string]*webAsset {
 	// Unversioned URLs: browsers revalidate every time (a 304 costs one
 	// round trip) so a new release is picked up at once.
 	const revalidate = "no-cache"
+	// The client is public and meant to be imported by apps on other
+	// origins (import { Herald } from 'https://herald…/herald.js'): a
+	// module script from another origin loads only with CORS. No
+	// credentials are involved, so "*" is enough.
+	const anyOrigin = "*"
 	files := map[string]*webAsset{
-		"/herald.js":    {contentType: "text/javascript; charset=utf-8", cache: revalidate},
-		"/herald.d.ts":  {contentType: "text/plain; charset=utf-8", cache: revalidate},
-		"/herald-sw.js": {contentType: "text/javascript; charset=utf-8", cache: revalidate, header: map[string]string{"Service-Worker-Allowed": "/"}},
-		"/demo.js":      {contentType: "text/javascript; charset=utf-8", cache: revalidate},
+		"/herald.js":   {contentType: "text/javascript; charset=utf-8", cache: revalidate, header: map[string]string{"Access-Control-Allow-Origin": anyOrigin}},
+		"/herald.d.ts": {contentType: "text/plain; charset=utf-8", cache: revalidate, header: map[string]string{"Access-Control-Allow-Origin": anyOrigin}},
+		"/herald-sw.js": {contentType: "text/javascript; charset=utf-8", cache: revalidate, header: map[string]string{
+			"Service-Worker-Allowed": "/", "Access-Control-Allow-Origin": anyOrigin,
+		}},
+		"/demo.js":     {contentType: "text/javascript; charset=utf-8", cache: revalidate},
+		"/favicon.svg": {contentType: "image/svg+xml", cache: revalidate},
 		"/index.html": {contentType: "text/html; charset=utf-8", cache: revalidate, header: map[string]string{
 			"Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: https:; frame-ancestors 'none'",
 		}},
@@ -53,7 +61,7 @@ var webAssets = sync.OnceValue(func() map[string]*webAsset {
 // declarations, the service worker and, in demo mode, the demo page with
 // its development helpers; otherwise / is a plain-text index.
 func (s *Server) webRoutes(r *mux.Router) {
-	for _, p := range []string{"/herald.js", "/herald.d.ts", "/herald-sw.js"} {
+	for _, p := range []string{"/herald.js", "/herald.d.ts", "/herald-sw.js", "/favicon.svg"} {
 		r.Handle(p, serveAsset(p)).Methods(http.MethodGet, http.MethodHead)
 	}
 	if !s.cfg.Demo {

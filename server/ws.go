@@ -91,7 +91,7 @@ type clientFrame struct {
 // handleWS is GET /v1/ws.
 func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	if !s.originAllowed(r) {
-		writeError(w, errf(http.StatusForbidden, "origin_not_allowed", "origin not allowed"))
+		s.refuseOrigin(w, r)
 		return
 	}
 	since, resume, err := parseSince(r.URL.Query().Get("since"))

@@ -7,6 +7,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -73,6 +75,11 @@ func TestAssetsServedWithTypesAndValidators(t *testing.T) {
 			}
 			if got := hd.Get("Service-Worker-Allowed"); got != c.swAllowed {
 				t.Errorf("Service-Worker-Allowed = %q, want %q", got, c.swAllowed)
+			}
+			// Apps on other origins import the client: CORS for anyone,
+			// without credentials.
+			if got := hd.Get("Access-Control-Allow-Origin"); got != "*" || hd.Get("Access-Control-Allow-Credentials") != "" {
+				t.Errorf("Access-Control-Allow-Origin = %q (credentials %q), want * without credentials", got, hd.Get("Access-Control-Allow-Credentials"))
 			}
 			if hd.Get("Cache-Control") == "" || hd.Get("ETag") == "" {
 				t.Errorf("Cache-Control %q, ETag %q: want both", hd.Get("Cache-Control"), hd.Get("ETag"))
@@ -182,5 +189,118 @@ func TestDemoWebhookRelaysTheAnswer(t *testing.T) {
 	unconfigured := newHandler(t, func(c *config.Config) { c.Demo = true })
 	if rec := do(t, unconfigured, http.MethodPost, "/demo/webhook/talkjs", "", map[string]string{"to": "alice"}); rec.Code != http.StatusConflict {
 		t.Errorf("talkjs without a secret: %d, want 409", rec.Code)
+	}
+}
+
+func TestFaviconServed(t *testing.T) {
+	for _, demo := range []bool{false, true} {
+		h := newHandler(t, func(c *config.Config) { c.Demo = demo })
+		rec := do(t, h, http.MethodGet, "/favicon.svg", "", nil)
+		if rec.Code != http.StatusOK || rec.Header().Get("Content-Type") != "image/svg+xml" || !strings.Contains(rec.Body.String(), "<svg") {
+			t.Errorf("demo %v: GET /favicon.svg: %d %q", demo, rec.Code, rec.Header().Get("Content-Type"))
+		}
+	}
+	page := do(t, newHandler(t, func(c *config.Config) { c.Demo = true }), http.MethodGet, "/", "", nil).Body.String()
+	if !strings.Contains(page, `<link rel="icon" href="/favicon.svg"`) {
+		t.Errorf("the demo page does not name its icon")
+	}
+}
+
+// TestDemoSamplesHaveDistinctTags: the demo's test notification and its
+// two sample webhooks carry tags of their own, so that none replaces
+// another's popup, and each has a URL to open on click.
+func TestDemoSamplesHaveDistinctTags(t *testing.T) {
+	h := newHandler(t, func(c *config.Config) {
+		c.Demo = true
+		c.TalkJSSecret = "talkjs-demo-secret"
+		c.CometChatUser, c.CometChatPassword = "cometchat", "demo-password"
+	})
+	// The send form's defaults, as the page has them.
+	page := do(t, h, http.MethodGet, "/", "", nil).Body.String()
+	field := func(name string) string {
+		i := strings.Index(page, `name="`+name+`" value="`)
+		if i < 0 {
+			t.Fatalf("the demo page has no %s field with a value", name)
+		}
+		v := page[i+len(`name="`+name+`" value="`):]
+		return v[:strings.IndexByte(v, '"')]
+	}
+	rec := do(t, h, http.MethodPost, "/demo/send", "", map[string]any{"to": []string{"alice"}, "title": "Bob", "body": "b", "tag": field("tag"), "url": field("url")})
+	if rec.Code != http.StatusAccepted {
+		t.Fatalf("POST /demo/send: %d %s", rec.Code, rec.Body)
+	}
+	for _, p := range []string{"talkjs", "cometchat"} {
+		if rec := do(t, h, http.MethodPost, "/demo/webhook/"+p, "", map[string]string{"to": "alice"}); rec.Code != http.StatusOK {
+			t.Fatalf("POST /demo/webhook/%s: %d %s", p, rec.Code, rec.Body)
+		}
+	}
+	var inbox struct {
+		Notifications []struct {
+			Tag, URL string
+			Data     map[string]any
+		}
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		rec := do(t, h, http.MethodGet, "/v1/notifications", mint(t, "alice"), nil)
+		_ = json.Unmarshal(rec.Body.Bytes(), &inbox)
+		if len(inbox.Notifications) >= 3 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if len(inbox.Notifications) != 3 {
+		t.Fatalf("inbox has %d notifications, want the three samples", len(inbox.Notifications))
+	}
+	byTag := map[string]string{}
+	for _, n := range inbox.Notifications {
+		provider, _ := n.Data["provider"].(string)
+		if n.Tag == "" || n.URL == "" {
+			t.Errorf("%s sample: tag %q, url %q; want both", provider, n.Tag, n.URL)
+		}
+		if other, dup := byTag[n.Tag]; dup {
+			t.Errorf("the %s and %s samples share the tag %q", other, provider, n.Tag)
+		}
+		byTag[n.Tag] = provider
+	}
+}
+
+// TestTypesDeclareEveryEventAndOption keeps herald.d.ts in step with
+// herald.js: every event the client emits is in HeraldEventMap, which
+// types on() and addEventListener alike, and every option of the JSDoc
+// typedef is in HeraldOptions.
+func TestTypesDeclareEveryEventAndOption(t *testing.T) {
+	js, err := os.ReadFile("herald.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dts, err := os.ReadFile("herald.d.ts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	block := func(src, start string) string {
+		i := strings.Index(src, start)
+		if i < 0 {
+			t.Fatalf("no %q", start)
+		}
+		rest := src[i:]
+		return rest[:strings.Index(rest, "\n}")]
+	}
+	eventMap := block(string(dts), "export interface HeraldEventMap {")
+	for _, m := range regexp.MustCompile(`#emit\('([a-z]+)'`).FindAllStringSubmatch(string(js), -1) {
+		if !regexp.MustCompile(`(?m)^\s+` + m[1] + `: `).MatchString(eventMap) {
+			t.Errorf("herald.js emits %q; HeraldEventMap lacks it", m[1])
+		}
+	}
+	options := block(string(dts), "export interface HeraldOptions {")
+	typedef := block(string(js), "@typedef {object} HeraldOptions")
+	for _, m := range regexp.MustCompile(`@property \{[^\n]*\} \[(\w+)\]`).FindAllStringSubmatch(typedef, -1) {
+		if !regexp.MustCompile(`(?m)^\s+` + m[1] + `\?: `).MatchString(options) {
+			t.Errorf("option %q is not in HeraldOptions", m[1])
+		}
+	}
+	for _, method := range []string{"addEventListener", "removeEventListener"} {
+		if !strings.Contains(string(dts), method+"<K extends keyof HeraldEventMap>(type: K, listener: (this: Herald, event: CustomEvent<HeraldEventMap[K]>) => void") {
+			t.Errorf("herald.d.ts does not type %s by HeraldEventMap", method)
+		}
 	}
 }

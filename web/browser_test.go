@@ -92,7 +92,9 @@ func TestRestartResumesWithoutLossOrDuplicates(t *testing.T) {
 	a := startApp(t, n)
 	ctx := newBrowser(t)
 	setNotificationPermission(t, ctx, a.URL, browser.PermissionSettingGranted)
-	tb := openTab(t, ctx, "alice", a.URL+"/app.html?user=alice", true)
+	// catchUp 'all': every missed notification raises its popup, so the
+	// popups show each notification once (TestCatchUpPopups has the rest).
+	tb := openTab(t, ctx, "alice", a.URL+"/app.html?user=alice&catchup=all", true)
 	tb.waitFor("the connection", connected)
 
 	sendN := func(srv *server.Server, i int) string {
@@ -127,7 +129,7 @@ func TestRestartResumesWithoutLossOrDuplicates(t *testing.T) {
 	// was sent while the page was away, and nothing it had already seen.
 	tb.navigate("about:blank")
 	away := sendN(n.srv, 5)
-	tb.navigate(a.URL + "/app.html?user=alice")
+	tb.navigate(a.URL + "/app.html?user=alice&catchup=all")
 	tb.waitFor("the notification sent while away", countNotifications+` >= 1`)
 	tb.waitFor("the connection", connected)
 	last := sendN(n.srv, 6)
@@ -203,7 +205,8 @@ func TestDeniedPermissionShowsToast(t *testing.T) {
 	tb.waitFor("the connection", connected)
 
 	ids := send(t, n.srv.Handler(), map[string]any{"to": []string{"alice"}, "title": "Toast title", "body": "in the page", "tag": "t1"})
-	tb.waitFor("the toast element", `document.querySelector('#herald-toasts .herald-toast')?.textContent.includes('Toast title')`)
+	// Markup as docs/browser.md describes it: each toast is a status.
+	tb.waitFor("the toast element", `document.querySelector('#herald-toasts .herald-toast[role="status"]')?.textContent.includes('Toast title')`)
 	var perm string
 	tb.eval(`Notification.permission`, &perm)
 	if perm != "denied" {
@@ -642,6 +645,21 @@ func TestDemoPage(t *testing.T) {
 	if strings.Contains(result, `→ 200 {"status":"accepted"}`) {
 		// Accepted: the sample message from bob reaches alice's inbox.
 		tb.waitFor("the webhook's notification", `[...document.querySelectorAll('#inbox li')].some((li) => li.textContent.includes('sample message from the Herald demo'))`)
+	}
+
+	// The page loaded everything it asked for (its icon too) and ran
+	// without an error.
+	tb.waitFor("the icon", `fetch('/favicon.svg').then((r) => r.ok)`)
+	tb.mu.Lock()
+	var errs []string
+	for _, m := range tb.console {
+		if strings.HasPrefix(m, "error:") || strings.HasPrefix(m, "exception:") {
+			errs = append(errs, m)
+		}
+	}
+	tb.mu.Unlock()
+	if len(errs) != 0 {
+		tb.fatalf("console errors on the demo page: %q", errs)
 	}
 
 }

@@ -73,10 +73,12 @@ async function signIn(user) {
     }
   });
   herald.on('reset', () => loadInbox());
-  herald.on('click', ({ url }, e) => {
-    // Stay on the page: scroll to the inbox instead of navigating.
-    if (url && new URL(url, location.href).pathname === location.pathname) {
+  herald.on('click', ({ url, notification }, e) => {
+    // This server has no app pages (/chat/… of the samples): stay here,
+    // say what an app would open, and show the inbox.
+    if (url && new URL(url, location.href).origin === location.origin) {
       e.preventDefault();
+      $('result').textContent = `Clicked “${notification.title ?? ''}”: your app would open ${url}`;
       $('inbox').scrollIntoView();
     }
   });

@@ -9,7 +9,7 @@ import (
 	"io/fs"
 )
 
-//go:embed herald.js herald.d.ts herald-sw.js index.html demo.js
+//go:embed herald.js herald.d.ts herald-sw.js index.html demo.js favicon.svg
 var assets embed.FS
 
 // Assets returns the browser files, at the root of the returned FS.

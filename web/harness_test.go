@@ -161,7 +161,8 @@ func mint(t *testing.T, user string) string {
 
 // appPage is the test's web app. It loads herald.js like any app would and
 // records what the library reports in window.events, window.states and
-// window.errors. Query: user, transport, sw=1 to register the service worker.
+// window.errors. Query: user, transport, sw=1 to register the service
+// worker, catchup (the catchUp option), navigate=1 to let clicks navigate.
 const appPage = `<!doctype html>
 <meta charset="utf-8"><title>test app</title>
 <script type="module">
@@ -177,13 +178,15 @@ const herald = new Herald({
     : (await fetch('/token?user=' + encodeURIComponent(q.get('user')))).text(),
   transport: q.get('transport') || 'auto',
   minDelay: 200, maxDelay: 1000,
+  ...(q.get('catchup') ? { catchUp: q.get('catchup') } : {}),
 });
 window.herald = herald;
 herald.on('notification', (n) => events.push({ type: 'notification', id: n.id, title: n.title }));
 herald.on('retract', (r) => events.push({ type: 'retract', id: r.id, tag: r.tag }));
 herald.on('toast', (n) => events.push({ type: 'toast', id: n.id }));
 herald.on('reset', (r) => events.push({ type: 'reset', cursor: r.cursor }));
-herald.on('click', (c, e) => { e.preventDefault(); events.push({ type: 'click', url: c.url }); });
+// navigate=1: clicks open their URL as they would in an app.
+herald.on('click', (c, e) => { if (!q.get('navigate')) e.preventDefault(); events.push({ type: 'click', id: c.notification.id, url: c.url }); });
 herald.on('state', (s) => states.push(s.state + '/' + s.transport));
 herald.on('error', (e) => errors.push(String(e.error)));
 if (q.get('sw')) await navigator.serviceWorker.register('/herald-sw.js').then(() => navigator.serviceWorker.ready);
@@ -192,8 +195,17 @@ window.ready = true;
 </script>`
 
 // popupSpy runs before any page script: it records every Notification the
-// page constructs in window.popups.
+// page constructs in window.popups, and every WebSocket in window.sockets
+// (so that a test can hand the client a frame no server would send).
 const popupSpy = `(() => {
+  window.sockets = [];
+  const NativeWS = window.WebSocket;
+  window.WebSocket = class extends NativeWS {
+    constructor(...args) {
+      super(...args);
+      window.sockets.push(this);
+    }
+  };
   window.popups = [];
   const Native = window.Notification;
   if (!Native) return;
@@ -341,6 +353,7 @@ func newBrowser(t *testing.T) context.Context {
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true),
 		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.Flag("ignore-certificate-errors", true), // httptest TLS servers
 		chromedp.UserDataDir(t.TempDir()),
 	)
 	ctx, cancel := chromedp.NewContext(actx)
@@ -493,6 +506,19 @@ func (tb *tab) popups() []popup {
 	var ps []popup
 	tb.eval(`window.popups || []`, &ps)
 	return ps
+}
+
+// injectFrame hands the page's live WebSocket a server frame, as if the
+// server had sent it.
+func (tb *tab) injectFrame(frame any) {
+	tb.t.Helper()
+	b, _ := json.Marshal(frame)
+	tb.eval(`(() => {
+		const ws = window.sockets.findLast((s) => s.readyState === WebSocket.OPEN);
+		if (!ws) throw new Error('no open WebSocket');
+		ws.dispatchEvent(new MessageEvent('message', { data: `+jsString(string(b))+` }));
+		return true;
+	})()`, nil)
 }
 
 // notificationIDs returns the ids of the notification events, in order.

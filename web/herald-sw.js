@@ -73,15 +73,31 @@ async function closeMatching(id, tag) {
  */
 async function onNotificationClick(notification) {
   const { id, url } = notification.data ?? {};
-  const target = new URL(url || '/', self.registration.scope).href;
+  // Only http(s) URLs open (a javascript: URL would run in the app's
+  // window); any other url is ignored and the click opens nothing.
+  const target = openableURL(url || '/', self.registration.scope);
   const windows = await self.clients.matchAll({ type: 'window', includeUncontrolled: true });
   const win = windows.find((c) => c.focused) ?? windows.find((c) => c.visibilityState === 'visible') ?? windows[0];
-  if (!win) return self.clients.openWindow(target);
+  if (!win) return target ? self.clients.openWindow(target) : undefined;
   win.postMessage({ type: 'herald:click', id, url: target, notification: { id, url: target, title: notification.title, body: notification.body, tag: notification.tag } });
   try {
     await win.focus();
   } catch {
     // focus() is allowed only while handling a real click.
+  }
+}
+
+/**
+ * The URL a click may open, resolved against base, or undefined unless
+ * it is http(s).
+ * @param {string} url @param {string} base
+ */
+function openableURL(url, base) {
+  try {
+    const u = new URL(url, base);
+    return u.protocol === 'https:' || u.protocol === 'http:' ? u.href : undefined;
+  } catch {
+    return undefined;
   }
 }
 

@@ -41,6 +41,12 @@ export interface HeraldOptions {
   maxDelay?: number;
   /** WebSocket attempts failing before open while HTTP works, before the SSE fallback (default 2). */
   wsFailures?: number;
+  /**
+   * Popups (or toasts) for the notifications a resumed connection replays, missed while away:
+   * 'latest-per-tag' (default) the most recent of each tag, untagged ones counting as one tag;
+   * 'all' one for each; 'none' none. The notification events and the inbox get all of them.
+   */
+  catchUp?: 'all' | 'latest-per-tag' | 'none';
 }
 
 export interface HeraldEventMap {
@@ -53,10 +59,15 @@ export interface HeraldEventMap {
   state: { state: HeraldState; transport: HeraldTransport; delay?: number };
   /** Cancelable: call event.preventDefault() to render your own toast. */
   toast: HeraldNotification;
-  /** Cancelable: call event.preventDefault() to route the URL yourself. */
+  /** Cancelable: call event.preventDefault() to route the URL yourself. url is set only when it is http(s) or relative. */
   click: { notification: Partial<HeraldNotification>; url?: string };
-  /** code 4008: closed for good, the user has too many sessions (see HERALD_MAX_SESSIONS_PER_USER). */
-  error: { error: unknown; status?: number; code?: number };
+  /**
+   * Something failed. code 'origin_not_allowed' (status 403): the server refuses this page's
+   * origin (HERALD_ALLOWED_ORIGINS); code 4008: the user has too many sessions
+   * (HERALD_MAX_SESSIONS_PER_USER) and this one was closed. In both cases the client has
+   * stopped and state is 'closed'.
+   */
+  error: { error: unknown; status?: number; code?: string | number };
 }
 
 export class Herald extends EventTarget {
@@ -71,6 +82,12 @@ export class Herald extends EventTarget {
   on<K extends keyof HeraldEventMap>(type: K, fn: (detail: HeraldEventMap[K], event: CustomEvent<HeraldEventMap[K]>) => void): () => void;
   off<K extends keyof HeraldEventMap>(type: K, fn: (detail: HeraldEventMap[K], event: CustomEvent<HeraldEventMap[K]>) => void): void;
 
+  /** The EventTarget way: the listener gets the CustomEvent, whose detail is the payload. */
+  addEventListener<K extends keyof HeraldEventMap>(type: K, listener: (this: Herald, event: CustomEvent<HeraldEventMap[K]>) => void, options?: boolean | AddEventListenerOptions): void;
+  addEventListener(type: string, listener: EventListenerOrEventListenerObject | null, options?: boolean | AddEventListenerOptions): void;
+  removeEventListener<K extends keyof HeraldEventMap>(type: K, listener: (this: Herald, event: CustomEvent<HeraldEventMap[K]>) => void, options?: boolean | EventListenerOptions): void;
+  removeEventListener(type: string, listener: EventListenerOrEventListenerObject | null, options?: boolean | EventListenerOptions): void;
+
   connect(): void;
   close(): void;
   /** close(), unsubscribePush() and forget the stored cursor. */
@@ -78,7 +95,12 @@ export class Herald extends EventTarget {
   /** Asks for popup permission; call from a user gesture. */
   enableNotifications(): Promise<NotificationPermission | 'unsupported'>;
   fetchInbox(query?: { since?: string; limit?: number }): Promise<{ notifications: HeraldNotification[]; cursor: string; reset?: boolean }>;
-  subscribePush(options?: { serviceWorker?: string; scope?: string }): Promise<{ id: string; subscription: PushSubscription }>;
+  /**
+   * Registers the service worker, subscribes to Web Push and registers the device. Rejects
+   * (error.code 'timeout') when the service worker or the browser's push service does not
+   * answer within timeout ms (default 30000): headless browsers cannot subscribe.
+   */
+  subscribePush(options?: { serviceWorker?: string; scope?: string; timeout?: number }): Promise<{ id: string; subscription: PushSubscription }>;
   unsubscribePush(): Promise<void>;
 }
 

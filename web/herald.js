@@ -31,12 +31,15 @@
  * @property {number} [minDelay] First reconnect delay cap, ms (default 500).
  * @property {number} [maxDelay] Largest reconnect delay, ms (default 30000).
  * @property {number} [wsFailures] WebSocket attempts that fail before opening, while the server answers HTTP, before falling back to SSE (default 2).
+ * @property {'all' | 'latest-per-tag' | 'none'} [catchUp] Popups for what a resumed connection replays (missed while away): 'latest-per-tag' (default) the most recent of each tag (untagged ones count as one tag), 'all' every one, 'none' none. Events and the inbox get every notification either way.
  */
 
 const SEEN_MAX = 1000; // ids remembered per tab to drop duplicates
 const SHOWN_MAX_AGE = 7 * 24 * 3600 * 1000; // how long popup claims are kept
 const ACK_DELAY = 100; // ms to batch SSE acks
 const STABLE_AFTER = 5000; // ms a connection must live before backoff resets
+const CATCH_UP_QUIET = 500; // ms without a replayed notification that end a catch-up
+const PUSH_TIMEOUT = 30_000; // ms subscribePush waits for the service worker and the push service
 
 /** Herald client. Events: notification, retract, reset, state, toast, click, error. */
 export class Herald extends EventTarget {
@@ -59,6 +62,13 @@ export class Herald extends EventTarget {
   /** @type {Set<string>} */ #pendingAcks = new Set();
   /** @type {ReturnType<typeof setTimeout> | undefined} */ #ackTimer;
   /** @type {Map<string, Notification>} */ #popups = new Map();
+  #resumed = false; // the connection being opened resumes from a cursor
+  /**
+   * The catch-up of a resumed connection: its open time and the popups held
+   * back by tag until the replay is over.
+   * @type {{openedAt: number, held: Map<string, HeraldNotification>, timer: ReturnType<typeof setTimeout> | undefined} | null}
+   */
+  #catchUp = null;
   /** The EventListener that on() made for each function and event type. */
   #listeners = new WeakMap();
   #onOnline = () => { if (this.#running && !this.#conn) this.#reopenNow(); };
@@ -72,7 +82,7 @@ export class Herald extends EventTarget {
   constructor(options = {}) {
     super();
     if (!options.token && !options.getToken) throw new TypeError('Herald: token or getToken is required');
-    this.#opts = { transport: 'auto', popups: true, toast: true, minDelay: 500, maxDelay: 30000, wsFailures: 2, ...options };
+    this.#opts = { transport: 'auto', popups: true, toast: true, minDelay: 500, maxDelay: 30000, wsFailures: 2, catchUp: 'latest-per-tag', ...options };
     this.#base = new URL(options.url ?? globalThis.location?.origin ?? '', globalThis.location?.href);
     this.#transport = this.#opts.transport === 'sse' ? 'sse' : 'ws';
     this.#user = options.user ?? null;
@@ -135,6 +145,7 @@ export class Herald extends EventTarget {
     clearTimeout(this.#stableTimer);
     globalThis.removeEventListener?.('online', this.#onOnline);
     this.#flushAcks();
+    this.#endCatchUp(false);
     const c = this.#conn;
     this.#conn = null;
     c?.close();
@@ -178,13 +189,17 @@ export class Herald extends EventTarget {
 
   /**
    * Register the service worker, subscribe to Web Push and register this
-   * browser as a device of the user.
-   * @param {{serviceWorker?: string, scope?: string}} [o]
+   * browser as a device of the user. Rejects after timeout ms (default
+   * 30000) if the browser's push service does not answer: a browser that
+   * cannot reach it (headless browsers never can) would leave the promise
+   * pending forever.
+   * @param {{serviceWorker?: string, scope?: string, timeout?: number}} [o]
    * @returns {Promise<{id: string, subscription: PushSubscription}>}
    */
-  async subscribePush({ serviceWorker = '/herald-sw.js', scope } = {}) {
+  async subscribePush({ serviceWorker = '/herald-sw.js', scope, timeout = PUSH_TIMEOUT } = {}) {
     if (!('serviceWorker' in navigator) || !('PushManager' in globalThis)) throw new Error('Herald: Web Push is not supported here');
-    const reg = await activated(await navigator.serviceWorker.register(serviceWorker, scope ? { scope } : undefined));
+    const reg = await withTimeout(activated(await navigator.serviceWorker.register(serviceWorker, scope ? { scope } : undefined)), timeout,
+      `Herald: the service worker ${serviceWorker} did not activate within ${timeout} ms`);
     const token = await this.#ensureToken();
     const { publicKey } = await this.#api('GET', '/v1/push/vapid-public-key');
     const key = fromBase64url(publicKey);
@@ -193,7 +208,8 @@ export class Herald extends EventTarget {
       await sub.unsubscribe();
       sub = null;
     }
-    sub ??= await reg.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: key });
+    sub ??= await withTimeout(reg.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: key }), timeout,
+      `Herald: the browser's push service did not answer within ${timeout} ms; a browser that cannot reach its push service (headless browsers, some privacy settings and networks) cannot subscribe to Web Push`);
     const prev = await idb.get('config', 'push').catch(() => undefined);
     const { id } = await this.#api('POST', '/v1/devices', { platform: 'webpush', subscription: subscriptionBody(sub) });
     if (prev?.deviceId && prev.deviceId !== id) this.#api('DELETE', '/v1/devices/' + encodeURIComponent(prev.deviceId)).catch(() => {});
@@ -235,6 +251,7 @@ export class Herald extends EventTarget {
       try { this.#cursor ??= localStorage.getItem(this.#cursorKey()); } catch { /* storage unavailable */ }
       this.#syncPush().catch(() => {});
     }
+    this.#resumed = this.#cursor != null;
     if (this.#transport === 'ws') this.#openWS(token);
     else this.#openSSE(token);
   }
@@ -296,6 +313,11 @@ export class Herald extends EventTarget {
     if (this.#transport === 'ws') this.#wsFailed = 0;
     clearTimeout(this.#stableTimer);
     this.#stableTimer = setTimeout(() => { this.#attempt = 0; }, STABLE_AFTER);
+    this.#endCatchUp();
+    if (this.#resumed && this.#opts.catchUp !== 'all') {
+      this.#catchUp = { openedAt: Date.now(), held: new Map(), timer: undefined };
+      this.#quietCatchUp();
+    }
     this.#setState('open');
   }
 
@@ -308,6 +330,7 @@ export class Herald extends EventTarget {
    */
   async #dropped(opened, code) {
     clearTimeout(this.#stableTimer);
+    this.#endCatchUp();
     if (!this.#running) return;
     this.#flushAcks();
     if (code === 4008) {
@@ -322,6 +345,16 @@ export class Herald extends EventTarget {
     if (!opened) {
       const status = await this.#probe();
       if (!this.#running) return;
+      if (status === 0 && await this.#originRefused()) {
+        if (!this.#running) return;
+        // Retrying cannot help until the server's configuration changes.
+        this.close();
+        this.#emit('error', {
+          status: 403, code: 'origin_not_allowed',
+          error: new Error(`Herald: origin not allowed by HERALD_ALLOWED_ORIGINS (add ${location.origin} to it on ${this.#base.origin}); not reconnecting`),
+        });
+        return;
+      }
       if (status === 401) {
         this.#token = null;
         this.#emit('error', { status, error: new Error('token refused') });
@@ -344,6 +377,25 @@ export class Herald extends EventTarget {
       return res.status;
     } catch {
       return 0;
+    }
+  }
+
+  /**
+   * Whether the server refuses this page's origin. A browser hides why a
+   * WebSocket failed, and a refused origin also fails the authenticated
+   * probe's CORS preflight; this request needs no preflight, and the
+   * server answers it, before any token check, with a refusal the page
+   * may read: 403 origin_not_allowed.
+   */
+  async #originRefused() {
+    if (this.#base.origin === globalThis.location?.origin) return false;
+    try {
+      const res = await fetch(new URL('/v1/sse', this.#base), { cache: 'no-store' });
+      if (res.status !== 403) return false;
+      const body = await res.json().catch(() => ({}));
+      return body?.error?.code === 'origin_not_allowed';
+    } catch {
+      return false;
     }
   }
 
@@ -431,13 +483,70 @@ export class Herald extends EventTarget {
     if (this.#seen.size > SEEN_MAX) this.#seen.delete(this.#seen.values().next().value);
     this.#emit('notification', n);
     if (this.#opts.popups === false || this.#isOwn(n)) return;
+    if (this.#replayed(n)) return this.#hold(n);
+    this.#show(n);
+  }
+
+  /** @param {HeraldNotification} n */
+  #show(n) {
     if (this.permission === 'granted') this.#popup(n);
     else this.#toast(n);
+  }
+
+  // --- catch-up -----------------------------------------------------------
+  //
+  // A connection that resumes from a cursor first receives what was missed
+  // (the server replays history after ?since=), then live traffic. The
+  // frames do not say which is which; the notification's created_at does:
+  // anything created before this connection opened was missed, and the
+  // replay comes first, in one burst. So the catch-up lasts until the first
+  // notification created after the open, or until CATCH_UP_QUIET passes
+  // without one. Clock skew between browser and server only moves that
+  // line by the skew, and the catch-up ends with the burst however wrong
+  // the clock is.
+
+  /** Whether n is part of the catch-up; a live one ends it. @param {HeraldNotification} n */
+  #replayed(n) {
+    const c = this.#catchUp;
+    if (!c) return false;
+    if (Date.parse(n.created_at ?? '') < c.openedAt) return true;
+    this.#endCatchUp();
+    return false;
+  }
+
+  /** Hold back the popup of a replayed notification. @param {HeraldNotification} n */
+  #hold(n) {
+    const c = this.#catchUp;
+    if (!c) return;
+    this.#quietCatchUp();
+    if (this.#opts.catchUp === 'none') return;
+    const tag = n.tag ?? '';
+    c.held.delete(tag); // re-inserted last: popups follow the order of the latest
+    c.held.set(tag, n);
+  }
+
+  #quietCatchUp() {
+    const c = this.#catchUp;
+    if (!c) return;
+    clearTimeout(c.timer);
+    c.timer = setTimeout(() => this.#endCatchUp(), CATCH_UP_QUIET);
+  }
+
+  /** End the catch-up, showing the popups held back unless show is false. */
+  #endCatchUp(show = true) {
+    const c = this.#catchUp;
+    if (!c) return;
+    this.#catchUp = null;
+    clearTimeout(c.timer);
+    if (show) for (const n of c.held.values()) this.#show(n);
   }
 
   /** @param {{id?: string, tag?: string, cursor?: string}} r */
   #onRetract({ id, tag, cursor }) {
     this.#saveCursor(cursor);
+    for (const [k, n] of this.#catchUp?.held ?? []) {
+      if (n.id === id || (tag && n.tag === tag)) this.#catchUp?.held.delete(k);
+    }
     for (const [key, p] of this.#popups) {
       if (key === id || (tag && p.tag === tag)) {
         p.close();
@@ -541,12 +650,10 @@ export class Herald extends EventTarget {
    * @param {string | undefined} url @param {Partial<HeraldNotification>} n
    */
   #clicked(url, n) {
-    if (!this.#emit('click', { notification: n, url }, true)) return;
+    const target = openableURL(url, location.href);
+    if (!this.#emit('click', { notification: n, url: target ? url : undefined }, true)) return;
     globalThis.focus?.();
-    if (url) {
-      const target = new URL(url, location.href);
-      if (target.href !== location.href) location.assign(target.href);
-    }
+    if (target && target.href !== location.href) location.assign(target.href);
   }
 
   /** @param {string} type @param {any} detail @param {boolean} [cancelable] */
@@ -568,6 +675,22 @@ export class Herald extends EventTarget {
 
 // --- helpers --------------------------------------------------------------
 
+/**
+ * The URL a click may open: http(s) only, relative URLs resolved against
+ * base. Anything else (javascript:, data:, …) opens nothing: a
+ * notification's url comes from whoever sent it.
+ * @param {string | undefined} url @param {string} base
+ * @returns {URL | null}
+ */
+function openableURL(url, base) {
+  if (!url) return null;
+  try {
+    const u = new URL(url, base);
+    return u.protocol === 'https:' || u.protocol === 'http:' ? u : null;
+  } catch {
+    return null;
+  }
+}
 
 /**
  * Whether cursor a comes after b. Cursors are "<epoch>-<seq>"; a different
@@ -619,6 +742,20 @@ function sameBytes(a, b) {
 function subscriptionBody(sub) {
   const { endpoint, keys } = sub.toJSON();
   return { endpoint, keys: { p256dh: keys?.p256dh, auth: keys?.auth } };
+}
+
+/**
+ * p, or a rejection with message (code 'timeout') after ms.
+ * @template T @param {Promise<T>} p @param {number} ms @param {string} message
+ * @returns {Promise<T>}
+ */
+function withTimeout(p, ms, message) {
+  /** @type {ReturnType<typeof setTimeout> | undefined} */
+  let timer;
+  const expired = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(Object.assign(new Error(message), { code: 'timeout' })), ms);
+  });
+  return /** @type {Promise<T>} */ (Promise.race([p, expired])).finally(() => clearTimeout(timer));
 }
 
 /** @param {ServiceWorkerRegistration} reg */
@@ -743,7 +880,6 @@ function toastBox() {
   box.id = 'herald-toasts';
   box.setAttribute('role', 'region');
   box.setAttribute('aria-label', 'Notifications');
-  box.setAttribute('aria-live', 'polite');
   Object.assign(box.style, {
     position: 'fixed', right: '1rem', bottom: '1rem', zIndex: '2147483647',
     display: 'flex', flexDirection: 'column', gap: '.5rem', maxWidth: '22rem',
@@ -757,6 +893,7 @@ function showToast(n, onOpen) {
   removeToast(undefined, n.tag); // a newer one replaces its tag
   const el = document.createElement('div');
   el.className = 'herald-toast';
+  el.setAttribute('role', 'status'); // announced politely, as docs/browser.md says
   el.dataset.id = n.id;
   if (n.tag) el.dataset.tag = n.tag;
   Object.assign(el.style, {

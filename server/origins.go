@@ -1,0 +1,93 @@
+package server
+
+import (
+	"net/http"
+	"sync"
+	"time"
+)
+
+// A browser on an origin missing from HERALD_ALLOWED_ORIGINS is refused
+// the live transports. A WebSocket cannot read why it failed, so the
+// refusal carries CORS headers: a page can fetch /v1/sse without a token
+// and read the 403 origin_not_allowed (the origin check comes before
+// authentication). The operator sees the refused origin in the log, once
+// a minute per origin, not once per reconnect attempt.
+
+// refusedLogEvery is how often one refused origin is logged.
+const refusedLogEvery = time.Minute
+
+// refusedOriginsMax bounds the origins remembered for log throttling; the
+// Origin header is the client's to choose.
+const refusedOriginsMax = 1024
+
+// originRefusals throttles the log of refused origins. The zero value is
+// ready to use.
+type originRefusals struct {
+	now func() time.Time // nil: time.Now
+
+	mu   sync.Mutex
+	last map[string]time.Time
+}
+
+// shouldLog reports whether a refusal of origin is to be logged now, and
+// notes it.
+func (o *originRefusals) shouldLog(origin string) bool {
+	now := time.Now()
+	if o.now != nil {
+		now = o.now()
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if t, ok := o.last[origin]; ok && now.Sub(t) < refusedLogEvery {
+		return false
+	}
+	if o.last == nil {
+		o.last = make(map[string]time.Time)
+	}
+	if len(o.last) >= refusedOriginsMax {
+		for k, t := range o.last {
+			if now.Sub(t) >= refusedLogEvery {
+				delete(o.last, k)
+			}
+		}
+		if len(o.last) >= refusedOriginsMax {
+			clear(o.last)
+		}
+	}
+	o.last[origin] = now
+	return true
+}
+
+// errOriginNotAllowed is the refusal of a browser origin.
+var errOriginNotAllowed = errf(http.StatusForbidden, "origin_not_allowed",
+	"origin not allowed by HERALD_ALLOWED_ORIGINS")
+
+// requireOrigin refuses browser requests from origins not allowed to open
+// the live transports, before authentication.
+func (s *Server) requireOrigin(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if !s.originAllowed(r) {
+			s.refuseOrigin(w, r)
+			return
+		}
+		next(w, r)
+	}
+}
+
+// refuseOrigin answers 403 origin_not_allowed, readable by the refused
+// page (CORS for any origin, no credentials: the answer tells nothing but
+// the refusal), and logs the origin.
+func (s *Server) refuseOrigin(w http.ResponseWriter, r *http.Request) {
+	origin := r.Header.Get("Origin")
+	if len(origin) > 256 {
+		origin = origin[:256]
+	}
+	if s.refused.shouldLog(origin) {
+		s.log.Warn("browser origin refused: add it to HERALD_ALLOWED_ORIGINS if it is yours",
+			"origin", origin, "path", r.URL.Path)
+	}
+	h := w.Header()
+	h.Set("Access-Control-Allow-Origin", "*")
+	h.Del("Access-Control-Allow-Credentials")
+	writeError(w, errOriginNotAllowed)
+}

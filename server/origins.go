@@ -1,8 +1,8 @@
 package server
 
 import (
+	"log/slog"
 	"net/http"
-	"sync"
 	"time"
 )
 
@@ -15,48 +15,6 @@ import (
 
 // refusedLogEvery is how often one refused origin is logged.
 const refusedLogEvery = time.Minute
-
-// refusedOriginsMax bounds the origins remembered for log throttling; the
-// Origin header is the client's to choose.
-const refusedOriginsMax = 1024
-
-// originRefusals throttles the log of refused origins. The zero value is
-// ready to use.
-type originRefusals struct {
-	now func() time.Time // nil: time.Now
-
-	mu   sync.Mutex
-	last map[string]time.Time
-}
-
-// shouldLog reports whether a refusal of origin is to be logged now, and
-// notes it.
-func (o *originRefusals) shouldLog(origin string) bool {
-	now := time.Now()
-	if o.now != nil {
-		now = o.now()
-	}
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if t, ok := o.last[origin]; ok && now.Sub(t) < refusedLogEvery {
-		return false
-	}
-	if o.last == nil {
-		o.last = make(map[string]time.Time)
-	}
-	if len(o.last) >= refusedOriginsMax {
-		for k, t := range o.last {
-			if now.Sub(t) >= refusedLogEvery {
-				delete(o.last, k)
-			}
-		}
-		if len(o.last) >= refusedOriginsMax {
-			clear(o.last)
-		}
-	}
-	o.last[origin] = now
-	return true
-}
 
 // errOriginNotAllowed is the refusal of a browser origin.
 var errOriginNotAllowed = errf(http.StatusForbidden, "origin_not_allowed",
@@ -82,10 +40,8 @@ func (s *Server) refuseOrigin(w http.ResponseWriter, r *http.Request) {
 	if len(origin) > 256 {
 		origin = origin[:256]
 	}
-	if s.refused.shouldLog(origin) {
-		s.log.Warn("browser origin refused: add it to HERALD_ALLOWED_ORIGINS if it is yours",
-			"origin", origin, "path", r.URL.Path)
-	}
+	s.refusedOrigins.Log(s.log, slog.LevelWarn, origin, "browser origin refused: add it to HERALD_ALLOWED_ORIGINS if it is yours",
+		"origin", origin, "path", r.URL.Path)
 	h := w.Header()
 	h.Set("Access-Control-Allow-Origin", "*")
 	h.Del("Access-Control-Allow-Credentials")

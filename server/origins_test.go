@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/heraldhq/herald/pkg/lograte"
 	"github.com/heraldhq/herald/server/config"
 )
 
@@ -36,10 +37,10 @@ func TestRefusedOriginIsLoggedOncePerMinute(t *testing.T) {
 	var logs lockedBuffer
 	now := time.Date(2026, 12, 6, 21, 0, 0, 0, time.UTC)
 	s := &Server{
-		cfg: &config.Config{AllowedOrigins: []string{"https://app.example.com"}},
-		log: slog.New(slog.NewJSONHandler(&logs, nil)),
+		cfg:            &config.Config{AllowedOrigins: []string{"https://app.example.com"}},
+		log:            slog.New(slog.NewJSONHandler(&logs, nil)),
+		refusedOrigins: lograte.NewWithClock(refusedLogEvery, func() time.Time { return now }),
 	}
-	s.refused.now = func() time.Time { return now }
 	passed := 0
 	h := s.requireOrigin(func(http.ResponseWriter, *http.Request) { passed++ })
 	refuse := func(origin string) {

@@ -58,7 +58,7 @@ type Server struct {
 	push   *pushState
 	limits *userLimits
 
-	refused originRefusals // log throttle of refused browser origins
+	refusedOrigins *lograte.Limiter // each refused browser origin logged once a minute
 
 	handler http.Handler
 	http    *http.Server
@@ -76,7 +76,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		return nil, fmt.Errorf("token verifier: %w", err)
 	}
 	s := &Server{cfg: cfg, log: log, verifier: verifier, apiKey: cfg.APIKey, reg: prometheus.NewRegistry(),
-		warnings: lograte.New(warnPeriod)}
+		warnings: lograte.New(warnPeriod), refusedOrigins: lograte.New(refusedLogEvery)}
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.published = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "herald_notifications_published_total", Help: "Notifications appended to history and published.",

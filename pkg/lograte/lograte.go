@@ -34,8 +34,11 @@ type entry struct {
 }
 
 // New returns a Limiter allowing one line per key per period.
-func New(period time.Duration) *Limiter {
-	return &Limiter{period: period, now: time.Now, keys: make(map[string]*entry)}
+func New(period time.Duration) *Limiter { return NewWithClock(period, time.Now) }
+
+// NewWithClock is New reading the time from now, for tests.
+func NewWithClock(period time.Duration, now func() time.Time) *Limiter {
+	return &Limiter{period: period, now: now, keys: make(map[string]*entry)}
 }
 
 // Allow reports whether a line for key may be written now and, if so, how

@@ -1,12 +1,12 @@
 package server
 
 import (
-	"bytes"
 	"errors"
 	"io"
 	"net/http"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -74,34 +74,109 @@ func bodyReadError(w http.ResponseWriter, err error) *httpError {
 	return errf(http.StatusBadRequest, "bad_body", "could not read request body")
 }
 
-// Request bodies are read into pooled buffers. Buffers that grew past
-// pooledBodyMax are dropped rather than kept: one large body must not pin
-// a megabyte per pooled buffer.
+// Request bodies are read into pooled chunks, so a body holds the
+// memory of what has arrived, not of what it declared nor of a doubling
+// buffer; a body of one chunk is used in place, a larger one copied once
+// into a buffer of its exact size when complete. All bodies in flight
+// together are bounded (bodiesInFlightMax): past it a request gets 503
+// with Retry-After rather than the node more memory. With the read
+// deadline, a client that stalls mid-body holds its share for at most
+// HERALD_READ_TIMEOUT.
 const (
-	pooledBodyMax   = 64 << 10
-	bodyInitialSize = 4 << 10
+	bodyChunk         = 16 << 10
+	bodiesInFlightMax = 128 << 20
 )
 
-var bodyBufs = sync.Pool{New: func() any { return bytes.NewBuffer(make([]byte, 0, bodyInitialSize)) }}
+var (
+	bodyChunks = sync.Pool{New: func() any { b := make([]byte, bodyChunk); return &b }}
+	// bodiesInFlight is the memory all request bodies being read or
+	// handled hold, process-wide, as memory is.
+	bodiesInFlight atomic.Int64
+	errBusy        = errf(http.StatusServiceUnavailable, "busy", "too many request bodies in flight, retry later")
+)
 
-// readBody reads r's body, at most limit bytes, into a pooled buffer;
-// call put with it when done with its bytes. A body declared larger than
-// limit is refused before any of it is read.
-func readBody(w http.ResponseWriter, r *http.Request, limit int64) (*bytes.Buffer, error) {
+// requestBody is a request's body, read whole.
+type requestBody struct {
+	chunks   []*[]byte // pooled; the first holds a one-chunk body
+	reserved int64
+	data     []byte
+}
+
+// Bytes is the body; valid until release.
+func (b *requestBody) Bytes() []byte { return b.data }
+
+// release gives the body's memory back.
+func (b *requestBody) release() {
+	for _, c := range b.chunks {
+		bodyChunks.Put(c)
+	}
+	b.chunks, b.data = nil, nil
+	bodiesInFlight.Add(-b.reserved)
+	b.reserved = 0
+}
+
+// take reserves and returns a fresh chunk, or false over the budget.
+func (b *requestBody) take() ([]byte, bool) {
+	if bodiesInFlight.Add(bodyChunk) > bodiesInFlightMax {
+		bodiesInFlight.Add(-bodyChunk)
+		return nil, false
+	}
+	b.reserved += bodyChunk
+	c := bodyChunks.Get().(*[]byte)
+	b.chunks = append(b.chunks, c)
+	return *c, true
+}
+
+// readBody reads r's body, at most limit bytes; call release on the
+// result when done with its bytes. A body declared larger than limit is
+// refused before any of it is read.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) (*requestBody, error) {
 	if r.ContentLength > limit {
 		return nil, errTooLarge
 	}
-	buf := bodyBufs.Get().(*bytes.Buffer)
-	buf.Reset()
-	if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, limit)); err != nil {
-		putBody(buf)
-		return nil, bodyReadError(w, err)
+	b := &requestBody{}
+	src := http.MaxBytesReader(w, r.Body, limit)
+	var n int64
+	var last []byte // the chunk being filled
+	fill := 0
+	for {
+		if last == nil || fill == len(last) {
+			c, ok := b.take()
+			if !ok {
+				b.release()
+				w.Header().Set("Retry-After", "1")
+				w.Header().Set("Connection", "close")
+				return nil, errBusy
+			}
+			last, fill = c, 0
+		}
+		m, err := src.Read(last[fill:])
+		fill += m
+		n += int64(m)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			b.release()
+			return nil, bodyReadError(w, err)
+		}
 	}
-	return buf, nil
-}
-
-func putBody(buf *bytes.Buffer) {
-	if buf.Cap() <= pooledBodyMax {
-		bodyBufs.Put(buf)
+	if len(b.chunks) == 1 {
+		b.data = (*b.chunks[0])[:n]
+		return b, nil
 	}
+	b.data = make([]byte, 0, n)
+	for i, c := range b.chunks {
+		if i == len(b.chunks)-1 {
+			b.data = append(b.data, (*c)[:fill]...)
+		} else {
+			b.data = append(b.data, *c...)
+		}
+	}
+	// The copy is what the body now holds; the chunks go back at once.
+	for _, c := range b.chunks {
+		bodyChunks.Put(c)
+	}
+	b.chunks = nil
+	return b, nil
 }

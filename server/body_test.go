@@ -2,10 +2,13 @@ package server
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -113,4 +116,55 @@ func TestDeclaredOversizeBodyRefusedUnread(t *testing.T) {
 	if resp.StatusCode != http.StatusRequestEntityTooLarge {
 		t.Fatalf("2 MiB declared: %d, want 413 before any of it is sent", resp.StatusCode)
 	}
+}
+
+func TestReadBodyWholeAtEverySize(t *testing.T) {
+	const limit = 4*bodyChunk + 10
+	for _, size := range []int{0, 1, bodyChunk - 1, bodyChunk, bodyChunk + 1, 3*bodyChunk + 5, limit} {
+		want := make([]byte, size)
+		for i := range want {
+			want[i] = byte(i*7 + size)
+		}
+		r := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(want))
+		r.ContentLength = -1 // as if chunked: the size is learnt by reading
+		b, err := readBody(httptest.NewRecorder(), r, limit)
+		if err != nil {
+			t.Fatalf("%d bytes: %v", size, err)
+		}
+		if !bytes.Equal(b.Bytes(), want) {
+			t.Fatalf("%d bytes read back as %d different ones", size, len(b.Bytes()))
+		}
+		b.release()
+	}
+	r := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(make([]byte, limit+1)))
+	r.ContentLength = -1
+	if _, err := readBody(httptest.NewRecorder(), r, limit); !errors.Is(err, errTooLarge) {
+		t.Fatalf("a body over the limit: %v, want errTooLarge", err)
+	}
+	if n := bodiesInFlight.Load(); n != 0 {
+		t.Fatalf("%d bytes still reserved after every body was released", n)
+	}
+}
+
+// TestBodiesInFlightAreBounded: past the budget a request is refused with
+// 503 and Retry-After instead of growing the node's memory.
+func TestBodiesInFlightAreBounded(t *testing.T) {
+	bodiesInFlight.Add(bodiesInFlightMax - bodyChunk)
+	defer bodiesInFlight.Add(-(bodiesInFlightMax - bodyChunk))
+	ok := httptest.NewRequest(http.MethodPost, "/", strings.NewReader("{}"))
+	b, err := readBody(httptest.NewRecorder(), ok, 1<<20)
+	if err != nil {
+		t.Fatalf("a small body within the budget: %v", err)
+	}
+	rec := httptest.NewRecorder()
+	over := httptest.NewRequest(http.MethodPost, "/", strings.NewReader("{}"))
+	if _, err := readBody(rec, over, 1<<20); !errors.Is(err, errBusy) || rec.Header().Get("Retry-After") == "" {
+		t.Fatalf("a body over the budget: %v (Retry-After %q), want 503 busy with Retry-After", err, rec.Header().Get("Retry-After"))
+	}
+	b.release()
+	again, err := readBody(httptest.NewRecorder(), httptest.NewRequest(http.MethodPost, "/", strings.NewReader("{}")), 1<<20)
+	if err != nil {
+		t.Fatalf("after a release the budget is there again: %v", err)
+	}
+	again.release()
 }

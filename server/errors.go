@@ -51,7 +51,7 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) erro
 	if err != nil {
 		return err
 	}
-	defer putBody(buf)
+	defer buf.release()
 	if err := json.Unmarshal(buf.Bytes(), v); err != nil {
 		return jsonError(err)
 	}

@@ -58,7 +58,7 @@ func (s *Server) receiveWebhook(w http.ResponseWriter, r *http.Request, p webhoo
 	}
 	// Nothing below keeps the body's bytes past the handler: the queued
 	// item is encoded afresh from the parsed event.
-	defer putBody(buf)
+	defer buf.release()
 	body := buf.Bytes()
 	if err := p.Verify(r.Header, body, time.Now()); err != nil {
 		if errors.Is(err, webhook.ErrStale) {

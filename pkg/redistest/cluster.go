@@ -293,3 +293,16 @@ func crc16(s string) uint16 {
 	}
 	return crc
 }
+
+// FlushAll empties every primary, so tests can share one cluster.
+func (c *Cluster) FlushAll() {
+	c.t.Helper()
+	for _, p := range c.Primaries() {
+		cl := quickClient(p.Addr())
+		err := cl.FlushAll(context.Background()).Err()
+		_ = cl.Close()
+		if err != nil {
+			c.t.Fatalf("redistest: flush %s: %v", p.Addr(), err)
+		}
+	}
+}

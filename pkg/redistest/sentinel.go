@@ -228,3 +228,14 @@ func (s *Sentinel) byAddr(addr string) *Server {
 	s.t.Fatalf("redistest: %s is not a server of this sentinel set", addr)
 	return nil
 }
+
+// FlushAll empties the primary, so tests can share one set.
+func (s *Sentinel) FlushAll() {
+	s.t.Helper()
+	p := s.Primary()
+	cl := quickClient(p.Addr())
+	defer cl.Close()
+	if err := cl.FlushAll(context.Background()).Err(); err != nil {
+		s.t.Fatalf("redistest: flush %s: %v", p.Addr(), err)
+	}
+}

@@ -130,14 +130,54 @@ func TestTwoNodesOnRedisCluster(t *testing.T) {
 
 // TestRedisClusterPrimaryKilledUnderTraffic: notifications flow to users
 // on every primary through two nodes while the primary of some of them is
-// SIGKILLed; senders retry what did not get a 202 under the same id.
-// After the promotion every accepted notification reaches its user's live
-// session exactly once, in order.
+// SIGKILLed and its replica promoted.
 func TestRedisClusterPrimaryKilledUnderTraffic(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a Redis Cluster")
 	}
 	cl, nodes := clusterNodes(t)
+	var victim *redistest.Server
+	trafficThroughFailover(t, nodes,
+		func(users []string) (affected map[string]bool) {
+			victim = cl.PrimaryOf("{" + users[0] + "}")
+			affected = map[string]bool{}
+			for _, u := range users {
+				affected[u] = cl.PrimaryOf("{"+u+"}") == victim
+			}
+			victim.Kill()
+			return affected
+		},
+		func() { cl.WaitFailover(victim) })
+}
+
+// TestRedisSentinelPrimaryKilledUnderTraffic: the same with the primary of
+// a Sentinel set, whose replica the Sentinels promote.
+func TestRedisSentinelPrimaryKilledUnderTraffic(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a Redis Sentinel set")
+	}
+	s := redistest.StartSentinel(t)
+	use := func(c *configT) { c.RedisSentinelAddrs, c.RedisSentinelMaster = s.Addrs(), s.MasterName() }
+	nodes := [2]*testNode{startNode(t, use), startNode(t, use)}
+	var victim *redistest.Server
+	trafficThroughFailover(t, nodes,
+		func(users []string) map[string]bool {
+			victim = s.KillPrimary()
+			affected := map[string]bool{}
+			for _, u := range users {
+				affected[u] = true
+			}
+			return affected
+		},
+		func() { s.WaitFailover(victim) })
+}
+
+// trafficThroughFailover runs senders through both nodes, each retrying
+// under the same id what got no 202, calls kill a second in, waits for the
+// failover and a second more, and then checks that every accepted
+// notification reached its user's live session exactly once, in order.
+func trafficThroughFailover(t *testing.T, nodes [2]*testNode, kill func(users []string) (affected map[string]bool), wait func()) {
+	t.Helper()
 	const users = 12
 	names := make([]string, users)
 	recs := make([]*liveRecorder, users)
@@ -148,11 +188,6 @@ func TestRedisClusterPrimaryKilledUnderTraffic(t *testing.T) {
 	for i, u := range names {
 		n := nodes[i%2]
 		waitFor(t, "session of "+u, func() bool { return n.srv.Hub().LocalSessions(u) == 1 })
-	}
-	victim := cl.PrimaryOf("{" + names[0] + "}")
-	onVictim := map[int]bool{}
-	for i, u := range names {
-		onVictim[i] = cl.PrimaryOf("{"+u+"}") == victim
 	}
 
 	stop := make(chan struct{})
@@ -195,8 +230,8 @@ func TestRedisClusterPrimaryKilledUnderTraffic(t *testing.T) {
 		}()
 	}
 	time.Sleep(time.Second)
-	victim.Kill()
-	cl.WaitFailover(victim)
+	affected := kill(names)
+	wait()
 	time.Sleep(time.Second)
 	close(stop)
 	wg.Wait()
@@ -206,11 +241,11 @@ func TestRedisClusterPrimaryKilledUnderTraffic(t *testing.T) {
 	total, hit := 0, 0
 	for i, a := range accepted {
 		total += len(a)
-		if onVictim[i] {
+		if affected[names[i]] {
 			hit += len(a)
 		}
 	}
-	t.Logf("%d notifications accepted, %d of them to users of the killed primary's slots", total, hit)
+	t.Logf("%d notifications accepted, %d of them to users of the killed primary", total, hit)
 	for i, u := range names {
 		want := accepted[i]
 		r := recs[i]
@@ -220,8 +255,8 @@ func TestRedisClusterPrimaryKilledUnderTraffic(t *testing.T) {
 		}
 		got := r.got()
 		if strings.Join(got, ",") != strings.Join(want, ",") {
-			t.Errorf("%s (primary %s, killed %s): live %d, accepted %d\nlive     %v\naccepted %v",
-				u, cl.PrimaryOf("{"+u+"}").Addr(), victim.Addr(), len(got), len(want), got, want)
+			t.Errorf("%s (on the killed primary: %v): live %d, accepted %d\nlive     %v\naccepted %v",
+				u, affected[u], len(got), len(want), got, want)
 		}
 	}
 }

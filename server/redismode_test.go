@@ -95,3 +95,52 @@ func TestRedisDownAnswers503(t *testing.T) {
 	waitFor(t, "ready again", func() bool { s, _ := n.do(http.MethodGet, "/readyz", "", nil); return s == http.StatusOK })
 	n.mustSend([]string{"alice"}, "after")
 }
+
+// TestRedisClusterDownAnswers503: the same with the whole Redis Cluster
+// gone and back.
+func TestRedisClusterDownAnswers503(t *testing.T) {
+	cl := redistest.StartCluster(t)
+	n := startNode(t, func(c *configT) { c.RedisClusterAddrs = cl.Addrs() })
+	redisDownAndBack(t, n, cl.KillAll, cl.RestartAll)
+}
+
+// TestRedisSentinelDownAnswers503: the same with both servers of a
+// Sentinel set gone and back.
+func TestRedisSentinelDownAnswers503(t *testing.T) {
+	s := redistest.StartSentinel(t)
+	n := startNode(t, func(c *configT) { c.RedisSentinelAddrs, c.RedisSentinelMaster = s.Addrs(), s.MasterName() })
+	redisDownAndBack(t, n, s.KillServers, s.RestartServers)
+}
+
+func redisDownAndBack(t *testing.T, n *testNode, kill, restart func()) {
+	t.Helper()
+	ws := n.mustDialWS("alice", "")
+	waitFor(t, "session", func() bool { return n.srv.Hub().LocalSessions("alice") == 1 })
+	n.mustSend([]string{"alice"}, "before")
+	if f := ws.mustNext(); f.Notification.Title != "before" {
+		t.Fatalf("got %+v", f)
+	}
+	kill()
+	status, body := n.send(map[string]any{"to": []string{"alice"}, "title": "while down"})
+	if status != http.StatusServiceUnavailable {
+		t.Fatalf("send with redis down: %d %s", status, body)
+	}
+	if status, body := n.do(http.MethodGet, "/readyz", "", nil); status != http.StatusServiceUnavailable {
+		t.Fatalf("readyz with redis down: %d %s", status, body)
+	}
+	restart()
+	waitFor(t, "ready again", func() bool { s, _ := n.do(http.MethodGet, "/readyz", "", nil); return s == http.StatusOK })
+	waitFor(t, "sending again", func() bool {
+		s, _ := n.send(map[string]any{"id": "after-1", "to": []string{"alice"}, "title": "after"})
+		return s == http.StatusAccepted
+	})
+	// The live session still receives. Redis kept nothing, so the
+	// history started over, which the session is told with a reset first.
+	f := ws.mustNext()
+	if f.Type == "reset" {
+		f = ws.mustNext()
+	}
+	if f.Type != "notification" || f.Notification.Title != "after" {
+		t.Fatalf("after recovery got %+v", f)
+	}
+}

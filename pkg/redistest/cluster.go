@@ -306,3 +306,23 @@ func (c *Cluster) FlushAll() {
 		}
 	}
 }
+
+// KillAll SIGKILLs every node, as a whole-cluster outage would.
+func (c *Cluster) KillAll() {
+	for _, n := range c.nodes {
+		n.Kill()
+	}
+}
+
+// RestartAll starts every node again on its port and directory (the
+// cluster's shape survives in each node's nodes.conf, its data does not
+// without persistence) and waits until the cluster is healthy.
+func (c *Cluster) RestartAll() {
+	c.t.Helper()
+	for _, n := range c.nodes {
+		if !n.running() {
+			n.Restart()
+		}
+	}
+	c.waitHealthy(c.nodes, "come back")
+}

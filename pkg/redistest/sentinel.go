@@ -239,3 +239,42 @@ func (s *Sentinel) FlushAll() {
 		s.t.Fatalf("redistest: flush %s: %v", p.Addr(), err)
 	}
 }
+
+// KillServers SIGKILLs the primary and the replica; the sentinels stay.
+func (s *Sentinel) KillServers() {
+	for _, n := range s.servers {
+		n.Kill()
+	}
+}
+
+// RestartServers starts the data servers again and waits until the
+// sentinels agree on a primary again.
+func (s *Sentinel) RestartServers() {
+	s.t.Helper()
+	for _, n := range s.servers {
+		if !n.running() {
+			n.Restart()
+		}
+	}
+	deadline := time.Now().Add(clusterTimeout)
+	for {
+		var why string
+		for _, sn := range s.sentinels {
+			addr, err := masterAddr(sn)
+			if err != nil {
+				why = err.Error()
+				break
+			}
+			if why = role(addr, "master"); why != "" {
+				break
+			}
+		}
+		if why == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("redistest: no primary after the restart within %s: %s", clusterTimeout, why)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

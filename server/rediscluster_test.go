@@ -150,6 +150,29 @@ func TestRedisClusterPrimaryKilledUnderTraffic(t *testing.T) {
 		func() { cl.WaitFailover(victim) })
 }
 
+// TestRedisClusterSlotMovedUnderTraffic: the same while the slot of one
+// user, with its history, moves to another primary (ASK, then MOVED).
+func TestRedisClusterSlotMovedUnderTraffic(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a Redis Cluster")
+	}
+	cl, nodes := clusterNodes(t)
+	trafficThroughFailover(t, nodes,
+		func(users []string) map[string]bool {
+			key := "{" + users[0] + "}"
+			from := cl.PrimaryOf(key)
+			var to *redistest.Server
+			for _, p := range cl.Primaries() {
+				if p != from {
+					to = p
+				}
+			}
+			cl.MoveSlot(key, to)
+			return map[string]bool{users[0]: true}
+		},
+		func() {})
+}
+
 // TestRedisSentinelPrimaryKilledUnderTraffic: the same with the primary of
 // a Sentinel set, whose replica the Sentinels promote.
 func TestRedisSentinelPrimaryKilledUnderTraffic(t *testing.T) {
@@ -174,7 +197,7 @@ func TestRedisSentinelPrimaryKilledUnderTraffic(t *testing.T) {
 
 // trafficThroughFailover runs senders through both nodes, each retrying
 // under the same id what got no 202, calls kill a second in, waits for the
-// failover and a second more, and then checks that every accepted
+// failover (or move) and a second more, and then checks that every accepted
 // notification reached its user's live session exactly once, in order.
 func trafficThroughFailover(t *testing.T, nodes [2]*testNode, kill func(users []string) (affected map[string]bool), wait func()) {
 	t.Helper()
@@ -245,7 +268,7 @@ func trafficThroughFailover(t *testing.T, nodes [2]*testNode, kill func(users []
 			hit += len(a)
 		}
 	}
-	t.Logf("%d notifications accepted, %d of them to users of the killed primary", total, hit)
+	t.Logf("%d notifications accepted, %d of them to the affected users", total, hit)
 	for i, u := range names {
 		want := accepted[i]
 		r := recs[i]
@@ -255,7 +278,7 @@ func trafficThroughFailover(t *testing.T, nodes [2]*testNode, kill func(users []
 		}
 		got := r.got()
 		if strings.Join(got, ",") != strings.Join(want, ",") {
-			t.Errorf("%s (on the killed primary: %v): live %d, accepted %d\nlive     %v\naccepted %v",
+			t.Errorf("%s (affected: %v): live %d, accepted %d\nlive     %v\naccepted %v",
 				u, affected[u], len(got), len(want), got, want)
 		}
 	}

@@ -326,3 +326,57 @@ func (c *Cluster) RestartAll() {
 	}
 	c.waitHealthy(c.nodes, "come back")
 }
+
+// MoveSlot migrates the slot of key, with its keys, from its primary to the
+// primary to, as `redis-cli --cluster reshard` does for each slot, and waits
+// until every node agrees on the new owner. Clients see ASK and then MOVED
+// meanwhile, as in a live resharding.
+func (c *Cluster) MoveSlot(key string, to *Server) {
+	c.t.Helper()
+	ctx := context.Background()
+	from := c.PrimaryOf(key)
+	if from == to {
+		c.t.Fatalf("redistest: %s already owns the slot of %q", to.Addr(), key)
+	}
+	slot := int(Slot(key))
+	src, dst := quickClient(from.Addr()), quickClient(to.Addr())
+	defer src.Close()
+	defer dst.Close()
+	must := func(what string, err error) {
+		if err != nil {
+			c.t.Fatalf("redistest: move slot %d: %s: %v", slot, what, err)
+		}
+	}
+	srcID, err := src.Do(ctx, "CLUSTER", "MYID").Text()
+	must("myid", err)
+	dstID, err := dst.Do(ctx, "CLUSTER", "MYID").Text()
+	must("myid", err)
+	must("importing", dst.Do(ctx, "CLUSTER", "SETSLOT", slot, "IMPORTING", srcID).Err())
+	must("migrating", src.Do(ctx, "CLUSTER", "SETSLOT", slot, "MIGRATING", dstID).Err())
+	for {
+		keys, err := src.ClusterGetKeysInSlot(ctx, slot, 100).Result()
+		must("getkeysinslot", err)
+		if len(keys) == 0 {
+			break
+		}
+		args := []any{"MIGRATE", "127.0.0.1", to.port, "", 0, 5000, "REPLACE", "KEYS"}
+		for _, k := range keys {
+			args = append(args, k)
+		}
+		must("migrate", src.Do(ctx, args...).Err())
+	}
+	must("node on the target", dst.Do(ctx, "CLUSTER", "SETSLOT", slot, "NODE", dstID).Err())
+	must("node on the source", src.Do(ctx, "CLUSTER", "SETSLOT", slot, "NODE", dstID).Err())
+	for _, p := range c.Primaries() {
+		if p != from && p != to {
+			cl := quickClient(p.Addr())
+			err := cl.Do(ctx, "CLUSTER", "SETSLOT", slot, "NODE", dstID).Err()
+			_ = cl.Close()
+			must("node on "+p.Addr(), err)
+		}
+	}
+	c.waitHealthy(c.nodes, "agree on the moved slot")
+	if now := c.PrimaryOf(key); now != to {
+		c.t.Fatalf("redistest: slot %d is on %s after the move, want %s", slot, now.Addr(), to.Addr())
+	}
+}

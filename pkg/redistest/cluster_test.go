@@ -104,3 +104,34 @@ func TestSentinelFailsOverAKilledPrimary(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+func TestClusterMovesASlotWithItsKeys(t *testing.T) {
+	cl := redistest.StartCluster(t)
+	c := cl.Client()
+	ctx := context.Background()
+	for i := range 250 {
+		if err := c.RPush(ctx, "{moved}:list", i).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Set(ctx, fmt.Sprintf("{moved}:k%d", i), i, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	from := cl.PrimaryOf("{moved}")
+	var to *redistest.Server
+	for _, p := range cl.Primaries() {
+		if p != from {
+			to = p
+		}
+	}
+	cl.MoveSlot("{moved}", to)
+	if n, err := c.LLen(ctx, "{moved}:list").Result(); err != nil || n != 250 {
+		t.Fatalf("list after the move: %d %v", n, err)
+	}
+	if v, err := c.Get(ctx, "{moved}:k249").Int(); err != nil || v != 249 {
+		t.Fatalf("key after the move: %d %v", v, err)
+	}
+	if n, err := to.Client().DBSize(ctx).Result(); err != nil || n < 251 {
+		t.Fatalf("target holds %d keys (%v)", n, err)
+	}
+}

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Installs the programs Herald's tests start themselves (redis-server,
-# nginx as the cluster's load balancer, chromium for the browser tests)
-# from Debian's packages when missing.
+# redis-cli to form a Redis Cluster, redis-sentinel, nginx as the
+# cluster's load balancer, chromium for the browser tests) from Debian's
+# packages when missing.
 set -euo pipefail
 
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+command -v redis-cli >/dev/null 2>&1 || need+=(redis-tools)
+command -v redis-sentinel >/dev/null 2>&1 || need+=(redis-sentinel)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 [ ${#need[@]} -eq 0 ] && exit 0

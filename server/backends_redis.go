@@ -2,9 +2,11 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -15,20 +17,69 @@ import (
 	"github.com/heraldhq/herald/server/config"
 )
 
+// clusterStateReload is how often a Redis Cluster client rereads the slot
+// map. go-redis rereads it on MOVED, but not when a primary that died
+// refuses connections: until the next reload the node keeps dialling it,
+// so the reload bounds how long a failover stays unseen.
+const clusterStateReload = 2 * time.Second
+
+// newRedisClient builds the client of cfg's Redis form: one server
+// (HERALD_REDIS_URL), a Redis Cluster or a Sentinel-watched primary.
+func newRedisClient(cfg *config.Config) (redis.UniversalClient, error) {
+	var tlsConfig *tls.Config
+	if cfg.RedisTLS {
+		// The server name comes from each node's address.
+		tlsConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	switch {
+	case len(cfg.RedisClusterAddrs) > 0:
+		return redis.NewClusterClient(&redis.ClusterOptions{
+			Addrs:                      cfg.RedisClusterAddrs,
+			Username:                   cfg.RedisUsername,
+			Password:                   cfg.RedisPassword,
+			TLSConfig:                  tlsConfig,
+			ClusterStateReloadInterval: clusterStateReload,
+		}), nil
+	case len(cfg.RedisSentinelAddrs) > 0:
+		return redis.NewFailoverClient(&redis.FailoverOptions{
+			MasterName:    cfg.RedisSentinelMaster,
+			SentinelAddrs: cfg.RedisSentinelAddrs,
+			Username:      cfg.RedisUsername,
+			Password:      cfg.RedisPassword,
+			TLSConfig:     tlsConfig,
+		}), nil
+	default:
+		opt, err := redis.ParseURL(cfg.RedisURL)
+		if err != nil {
+			return nil, fmt.Errorf("HERALD_REDIS_URL: %w", err)
+		}
+		return redis.NewClient(opt), nil
+	}
+}
+
+// autoPipeliner is what the Redis clients of every form offer.
+type autoPipeliner interface {
+	AutoPipeline() (*redis.AutoPipeliner, error)
+}
+
 // openRedis connects to Redis and builds the cluster back-ends.
 func openRedis(ctx context.Context, cfg *config.Config, r broker.Retention, h broker.Handler, log *slog.Logger) (*backends, error) {
-	opt, err := redis.ParseURL(cfg.RedisURL)
+	client, err := newRedisClient(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("HERALD_REDIS_URL: %w", err)
+		return nil, err
 	}
-	client := redis.NewClient(opt)
 	if err := client.Ping(ctx).Err(); err != nil {
 		log.Warn("redis not reachable yet; will keep trying", "err", err)
 	}
 	// Commands issued by concurrent requests and workers share pipelines:
 	// one write and one read on each side carry what would otherwise be a
 	// round trip each.
-	ap, err := client.AutoPipeline()
+	apc, ok := client.(autoPipeliner)
+	if !ok {
+		_ = client.Close()
+		return nil, fmt.Errorf("redis autopipeline: %T has none", client)
+	}
+	ap, err := apc.AutoPipeline()
 	if err != nil {
 		_ = client.Close()
 		return nil, fmt.Errorf("redis autopipeline: %w", err)

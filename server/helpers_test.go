@@ -52,6 +52,8 @@ func startNode(t *testing.T, mutate func(*config.Config)) *testNode {
 	cfg := testConfig(t)
 	if strings.Contains(t.Name(), "RedisMode") {
 		cfg.RedisURL = redistest.Start(t).URL()
+	} else if use := sharedRedis(t); use != nil {
+		use(cfg)
 	}
 	if mutate != nil {
 		mutate(cfg)

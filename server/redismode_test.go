@@ -3,6 +3,7 @@ package server
 import (
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/heraldhq/herald/pkg/redistest"
@@ -12,7 +13,57 @@ import (
 // back-ends: startNode gives every test under this name its own
 // redis-server.
 func TestRedisMode(t *testing.T) {
-	tests := map[string]func(*testing.T){
+	tests := redisModeTests()
+	tests["SlowConsumer"] = TestSlowConsumerIsCutOffWithoutSlowingOthers
+	runRedisModeTests(t, tests, func() {})
+}
+
+// TestRedisClusterMode runs them on a 3-primary / 3-replica Redis Cluster
+// (HERALD_REDIS_CLUSTER_ADDRS), one cluster emptied between the tests.
+func TestRedisClusterMode(t *testing.T) {
+	cl := redistest.StartCluster(t)
+	shareRedis(t, func(c *configT) { c.RedisClusterAddrs = cl.Addrs() })
+	runRedisModeTests(t, redisModeTests(), cl.FlushAll)
+}
+
+// TestRedisSentinelMode runs them on a primary found through three
+// Sentinels (HERALD_REDIS_SENTINEL_ADDRS), one set emptied between the
+// tests.
+func TestRedisSentinelMode(t *testing.T) {
+	s := redistest.StartSentinel(t)
+	shareRedis(t, func(c *configT) { c.RedisSentinelAddrs, c.RedisSentinelMaster = s.Addrs(), s.MasterName() })
+	runRedisModeTests(t, redisModeTests(), s.FlushAll)
+}
+
+// shared holds, by top-level test name, how nodes started under that test
+// reach the Redis deployment it shares among its subtests.
+var shared sync.Map // string → func(*configT)
+
+func shareRedis(t *testing.T, use func(*configT)) {
+	shared.Store(t.Name(), use)
+	t.Cleanup(func() { shared.Delete(t.Name()) })
+}
+
+// sharedRedis is the Redis deployment of t's top-level test, or nil.
+func sharedRedis(t *testing.T) func(*configT) {
+	top, _, _ := strings.Cut(t.Name(), "/")
+	if use, ok := shared.Load(top); ok {
+		return use.(func(*configT))
+	}
+	return nil
+}
+
+// runRedisModeTests runs tests one after another, calling reset before
+// each.
+func runRedisModeTests(t *testing.T, tests map[string]func(*testing.T), reset func()) {
+	for name, fn := range tests {
+		t.Run(name, func(t *testing.T) { reset(); fn(t) })
+	}
+}
+
+// redisModeTests are the node-level tests every Redis form runs.
+func redisModeTests() map[string]func(*testing.T) {
+	return map[string]func(*testing.T){
 		"WSDelivers":     TestWSDeliversNotification,
 		"SSEDelivers":    TestSSEDeliversNotification,
 		"ResumeInOrder":  TestResumeDeliversMissedInOrder,
@@ -23,10 +74,6 @@ func TestRedisMode(t *testing.T) {
 		"Presence":       TestPresenceCountsLocalSessions,
 		"Shutdown":       TestShutdownClosesWebSocketsWithServiceRestart,
 		"OwnStreamOnly":  TestUsersOnlyReceiveTheirOwnStream,
-		"SlowConsumer":   TestSlowConsumerIsCutOffWithoutSlowingOthers,
-	}
-	for name, fn := range tests {
-		t.Run(name, fn)
 	}
 }
 
@@ -47,4 +94,53 @@ func TestRedisDownAnswers503(t *testing.T) {
 	rs.Restart()
 	waitFor(t, "ready again", func() bool { s, _ := n.do(http.MethodGet, "/readyz", "", nil); return s == http.StatusOK })
 	n.mustSend([]string{"alice"}, "after")
+}
+
+// TestRedisClusterDownAnswers503: the same with the whole Redis Cluster
+// gone and back.
+func TestRedisClusterDownAnswers503(t *testing.T) {
+	cl := redistest.StartCluster(t)
+	n := startNode(t, func(c *configT) { c.RedisClusterAddrs = cl.Addrs() })
+	redisDownAndBack(t, n, cl.KillAll, cl.RestartAll)
+}
+
+// TestRedisSentinelDownAnswers503: the same with both servers of a
+// Sentinel set gone and back.
+func TestRedisSentinelDownAnswers503(t *testing.T) {
+	s := redistest.StartSentinel(t)
+	n := startNode(t, func(c *configT) { c.RedisSentinelAddrs, c.RedisSentinelMaster = s.Addrs(), s.MasterName() })
+	redisDownAndBack(t, n, s.KillServers, s.RestartServers)
+}
+
+func redisDownAndBack(t *testing.T, n *testNode, kill, restart func()) {
+	t.Helper()
+	ws := n.mustDialWS("alice", "")
+	waitFor(t, "session", func() bool { return n.srv.Hub().LocalSessions("alice") == 1 })
+	n.mustSend([]string{"alice"}, "before")
+	if f := ws.mustNext(); f.Notification.Title != "before" {
+		t.Fatalf("got %+v", f)
+	}
+	kill()
+	status, body := n.send(map[string]any{"to": []string{"alice"}, "title": "while down"})
+	if status != http.StatusServiceUnavailable {
+		t.Fatalf("send with redis down: %d %s", status, body)
+	}
+	if status, body := n.do(http.MethodGet, "/readyz", "", nil); status != http.StatusServiceUnavailable {
+		t.Fatalf("readyz with redis down: %d %s", status, body)
+	}
+	restart()
+	waitFor(t, "ready again", func() bool { s, _ := n.do(http.MethodGet, "/readyz", "", nil); return s == http.StatusOK })
+	waitFor(t, "sending again", func() bool {
+		s, _ := n.send(map[string]any{"id": "after-1", "to": []string{"alice"}, "title": "after"})
+		return s == http.StatusAccepted
+	})
+	// The live session still receives. Redis kept nothing, so the
+	// history started over, which the session is told with a reset first.
+	f := ws.mustNext()
+	if f.Type == "reset" {
+		f = ws.mustNext()
+	}
+	if f.Type != "notification" || f.Notification.Title != "after" {
+		t.Fatalf("after recovery got %+v", f)
+	}
 }

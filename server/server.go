@@ -64,7 +64,7 @@ type Server struct {
 	http    *http.Server
 }
 
-// New opens the back-ends of cfg's mode (embedded unless RedisURL is set)
+// New opens the back-ends of cfg's mode (embedded unless Redis is configured)
 // and builds a node ready to serve. cfg must be complete: secrets already
 // resolved (see Prepare).
 func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, error) {
@@ -91,7 +91,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	var h *hub.Hub
 	dispatch := func(ev *notification.Event) { h.Dispatch(ev) }
 	retention := broker.Retention{MaxCount: cfg.HistoryMaxCount, MaxAge: cfg.HistoryMaxAge}
-	if cfg.RedisURL != "" {
+	if cfg.UsesRedis() {
 		s.backends, err = openRedis(ctx, cfg, retention, dispatch, log)
 	} else {
 		s.backends, err = openEmbedded(cfg, retention, dispatch, log)

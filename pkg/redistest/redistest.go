@@ -33,6 +33,14 @@ type Option func(*config)
 type config struct {
 	appendOnly bool
 	dir        string
+	extra      []string // further redis-server arguments
+	cluster    bool     // cluster mode, with its bus on a second free port
+	sentinel   string   // non-empty: run as a sentinel with this config file
+}
+
+// withArgs appends redis-server arguments (cluster and replica settings).
+func withArgs(args ...string) Option {
+	return func(c *config) { c.extra = append(c.extra, args...) }
 }
 
 // WithAppendOnly turns on AOF persistence (fsync on every write), so data
@@ -49,6 +57,7 @@ type Server struct {
 	bin  string
 	cfg  config
 	port int
+	bus  int // cluster bus port, in cluster mode
 
 	mu   sync.Mutex
 	proc *process // nil while stopped
@@ -59,13 +68,25 @@ type Server struct {
 // with --save "" --appendonly no.
 func Start(t testing.TB, opts ...Option) *Server {
 	t.Helper()
-	bin, err := exec.LookPath("redis-server")
+	return start(t, lookPath(t, "redis-server"), opts...)
+}
+
+// lookPath finds a program the tests need, skipping the test when it is
+// missing unless RequireEnv is set.
+func lookPath(t testing.TB, name string) string {
+	t.Helper()
+	bin, err := exec.LookPath(name)
 	if err != nil {
 		if os.Getenv(RequireEnv) == "1" {
-			t.Fatalf("redistest: redis-server not found and %s=1: %v", RequireEnv, err)
+			t.Fatalf("redistest: %s not found and %s=1: %v", name, RequireEnv, err)
 		}
-		t.Skipf("redistest: redis-server not installed (set %s=1 to fail instead)", RequireEnv)
+		t.Skipf("redistest: %s not installed (set %s=1 to fail instead)", name, RequireEnv)
 	}
+	return bin
+}
+
+func start(t testing.TB, bin string, opts ...Option) *Server {
+	t.Helper()
 	s := &Server{t: t, bin: bin}
 	for _, o := range opts {
 		o(&s.cfg)
@@ -80,6 +101,9 @@ func Start(t testing.TB, opts ...Option) *Server {
 	var lastErr error
 	for attempt := 0; attempt < 5; attempt++ {
 		s.port = freePort(t)
+		if s.cfg.cluster {
+			s.bus = freePort(t)
+		}
 		if lastErr = s.launch(); lastErr == nil {
 			return s
 		}
@@ -99,17 +123,37 @@ func freePort(t testing.TB) int {
 }
 
 func (s *Server) args() []string {
-	args := []string{
+	var args []string
+	if s.cfg.sentinel != "" {
+		// A sentinel rewrites its config file, which must exist; the
+		// persistence settings below are not its business.
+		return append([]string{s.cfg.sentinel,
+			"--port", strconv.Itoa(s.port),
+			"--bind", "127.0.0.1",
+			"--dir", s.cfg.dir,
+			"--protected-mode", "no",
+		}, s.cfg.extra...)
+	}
+	if s.cfg.cluster {
+		args = append(args,
+			"--cluster-enabled", "yes",
+			"--cluster-port", strconv.Itoa(s.bus),
+			"--cluster-config-file", "nodes.conf",
+		)
+	}
+	args = append(args,
 		"--port", strconv.Itoa(s.port),
 		"--bind", "127.0.0.1",
 		"--dir", s.cfg.dir,
 		"--save", "",
 		"--protected-mode", "no",
-	}
+	)
 	if s.cfg.appendOnly {
-		return append(args, "--appendonly", "yes", "--appendfsync", "always")
+		args = append(args, "--appendonly", "yes", "--appendfsync", "always")
+	} else {
+		args = append(args, "--appendonly", "no")
 	}
-	return append(args, "--appendonly", "no")
+	return append(args, s.cfg.extra...)
 }
 
 // launch starts the process on s.port and waits until it answers PING.

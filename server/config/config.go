@@ -18,6 +18,12 @@ package config
 
 import "time"
 
+// UsesRedis reports whether the node keeps its state in Redis, in any of
+// the three forms (URL, cluster, sentinel), rather than embedded.
+func (c *Config) UsesRedis() bool {
+	return c.RedisURL != "" || len(c.RedisClusterAddrs) > 0 || len(c.RedisSentinelAddrs) > 0
+}
+
 // Config is everything a node can be told. The comment of each field names
 // its environment variable; its default is in [Default].
 type Config struct {
@@ -30,6 +36,21 @@ type Config struct {
 	RedisURL string
 	// RedisSharded uses sharded pub/sub, for Redis Cluster (HERALD_REDIS_SHARDED).
 	RedisSharded bool
+	// RedisClusterAddrs are seed host:port of a Redis Cluster, instead of
+	// RedisURL (HERALD_REDIS_CLUSTER_ADDRS).
+	RedisClusterAddrs []string
+	// RedisSentinelAddrs are the host:port of the Sentinels watching the
+	// primary named RedisSentinelMaster, instead of RedisURL
+	// (HERALD_REDIS_SENTINEL_ADDRS, HERALD_REDIS_SENTINEL_MASTER).
+	RedisSentinelAddrs  []string
+	RedisSentinelMaster string
+	// RedisUsername and RedisPassword authenticate to the Redis servers of
+	// the cluster or sentinel form; RedisTLS connects to them over TLS
+	// (HERALD_REDIS_USERNAME, HERALD_REDIS_PASSWORD, HERALD_REDIS_TLS). The
+	// URL form carries its own.
+	RedisUsername string
+	RedisPassword string
+	RedisTLS      bool
 	// NodeID names this node in presence and logs; random when empty
 	// (HERALD_NODE_ID).
 	NodeID string

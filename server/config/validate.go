@@ -35,12 +35,10 @@ func (c *Config) Validate() error {
 	} else if _, _, err := net.SplitHostPort(c.Addr); err != nil {
 		v.bad("addr", "must be host:port or :port")
 	}
-	if c.RedisURL == "" && c.DataDir == "" {
+	if !c.UsesRedis() && c.DataDir == "" {
 		v.bad("data_dir", "must not be empty without HERALD_REDIS_URL")
 	}
-	if c.RedisURL != "" {
-		v.url("redis_url", c.RedisURL, "redis", "rediss", "unix")
-	}
+	c.validateRedis(&v)
 	if c.NodeID != "" && !validNodeID(c.NodeID) {
 		v.bad("node_id", "must be 1 to 64 letters, digits, '.', '_', ':' or '-'")
 	}
@@ -148,6 +146,66 @@ func (c *Config) Validate() error {
 		v.bad("log_format", "must be text or json")
 	}
 	return errors.Join(v.errs...)
+}
+
+// validateRedis checks the Redis form: at most one of URL, cluster and
+// sentinel, each complete.
+func (c *Config) validateRedis(v *validation) {
+	var forms []string
+	if c.RedisURL != "" {
+		forms = append(forms, "redis_url")
+		v.url("redis_url", c.RedisURL, "redis", "rediss", "unix")
+	}
+	if len(c.RedisClusterAddrs) > 0 {
+		forms = append(forms, "redis_cluster_addrs")
+		validHostPorts(v, "redis_cluster_addrs", c.RedisClusterAddrs)
+	}
+	if len(c.RedisSentinelAddrs) > 0 {
+		forms = append(forms, "redis_sentinel_addrs")
+		validHostPorts(v, "redis_sentinel_addrs", c.RedisSentinelAddrs)
+		if c.RedisSentinelMaster == "" {
+			v.bad("redis_sentinel_master", "is required with HERALD_REDIS_SENTINEL_ADDRS")
+		}
+	} else if c.RedisSentinelMaster != "" {
+		v.bad("redis_sentinel_master", "goes with HERALD_REDIS_SENTINEL_ADDRS")
+	}
+	if c.RedisSharded && len(c.RedisClusterAddrs) > 0 {
+		// One go-redis sharded pub/sub connection reaches one shard only;
+		// on a Cluster the broker uses classic pub/sub until it keeps one
+		// connection per primary.
+		v.bad("redis_sharded", "is not supported with HERALD_REDIS_CLUSTER_ADDRS yet (a Cluster uses classic pub/sub)")
+	}
+	if len(forms) > 1 {
+		names := make([]string, len(forms))
+		for i, f := range forms {
+			names[i] = envPrefix + strings.ToUpper(f)
+		}
+		v.bad(forms[1], "Redis is given more than one way ("+strings.Join(names, ", ")+"); set exactly one")
+	}
+	if c.RedisURL != "" || len(forms) == 0 {
+		for _, o := range []struct {
+			key string
+			set bool
+		}{
+			{"redis_username", c.RedisUsername != ""},
+			{"redis_password", c.RedisPassword != ""},
+			{"redis_tls", c.RedisTLS},
+		} {
+			if o.set {
+				v.bad(o.key, "goes with HERALD_REDIS_CLUSTER_ADDRS or HERALD_REDIS_SENTINEL_ADDRS (HERALD_REDIS_URL carries its own credentials and rediss:// for TLS)")
+			}
+		}
+	}
+}
+
+// validHostPorts checks that every address is host:port.
+func validHostPorts(v *validation, key string, addrs []string) {
+	for _, a := range addrs {
+		host, port, err := net.SplitHostPort(a)
+		if err != nil || host == "" || port == "" {
+			v.bad(key, fmt.Sprintf("%q is not host:port", a))
+		}
+	}
 }
 
 // validateAPNs checks APNs token auth: all four values or none.

@@ -24,6 +24,14 @@ func TestValidateAcceptsGoodConfigs(t *testing.T) {
 		{"Redis mode without a data dir", func(c *Config) { c.RedisURL, c.DataDir = "redis://:pw@redis:6379/0", "" }},
 		{"Redis over TLS", func(c *Config) { c.RedisURL = "rediss://redis.example:6380" }},
 		{"Redis over a socket", func(c *Config) { c.RedisURL = "unix:///run/redis.sock" }},
+		{"Redis Cluster without a data dir", func(c *Config) {
+			c.RedisClusterAddrs, c.DataDir = []string{"10.0.0.1:6379", "redis-2:6379", "[::1]:7000"}, ""
+			c.RedisUsername, c.RedisPassword, c.RedisTLS = "herald", "pw", true
+		}},
+		{"Redis Sentinel", func(c *Config) {
+			c.RedisSentinelAddrs, c.RedisSentinelMaster, c.DataDir = []string{"s1:26379", "s2:26379"}, "mymaster", ""
+			c.RedisPassword = "pw"
+		}},
 		{"listen on a host", func(c *Config) { c.Addr = "127.0.0.1:9000" }},
 		{"origins", func(c *Config) {
 			c.AllowedOrigins = []string{"https://app.example.com", "http://localhost:3000", "https://x.example/", "*"}
@@ -67,6 +75,18 @@ func TestValidateNamesTheKey(t *testing.T) {
 		{"no data dir", func(c *Config) { c.DataDir = "" }, "HERALD_DATA_DIR: must not be empty"},
 		{"Redis URL scheme", func(c *Config) { c.RedisURL = "http://redis:6379" }, "HERALD_REDIS_URL: must be a URL starting with redis://"},
 		{"Redis URL unparsable", func(c *Config) { c.RedisURL = "redis://[::1" }, "HERALD_REDIS_URL: is not a URL"},
+		{"URL and cluster", func(c *Config) { c.RedisURL, c.RedisClusterAddrs = "redis://r:6379", []string{"r:7000"} },
+			"HERALD_REDIS_CLUSTER_ADDRS: Redis is given more than one way (HERALD_REDIS_URL, HERALD_REDIS_CLUSTER_ADDRS); set exactly one"},
+		{"cluster and sentinel", func(c *Config) {
+			c.RedisClusterAddrs, c.RedisSentinelAddrs, c.RedisSentinelMaster = []string{"r:7000"}, []string{"s:26379"}, "m"
+		}, "HERALD_REDIS_SENTINEL_ADDRS: Redis is given more than one way (HERALD_REDIS_CLUSTER_ADDRS, HERALD_REDIS_SENTINEL_ADDRS); set exactly one"},
+		{"cluster address", func(c *Config) { c.RedisClusterAddrs = []string{"r:7000", "r7001"} }, `HERALD_REDIS_CLUSTER_ADDRS: "r7001" is not host:port`},
+		{"sentinel without master", func(c *Config) { c.RedisSentinelAddrs = []string{"s:26379"} }, "HERALD_REDIS_SENTINEL_MASTER: is required with HERALD_REDIS_SENTINEL_ADDRS"},
+		{"master without sentinels", func(c *Config) { c.RedisSentinelMaster = "m" }, "HERALD_REDIS_SENTINEL_MASTER: goes with HERALD_REDIS_SENTINEL_ADDRS"},
+		{"password with the URL", func(c *Config) { c.RedisURL, c.RedisPassword = "redis://r:6379", "pw" }, "HERALD_REDIS_PASSWORD: goes with HERALD_REDIS_CLUSTER_ADDRS or HERALD_REDIS_SENTINEL_ADDRS"},
+		{"sharded pub/sub on a cluster", func(c *Config) { c.RedisClusterAddrs, c.RedisSharded = []string{"r:7000"}, true },
+			"HERALD_REDIS_SHARDED: is not supported with HERALD_REDIS_CLUSTER_ADDRS yet"},
+		{"TLS without Redis", func(c *Config) { c.RedisTLS = true }, "HERALD_REDIS_TLS: goes with"},
 		{"node id", func(c *Config) { c.NodeID = "node 1" }, "HERALD_NODE_ID:"},
 		{"node id length", func(c *Config) { c.NodeID = strings.Repeat("n", 65) }, "HERALD_NODE_ID:"},
 		{"no token key", func(c *Config) { c.JWTSecret = "" }, "HERALD_JWT_SECRET: a JWT secret or HERALD_JWKS_URL is required"},

@@ -62,7 +62,11 @@ func (s *Store) RegisterDevice(ctx context.Context, d *push.Device, limit int) (
 		return false, push.ErrTooManyDevices
 	}
 	created = added == 1 || prev.User != d.User
-	_, err = s.c.TxPipelined(ctx, func(p redis.Pipeliner) error {
+	// The previous owner's set and the devices hash are in different
+	// cluster slots, so no transaction can hold both. Neither order leaves
+	// a wrong answer behind: Devices keeps only devices whose record names
+	// the user, so an id left in the previous owner's set is ignored.
+	_, err = s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
 		if prev.User != "" && prev.User != d.User {
 			p.SRem(ctx, s.userDevicesKey(prev.User), d.ID)
 		}
@@ -200,7 +204,9 @@ func (s *Store) DeleteDevices(ctx context.Context, user string, ids []string, se
 	if len(gone) == 0 {
 		return 0, nil
 	}
-	_, err = s.c.TxPipelined(ctx, func(p redis.Pipeliner) error {
+	// Two slots (see RegisterDevice): a pipeline, not a transaction. An
+	// id whose record is gone is skipped by Devices.
+	_, err = s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
 		p.HDel(ctx, s.devicesKey(), gone...)
 		members := make([]any, len(gone))
 		for i, id := range gone {

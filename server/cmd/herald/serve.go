@@ -41,7 +41,7 @@ func runServe(ctx context.Context, args []string) error {
 		return fmt.Errorf("listen: %w", err)
 	}
 	mode := "embedded"
-	if cfg.RedisURL != "" {
+	if cfg.UsesRedis() {
 		mode = "redis"
 	}
 	log.Info("herald listening", "addr", ln.Addr().String(), "mode", mode, "data_dir", cfg.DataDir)
@@ -107,8 +107,8 @@ func resolveSecrets(cfg *config.Config) (generated bool, err error) {
 	if !needSecret && !needKey {
 		return false, nil
 	}
-	if cfg.RedisURL != "" {
-		return false, errors.New("HERALD_JWT_SECRET (or HERALD_JWKS_URL) and HERALD_API_KEY must be set when HERALD_REDIS_URL is: every node of a cluster needs the same ones")
+	if cfg.UsesRedis() {
+		return false, errors.New("HERALD_JWT_SECRET (or HERALD_JWKS_URL) and HERALD_API_KEY must be set in Redis mode (HERALD_REDIS_URL, HERALD_REDIS_CLUSTER_ADDRS or HERALD_REDIS_SENTINEL_ADDRS): every node of a cluster needs the same ones")
 	}
 	sec, created, err := server.LoadOrCreateSecrets(cfg.DataDir)
 	if err != nil {

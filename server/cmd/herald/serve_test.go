@@ -101,3 +101,28 @@ func TestMetricsOffOrOnTheirOwnListener(t *testing.T) {
 		t.Errorf("/metrics on HERALD_METRICS_ADDR answered %d, want 200", got)
 	}
 }
+
+// TestRedisFormsNeverGenerateSecrets: in every Redis form the nodes must
+// share their secrets, so none is generated into one node's data dir.
+func TestRedisFormsNeverGenerateSecrets(t *testing.T) {
+	for name, env := range map[string]map[string]string{
+		"url":      {"HERALD_REDIS_URL": "redis://127.0.0.1:6379/0"},
+		"cluster":  {"HERALD_REDIS_CLUSTER_ADDRS": "127.0.0.1:7000,127.0.0.1:7001"},
+		"sentinel": {"HERALD_REDIS_SENTINEL_ADDRS": "127.0.0.1:26379", "HERALD_REDIS_SENTINEL_MASTER": "m"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			env["HERALD_DATA_DIR"] = t.TempDir()
+			cfg, err := config.Load(nil, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = resolveSecrets(cfg)
+			if err == nil || !strings.Contains(err.Error(), "HERALD_API_KEY must be set") {
+				t.Fatalf("resolveSecrets: %v, want the shared-secrets error", err)
+			}
+			if cfg.APIKey != "" || cfg.JWTSecret != "" {
+				t.Fatal("a secret was generated")
+			}
+		})
+	}
+}

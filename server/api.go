@@ -61,7 +61,7 @@ type sendResponse struct {
 
 func (req *sendRequest) validate() error {
 	bad := func(field, msg string) error {
-		return errf(http.StatusBadRequest, "invalid_field", field+": "+msg)
+		return invalidField(field, msg)
 	}
 	if len(req.To) == 0 {
 		return bad("to", "at least one recipient is required")
@@ -144,12 +144,12 @@ func (s *Server) handleSend(w http.ResponseWriter, r *http.Request) {
 		}
 		if !fresh {
 			if prior == nil {
-				writeError(w, errf(http.StatusConflict, "in_progress", "a request with this id is still being processed"))
+				writeError(w, codeInProgress.with("a request with this id is still being processed"))
 				return
 			}
 			priorFP, body := openResult(prior)
 			if priorFP != "" && priorFP != fp {
-				writeError(w, errf(http.StatusUnprocessableEntity, "idempotency_key_reused",
+				writeError(w, codeKeyReused.with(
 					"id: this idempotency key was used with a different request"))
 				return
 			}
@@ -225,7 +225,7 @@ func (s *Server) publish(ctx context.Context, req *sendRequest) (*sendResponse, 
 func (s *Server) handlePresence(w http.ResponseWriter, r *http.Request) {
 	user := mux.Vars(r)["id"]
 	if err := validUserID(user); err != nil {
-		writeError(w, errf(http.StatusBadRequest, "invalid_field", "id: "+err.Error()))
+		writeError(w, invalidField("id", err.Error()))
 		return
 	}
 	n, err := s.hub.Presence(r.Context(), user)
@@ -244,7 +244,7 @@ func parseSince(raw string) (notification.Cursor, bool, error) {
 	}
 	c, err := notification.ParseCursor(raw)
 	if err != nil {
-		return c, false, errf(http.StatusBadRequest, "invalid_cursor", "since: malformed cursor")
+		return c, false, codeInvalidCursor.with("since: malformed cursor")
 	}
 	return c, true, nil
 }

@@ -54,15 +54,15 @@ func (s *Server) demoGuard(next http.HandlerFunc) http.HandlerFunc {
 	loopback := listensOnLoopback(s.cfg.Addr)
 	return func(w http.ResponseWriter, r *http.Request) {
 		if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
-			writeError(w, errf(http.StatusUnsupportedMediaType, "unsupported_media_type", "demo helpers take application/json"))
+			writeError(w, codeUnsupportedMedia.with("demo helpers take application/json"))
 			return
 		}
 		if !sameOrigin(r) {
-			writeError(w, errf(http.StatusForbidden, "origin_not_allowed", "demo helpers answer only the demo page's own origin"))
+			writeError(w, codeOriginNotAllowed.with("demo helpers answer only the demo page's own origin"))
 			return
 		}
 		if loopback && !isLoopbackHost(r.Host) {
-			writeError(w, errf(http.StatusForbidden, "host_not_allowed", "demo helpers on a loopback listener answer only loopback host names"))
+			writeError(w, codeHostNotAllowed.with("demo helpers on a loopback listener answer only loopback host names"))
 			return
 		}
 		next(w, r)
@@ -115,18 +115,18 @@ func (s *Server) handleDemoToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := validUserID(req.User); err != nil {
-		writeError(w, errf(http.StatusBadRequest, "invalid_field", "user: "+err.Error()))
+		writeError(w, invalidField("user", err.Error()))
 		return
 	}
 	if s.cfg.JWTSecret == "" {
-		writeError(w, errf(http.StatusConflict, "no_jwt_secret", "demo tokens need HERALD_JWT_SECRET (this server verifies tokens through JWKS)"))
+		writeError(w, codeNoJWTSecret.with("demo tokens need HERALD_JWT_SECRET (this server verifies tokens through JWKS)"))
 		return
 	}
 	exp := time.Now().Add(demoTokenTTL)
 	raw, err := token.Mint([]byte(s.cfg.JWTSecret), token.Claims{Subject: req.User, SessionID: token.NewSessionID(), ExpiresAt: exp})
 	if err != nil {
 		s.log.Warn("demo token mint failed", "err", err)
-		writeError(w, errf(http.StatusInternalServerError, "internal", "could not mint a token"))
+		writeError(w, codeInternal.with("could not mint a token"))
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"token": raw, "user": req.User, "expires_at": exp.UTC().Format(time.RFC3339)})
@@ -153,7 +153,7 @@ func (s *Server) handleDemoSend(w http.ResponseWriter, r *http.Request) {
 		req.From = demoSender
 	}
 	if err := validUserID(req.From); err != nil {
-		writeError(w, errf(http.StatusBadRequest, "invalid_field", "from: "+err.Error()))
+		writeError(w, invalidField("from", err.Error()))
 		return
 	}
 	data, _ := json.Marshal(map[string]string{"provider": "demo", "senderId": req.From})
@@ -186,7 +186,7 @@ func (s *Server) handleDemoWebhook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := validUserID(req.To); err != nil {
-		writeError(w, errf(http.StatusBadRequest, "invalid_field", "to: "+err.Error()))
+		writeError(w, invalidField("to", err.Error()))
 		return
 	}
 	if req.Text == "" {
@@ -201,7 +201,7 @@ func (s *Server) handleDemoWebhook(w http.ResponseWriter, r *http.Request) {
 	switch provider {
 	case "talkjs":
 		if s.cfg.TalkJSSecret == "" {
-			writeError(w, errf(http.StatusConflict, "not_configured", "set HERALD_TALKJS_SECRET to sign TalkJS webhooks"))
+			writeError(w, codeNotConfigured.with("set HERALD_TALKJS_SECRET to sign TalkJS webhooks"))
 			return
 		}
 		body = demoTalkJSPayload(req.To, req.Text, now)
@@ -210,7 +210,7 @@ func (s *Server) handleDemoWebhook(w http.ResponseWriter, r *http.Request) {
 		header.Set("X-TalkJS-Signature", talkJSSignature(s.cfg.TalkJSSecret, ts, body))
 	case "cometchat":
 		if s.cfg.CometChatUser == "" {
-			writeError(w, errf(http.StatusConflict, "not_configured", "set HERALD_COMETCHAT_USER and HERALD_COMETCHAT_PASSWORD for CometChat webhooks"))
+			writeError(w, codeNotConfigured.with("set HERALD_COMETCHAT_USER and HERALD_COMETCHAT_PASSWORD for CometChat webhooks"))
 			return
 		}
 		body = demoCometChatPayload(req.To, req.Text, now)

@@ -106,7 +106,7 @@ func (s *Server) handleRegisterDevice(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	bad := func(field, msg string) { writeError(w, errf(http.StatusBadRequest, "invalid_field", field+": "+msg)) }
+	bad := func(field, msg string) { writeError(w, invalidField(field, msg)) }
 	claims := userClaims(r)
 	d := push.Device{User: claims.Subject, Platform: req.Platform, Session: claims.SessionID, Created: time.Now().UTC()}
 	if len(req.Label) > maxLabelLen {
@@ -166,7 +166,7 @@ func (s *Server) handleRegisterDevice(w http.ResponseWriter, r *http.Request) {
 	d.ID = deviceID(d.Platform, target)
 	created, err := s.backends.push.RegisterDevice(r.Context(), &d, s.cfg.MaxDevicesPerUser)
 	if errors.Is(err, push.ErrTooManyDevices) {
-		writeError(w, errf(http.StatusConflict, "too_many_devices",
+		writeError(w, codeTooManyDevices.with(
 			fmt.Sprintf("this user has %d push devices, the most allowed; remove one first", s.cfg.MaxDevicesPerUser)))
 		return
 	}
@@ -221,7 +221,7 @@ func (s *Server) handleDeleteDevice(w http.ResponseWriter, r *http.Request) {
 func (s *Server) handleLogoutDevices(w http.ResponseWriter, r *http.Request) {
 	claims := userClaims(r)
 	if claims.SessionID == "" {
-		writeError(w, errf(http.StatusBadRequest, "no_session", "the token has no sid or jti claim naming its session"))
+		writeError(w, codeNoSession.with("the token has no sid or jti claim naming its session"))
 		return
 	}
 	n, err := s.backends.push.DeleteDevices(r.Context(), claims.Subject, nil, claims.SessionID)

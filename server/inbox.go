@@ -37,7 +37,7 @@ func (s *Server) handleInbox(w http.ResponseWriter, r *http.Request) {
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > maxInboxLimit {
-			writeError(w, errf(http.StatusBadRequest, "invalid_field", "limit: must be 1-500"))
+			writeError(w, invalidField("limit", "must be 1-500"))
 			return
 		}
 		limit = n
@@ -82,12 +82,12 @@ func (s *Server) handleAck(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if len(req.IDs) == 0 || len(req.IDs) > maxAckIDs {
-		writeError(w, errf(http.StatusBadRequest, "invalid_field", "ids: 1-1000 notification ids required"))
+		writeError(w, invalidField("ids", "1-1000 notification ids required"))
 		return
 	}
 	for _, id := range req.IDs {
 		if id == "" || len(id) > 128 {
-			writeError(w, errf(http.StatusBadRequest, "invalid_field", "ids: malformed id"))
+			writeError(w, invalidField("ids", "malformed id"))
 			return
 		}
 	}

@@ -37,7 +37,7 @@ func (s *Server) handlePutPreferences(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := p.Validate(); err != nil {
-		writeError(w, errf(http.StatusBadRequest, "invalid_field", err.Error()))
+		writeError(w, codeInvalidField.with(err.Error()))
 		return
 	}
 	if err := s.backends.prefs.SetPreferences(r.Context(), userClaims(r).Subject, &p); err != nil {
@@ -56,7 +56,7 @@ func (s *Server) handlePutPreferences(w http.ResponseWriter, r *http.Request) {
 func (s *Server) handleSetMembers(w http.ResponseWriter, r *http.Request) {
 	conv := mux.Vars(r)["id"]
 	if conv == "" || len(conv) > 256 {
-		writeError(w, errf(http.StatusBadRequest, "invalid_field", "id: conversation ids must be 1-256 bytes"))
+		writeError(w, invalidField("id", "conversation ids must be 1-256 bytes"))
 		return
 	}
 	var req struct {
@@ -67,16 +67,16 @@ func (s *Server) handleSetMembers(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if req.Members == nil {
-		writeError(w, errf(http.StatusBadRequest, "invalid_field", "members: required (an empty list clears)"))
+		writeError(w, invalidField("members", "required (an empty list clears)"))
 		return
 	}
 	if len(req.Members) > maxMembers {
-		writeError(w, errf(http.StatusBadRequest, "invalid_field", "members: too many"))
+		writeError(w, invalidField("members", "too many"))
 		return
 	}
 	for _, u := range req.Members {
 		if err := validUserID(u); err != nil {
-			writeError(w, errf(http.StatusBadRequest, "invalid_field", "members: "+err.Error()))
+			writeError(w, invalidField("members", err.Error()))
 			return
 		}
 	}

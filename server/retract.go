@@ -50,16 +50,16 @@ type retractResponse struct {
 func (s *Server) handleDeleteNotification(w http.ResponseWriter, r *http.Request) {
 	id := mux.Vars(r)["id"]
 	if id == "" || len(id) > maxIdemKeyLen || !utf8.ValidString(id) {
-		writeError(w, errf(http.StatusBadRequest, "invalid_field", "id: must be 1-256 bytes of UTF-8"))
+		writeError(w, invalidField("id", "must be 1-256 bytes of UTF-8"))
 		return
 	}
 	user := r.URL.Query().Get("user")
 	if user == "" {
-		writeError(w, errf(http.StatusBadRequest, "invalid_field", "user: required (the user the notification id was sent to)"))
+		writeError(w, invalidField("user", "required (the user the notification id was sent to)"))
 		return
 	}
 	if err := validUserID(user); err != nil {
-		writeError(w, errf(http.StatusBadRequest, "invalid_field", "user: "+err.Error()))
+		writeError(w, invalidField("user", err.Error()))
 		return
 	}
 	ctx := r.Context()
@@ -81,7 +81,7 @@ func (s *Server) handleDeleteNotification(w http.ResponseWriter, r *http.Request
 		}
 	}
 	if !found {
-		writeError(w, errf(http.StatusNotFound, "not_found", "no notification with this id for this user"))
+		writeError(w, codeNotFound.with("no notification with this id for this user"))
 		return
 	}
 	// By id only: a tag would also close a newer notification that
@@ -107,7 +107,7 @@ type retractRequest struct {
 
 func (req *retractRequest) validate() error {
 	bad := func(field, msg string) error {
-		return errf(http.StatusBadRequest, "invalid_field", field+": "+msg)
+		return invalidField(field, msg)
 	}
 	if req.Tag == "" {
 		return bad("tag", "required")

@@ -14,7 +14,7 @@ func (s *Server) routes() http.Handler {
 	r := mux.NewRouter()
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { writeError(w, errNotFound) })
 	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		writeError(w, errf(http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed"))
+		writeError(w, errMethodNotAllowed)
 	})
 
 	// Server API (API key).

@@ -23,7 +23,7 @@ type backends struct {
 	broker   broker.Broker
 	idem     idempotencyStore
 	presence hub.Presence // nil in embedded mode: the hub's counts are the truth
-	queue    webhookQueue
+	queue    queue.Queue
 	members  ingest.Members
 	counter  ingest.Counter
 	prefs    ingest.KVPreferences

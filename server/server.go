@@ -21,6 +21,7 @@ import (
 	"github.com/heraldhq/herald/pkg/lograte"
 	"github.com/heraldhq/herald/pkg/notification"
 	"github.com/heraldhq/herald/pkg/peerwatch"
+	"github.com/heraldhq/herald/pkg/queue"
 	"github.com/heraldhq/herald/pkg/token"
 	"github.com/heraldhq/herald/pkg/webhook"
 	"github.com/heraldhq/herald/server/config"
@@ -50,7 +51,7 @@ type Server struct {
 
 	// Webhook ingestion.
 	providers   map[string]webhook.Provider
-	queue       webhookQueue
+	queue       queue.Queue
 	ingest      *ingest.Processor
 	stopWorkers context.CancelFunc
 	workersDone chan struct{}

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -12,16 +11,8 @@ import (
 
 	"github.com/gorilla/mux"
 
-	"github.com/heraldhq/herald/pkg/ingest"
 	"github.com/heraldhq/herald/pkg/webhook"
 )
-
-// webhookQueue is the durable queue between a webhook's 200 and the workers.
-type webhookQueue interface {
-	ingest.Queue
-	Enqueue(ctx context.Context, key string, body []byte) (dup bool, err error)
-	Stats(ctx context.Context) (depth, dead int64, err error)
-}
 
 // Webhook outcomes, as counted in herald_webhooks_received_total.
 const (

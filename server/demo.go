@@ -10,9 +10,7 @@ package server
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -21,13 +19,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/gorilla/mux"
 
 	"github.com/heraldhq/herald/pkg/token"
+	"github.com/heraldhq/herald/pkg/webhook/talkjs"
 )
 
 const (
@@ -205,9 +203,9 @@ func (s *Server) handleDemoWebhook(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		body = demoTalkJSPayload(req.To, req.Text, now)
-		ts := strconv.FormatInt(now.UnixMilli(), 10)
+		sig, ts := talkjs.Sign(s.cfg.TalkJSSecret, now, body)
 		header.Set("X-TalkJS-Timestamp", ts)
-		header.Set("X-TalkJS-Signature", talkJSSignature(s.cfg.TalkJSSecret, ts, body))
+		header.Set("X-TalkJS-Signature", sig)
 	case "cometchat":
 		if s.cfg.CometChatUser == "" {
 			writeError(w, codeNotConfigured.with("set HERALD_COMETCHAT_USER and HERALD_COMETCHAT_PASSWORD for CometChat webhooks"))
@@ -238,16 +236,6 @@ func (s *Server) handleDemoWebhook(w http.ResponseWriter, r *http.Request) {
 		"status":   rec.Code,
 		"response": relayed,
 	})
-}
-
-// talkJSSignature is TalkJS's scheme: upper-case hex HMAC-SHA256 of
-// "<timestamp ms>.<body>".
-func talkJSSignature(secret, ts string, body []byte) string {
-	m := hmac.New(sha256.New, []byte(secret))
-	m.Write([]byte(ts))
-	m.Write([]byte("."))
-	m.Write(body)
-	return strings.ToUpper(hex.EncodeToString(m.Sum(nil)))
 }
 
 func demoID(prefix string) string {

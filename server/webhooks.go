@@ -1,8 +1,6 @@
 package server
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -72,8 +70,7 @@ func (s *Server) receiveWebhook(w http.ResponseWriter, r *http.Request, p webhoo
 		return whIgnored, nil
 	}
 	if ev.ID == "" {
-		sum := sha256.Sum256(body)
-		ev.ID = "sha256:" + hex.EncodeToString(sum[:16])
+		ev.ID = "sha256:" + webhook.BodyID(body)
 	}
 	item, err := json.Marshal(&ev)
 	if err != nil {

@@ -192,16 +192,10 @@ func (s *Server) publish(ctx context.Context, req *sendRequest) (*sendResponse, 
 	if typ == "" {
 		typ = "notification"
 	}
-	seen := make(map[string]struct{}, len(req.To))
-	users := make([]string, 0, len(req.To))
-	ids := make([]string, 0, len(req.To))
-	for _, user := range req.To {
-		if _, dup := seen[user]; dup {
-			continue
-		}
-		seen[user] = struct{}{}
-		users = append(users, user)
-		ids = append(ids, ulid.Make().String())
+	users := notification.DistinctUsers(req.To, nil)
+	ids := make([]string, len(users))
+	for i := range ids {
+		ids[i] = ulid.Make().String()
 	}
 	n := notification.Notification{
 		Type: typ, Title: req.Title, Body: req.Body, Icon: req.Icon, URL: req.URL, Tag: req.Tag,

@@ -145,15 +145,10 @@ func (s *Server) handleRetract(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	seen := make(map[string]struct{}, len(req.Users))
 	now := time.Now().UTC()
 	events := make([]*notification.Event, 0, len(req.Users))
 	resp := retractResponse{Retractions: make([]retraction, 0, len(req.Users))}
-	for _, user := range req.Users {
-		if _, dup := seen[user]; dup {
-			continue
-		}
-		seen[user] = struct{}{}
+	for _, user := range notification.DistinctUsers(req.Users, nil) {
 		if err := s.cancelTagPushes(ctx, user, req.Tag); err != nil {
 			s.log.Warn("retract cancel pushes failed", "err", err)
 			writeError(w, errUnavailable)

@@ -343,26 +343,20 @@ func (p *Processor) recipients(ctx context.Context, ev *webhook.Event) (_ []stri
 			list = m
 		}
 	}
-	skip := make(map[string]bool, len(ev.Exclude)+1+len(list))
+	skip := ev.Exclude
 	if ev.Sender != "" {
-		skip[ev.Sender] = true
+		skip = append(skip[:len(skip):len(skip)], ev.Sender)
 	}
-	for _, u := range ev.Exclude {
-		skip[u] = true
-	}
-	out := make([]string, 0, len(list))
-	for _, u := range list {
-		if skip[u] {
-			continue
-		}
-		skip[u] = true
+	out := notification.DistinctUsers(list, skip)
+	valid := out[:0]
+	for _, u := range out {
 		if notification.ValidUserID(u) != nil {
 			bad++
 			continue
 		}
-		out = append(out, u)
+		valid = append(valid, u)
 	}
-	return out, bad, nil
+	return valid, bad, nil
 }
 
 // messageKey names the message an event is about: its id, else the event.

@@ -28,13 +28,6 @@ const (
 	idempotencyInUse = time.Minute // a request that died mid-way blocks retries this long
 )
 
-// idempotencyStore remembers idempotency keys of the server API.
-type idempotencyStore interface {
-	Reserve(ctx context.Context, key string, ttl time.Duration) (prior []byte, fresh bool, err error)
-	Complete(ctx context.Context, key string, result []byte, ttl time.Duration) error
-	Release(ctx context.Context, key string) error
-}
-
 type sendRequest struct {
 	ID      string          `json:"id"`
 	To      []string        `json:"to"`

@@ -11,6 +11,7 @@ import (
 	"github.com/heraldhq/herald/hub"
 	"github.com/heraldhq/herald/pkg/broker"
 	"github.com/heraldhq/herald/pkg/broker/localbroker"
+	"github.com/heraldhq/herald/pkg/idempotency"
 	"github.com/heraldhq/herald/pkg/ingest"
 	"github.com/heraldhq/herald/pkg/queue"
 	"github.com/heraldhq/herald/pkg/store/boltstore"
@@ -21,14 +22,14 @@ import (
 // backends are the broker and stores of one mode, closed together.
 type backends struct {
 	broker   broker.Broker
-	idem     idempotencyStore
+	idem     idempotency.Store
 	presence hub.Presence // nil in embedded mode: the hub's counts are the truth
 	queue    queue.Queue
 	members  ingest.Members
 	counter  ingest.Counter
 	prefs    ingest.KVPreferences
 	push     pushStore
-	once     ingest.Once // guards webhook events against processing twice
+	once     idempotency.Store // guards webhook events against processing twice
 	closers  []func() error
 }
 

@@ -17,6 +17,7 @@ import (
 
 	"github.com/heraldhq/herald/hub"
 	"github.com/heraldhq/herald/pkg/broker"
+	"github.com/heraldhq/herald/pkg/idempotency"
 	"github.com/heraldhq/herald/pkg/ingest"
 	"github.com/heraldhq/herald/pkg/lograte"
 	"github.com/heraldhq/herald/pkg/notification"
@@ -37,7 +38,7 @@ type Server struct {
 	log      *slog.Logger
 	hub      *hub.Hub
 	broker   broker.Broker
-	idem     idempotencyStore
+	idem     idempotency.Store
 	backends *backends
 	verifier tokenVerifier
 	apiKey   string

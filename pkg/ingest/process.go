@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/heraldhq/herald/pkg/idempotency"
 	"github.com/heraldhq/herald/pkg/notification"
 	"github.com/heraldhq/herald/pkg/webhook"
 )
@@ -40,13 +41,6 @@ type Counter interface {
 // Publisher appends events to their users' histories and fans them out.
 type Publisher interface {
 	Publish(ctx context.Context, events []*notification.Event) error
-}
-
-// Once marks work done so a redelivered event is not published twice.
-type Once interface {
-	Reserve(ctx context.Context, key string, ttl time.Duration) (prior []byte, fresh bool, err error)
-	Complete(ctx context.Context, key string, result []byte, ttl time.Duration) error
-	Release(ctx context.Context, key string) error
 }
 
 // ErrInProgress means another worker is processing the same event now;
@@ -79,12 +73,12 @@ type Processor struct {
 	prefs   PreferenceStore
 	counter Counter
 	pub     Publisher
-	once    Once
+	once    idempotency.Store // a redelivered event is not published twice
 	opts    Options
 }
 
 // New returns a Processor over its stores.
-func New(members Members, prefs PreferenceStore, counter Counter, pub Publisher, once Once, opts Options) *Processor {
+func New(members Members, prefs PreferenceStore, counter Counter, pub Publisher, once idempotency.Store, opts Options) *Processor {
 	if opts.Templates == nil {
 		opts.Templates, _ = NewTemplates(nil)
 	}

@@ -6,7 +6,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/heraldhq/herald/pkg/ingest"
-	"github.com/heraldhq/herald/pkg/webhook"
+	"github.com/heraldhq/herald/pkg/notification"
 )
 
 const (
@@ -80,9 +80,9 @@ func (s *Server) handleSetMembers(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	m := &webhook.Membership{Conversation: conv, Set: req.Members}
+	m := &notification.Membership{Conversation: conv, Set: req.Members}
 	if len(req.Members) == 0 {
-		m = &webhook.Membership{Conversation: conv, Deleted: true}
+		m = &notification.Membership{Conversation: conv, Deleted: true}
 	}
 	if err := s.backends.members.ApplyMembership(r.Context(), m); err != nil {
 		s.log.Warn("members write failed", "err", err)

@@ -18,7 +18,7 @@ import (
 type members map[string][]string
 
 func (m members) Members(_ context.Context, conv string) ([]string, error) { return m[conv], nil }
-func (m members) ApplyMembership(_ context.Context, ch *webhook.Membership) error {
+func (m members) ApplyMembership(_ context.Context, ch *notification.Membership) error {
 	if ch.Set != nil {
 		m[ch.Conversation] = append([]string(nil), ch.Set...)
 	}

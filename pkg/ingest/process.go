@@ -24,7 +24,7 @@ import (
 // their recipients.
 type Members interface {
 	Members(ctx context.Context, conversation string) ([]string, error)
-	ApplyMembership(ctx context.Context, m *webhook.Membership) error
+	ApplyMembership(ctx context.Context, m *notification.Membership) error
 }
 
 // PreferenceStore reads users' preferences; a user without any gets the

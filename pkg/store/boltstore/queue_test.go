@@ -9,10 +9,10 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/heraldhq/herald/pkg/notification"
 	"github.com/heraldhq/herald/pkg/queue"
 	"github.com/heraldhq/herald/pkg/store/queuelog"
 	"github.com/heraldhq/herald/pkg/store/storetest"
-	"github.com/heraldhq/herald/pkg/webhook"
 )
 
 func TestQueueBackingKeepsKeysAndDeadLetters(t *testing.T) {
@@ -103,13 +103,13 @@ func TestMembership(t *testing.T) {
 	s, _ := openTemp(t, Options{})
 	ctx := context.Background()
 	steps := []struct {
-		m    webhook.Membership
+		m    notification.Membership
 		want []string
 	}{
-		{webhook.Membership{Conversation: "c", Set: []string{"bob", "alice"}}, []string{"alice", "bob"}},
-		{webhook.Membership{Conversation: "c", Add: []string{"carol"}, Remove: []string{"bob"}}, []string{"alice", "carol"}},
-		{webhook.Membership{Conversation: "c", Set: []string{"dave"}}, []string{"dave"}},
-		{webhook.Membership{Conversation: "c", Deleted: true}, nil},
+		{notification.Membership{Conversation: "c", Set: []string{"bob", "alice"}}, []string{"alice", "bob"}},
+		{notification.Membership{Conversation: "c", Add: []string{"carol"}, Remove: []string{"bob"}}, []string{"alice", "carol"}},
+		{notification.Membership{Conversation: "c", Set: []string{"dave"}}, []string{"dave"}},
+		{notification.Membership{Conversation: "c", Deleted: true}, nil},
 	}
 	for i, st := range steps {
 		if err := s.ApplyMembership(ctx, &st.m); err != nil {

@@ -68,9 +68,9 @@ func (n *testNode) post(path, body string) (int, http.Header, []byte) {
 // differently) replays the first answer; a different one under the same
 // key is a 422; a key in use is a 409.
 func TestIdempotencyKeyReplaysTheSameRequestAndRefusesAnother(t *testing.T) {
-	for _, mode := range []string{"Embedded", "RedisMode"} {
-		t.Run(mode, func(t *testing.T) {
-			n := startNode(t, nil)
+	for _, b := range []nodeBackend{embedded, redisBackends} {
+		t.Run(b.String(), func(t *testing.T) {
+			n := startNodeOn(t, b, nil)
 			first := `{"id":"k1","to":["alice","bob"],"title":"t","urgency":"normal","data":{"a":1,"b":{"c":[1,2]}}}`
 			status, h, b1 := n.post("/v1/notifications", first)
 			if status != http.StatusAccepted || h.Get("Idempotent-Replayed") != "" {

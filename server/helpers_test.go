@@ -47,10 +47,33 @@ func testConfig(t *testing.T) *config.Config {
 	return cfg
 }
 
+// nodeBackend is the back-ends a test node runs on.
+type nodeBackend int
+
+const (
+	embedded      nodeBackend = iota // the data directory's stores
+	redisBackends                    // a redis-server of the test's own
+)
+
+func (b nodeBackend) String() string {
+	if b == redisBackends {
+		return "RedisMode"
+	}
+	return "Embedded"
+}
+
+// startNode starts a node on the embedded back-ends; mutate, if not nil,
+// adjusts its configuration first.
 func startNode(t *testing.T, mutate func(*config.Config)) *testNode {
 	t.Helper()
+	return startNodeOn(t, embedded, mutate)
+}
+
+// startNodeOn starts a node on the back-ends b.
+func startNodeOn(t *testing.T, b nodeBackend, mutate func(*config.Config)) *testNode {
+	t.Helper()
 	cfg := testConfig(t)
-	if strings.Contains(t.Name(), "RedisMode") {
+	if b == redisBackends {
 		cfg.RedisURL = redistest.Start(t).URL()
 	}
 	if mutate != nil {

@@ -9,24 +9,23 @@ import (
 )
 
 // TestRedisMode runs the node-level behaviour tests again with the Redis
-// back-ends: startNode gives every test under this name its own
-// redis-server.
+// back-ends, each on its own redis-server.
 func TestRedisMode(t *testing.T) {
-	tests := map[string]func(*testing.T){
-		"WSDelivers":     TestWSDeliversNotification,
-		"SSEDelivers":    TestSSEDeliversNotification,
-		"ResumeInOrder":  TestResumeDeliversMissedInOrder,
-		"ResumeResets":   TestResumeUnknownCursorResets,
-		"ResumeFromHead": TestResumeFromHeadDeliversNothingOld,
-		"Inbox":          TestInboxListsOwnNotificationsOldestFirst,
-		"Idempotent":     TestSendIsIdempotent,
-		"Presence":       TestPresenceCountsLocalSessions,
-		"Shutdown":       TestShutdownClosesWebSocketsWithServiceRestart,
-		"OwnStreamOnly":  TestUsersOnlyReceiveTheirOwnStream,
-		"SlowConsumer":   TestSlowConsumerIsCutOffWithoutSlowingOthers,
+	tests := map[string]func(*testing.T, nodeBackend){
+		"WSDelivers":     testWSDeliversNotification,
+		"SSEDelivers":    testSSEDeliversNotification,
+		"ResumeInOrder":  testResumeDeliversMissedInOrder,
+		"ResumeResets":   testResumeUnknownCursorResets,
+		"ResumeFromHead": testResumeFromHeadDeliversNothingOld,
+		"Inbox":          testInboxListsOwnNotificationsOldestFirst,
+		"Idempotent":     testSendIsIdempotent,
+		"Presence":       testPresenceCountsLocalSessions,
+		"Shutdown":       testShutdownClosesWebSocketsWithServiceRestart,
+		"OwnStreamOnly":  testUsersOnlyReceiveTheirOwnStream,
+		"SlowConsumer":   testSlowConsumerIsCutOffWithoutSlowingOthers,
 	}
 	for name, fn := range tests {
-		t.Run(name, fn)
+		t.Run(name, func(t *testing.T) { fn(t, redisBackends) })
 	}
 }
 

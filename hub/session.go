@@ -175,11 +175,11 @@ func (s *Session) reset(ctx context.Context) {
 	s.pushLocked(notification.NewResetEvent(s.user, head))
 	s.last = head
 	s.mu.Unlock()
-	s.endReplay(head)
+	s.endReplay()
 }
 
 // endReplay releases the live events held back during replay.
-func (s *Session) endReplay(notification.Cursor) {
+func (s *Session) endReplay() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	pending := s.pending

@@ -96,9 +96,8 @@ func New(members Members, prefs PreferenceStore, counter Counter, pub Publisher,
 
 // Outcome says what processing an event did.
 type Outcome struct {
-	Notified  int    // notifications (or retractions) published
-	Skipped   string // why nothing was published: disabled, toggled_off, no_recipients, done
-	Recipient []string
+	Notified int    // notifications (or retractions) published
+	Skipped  string // why nothing was published: disabled, toggled_off, no_recipients, done
 	// Input the event carried that was left out rather than delivered:
 	// recipient ids that fail notification.ValidUserID (the others are
 	// still notified), and url or icon fields, as the event gave them or
@@ -193,7 +192,6 @@ func (p *Processor) process(ctx context.Context, ev *webhook.Event) (Outcome, er
 		tag = ev.Conversation
 	}
 	events := make([]*notification.Event, 0, len(recipients))
-	var notified []string
 	for _, user := range recipients {
 		prefs, err := p.prefs.Preferences(ctx, user)
 		if err != nil {
@@ -217,7 +215,6 @@ func (p *Processor) process(ctx context.Context, ev *webhook.Event) (Outcome, er
 		}
 		if ne != nil {
 			events = append(events, ne)
-			notified = append(notified, user)
 		}
 	}
 	if len(events) == 0 {
@@ -227,7 +224,7 @@ func (p *Processor) process(ctx context.Context, ev *webhook.Event) (Outcome, er
 	if err := p.pub.Publish(ctx, events); err != nil {
 		return Outcome{}, fmt.Errorf("ingest publish: %w", err)
 	}
-	out.Notified, out.Recipient = len(events), notified
+	out.Notified = len(events)
 	return out, nil
 }
 

@@ -166,6 +166,7 @@ func (s *Server) handleSend(w http.ResponseWriter, r *http.Request) {
 	if idemKey != "" {
 		if err := s.idem.Complete(context.WithoutCancel(ctx), idemKey, sealResult(fp, body), idempotencyTTL); err != nil {
 			s.log.Warn("idempotency complete failed", "err", err)
+			s.unrecorded.WithLabelValues("api").Inc()
 		}
 	}
 	w.Header().Set("Content-Type", "application/json")

@@ -105,6 +105,10 @@ type Outcome struct {
 	// notification goes without them). Field → notifications affected.
 	BadRecipients int            `json:"-"`
 	Dropped       map[string]int `json:"-"`
+	// Unrecorded is why the event, published, could not be recorded as
+	// done: a redelivery of it would publish again (under the same
+	// notification ids, which clients drop).
+	Unrecorded error `json:"-"`
 }
 
 // drop counts field as left out of one notification.
@@ -166,9 +170,8 @@ func (p *Processor) Process(ctx context.Context, ev *webhook.Event) (Outcome, er
 	}
 	rec, _ := json.Marshal(Outcome{Notified: out.Notified})
 	if err := p.once.Complete(context.WithoutCancel(ctx), key, rec, p.opts.DoneTTL); err != nil {
-		// Published already; a redelivery would publish again under the
-		// same notification ids, which clients drop.
-		return out, nil
+		// Published already: not an error to retry, but worth knowing.
+		out.Unrecorded = fmt.Errorf("ingest complete: %w", err)
 	}
 	return out, nil
 }

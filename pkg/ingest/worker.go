@@ -115,6 +115,9 @@ func handle(ctx context.Context, q queue.Queue, p *Processor, it queue.Item, opt
 	r.Event = &ev
 	r.Outcome, r.Err = p.Process(ctx, &ev)
 	if r.Err == nil {
+		if err := r.Outcome.Unrecorded; err != nil {
+			opts.Logger.Warn("webhook event published but not recorded as done", "provider", ev.Provider, "event", ev.ID, "err", err)
+		}
 		if err := q.Ack(ctx, it.ID); err != nil {
 			// Processed but still queued: a redelivery finds it done.
 			opts.Logger.Warn("webhook queue ack failed", "item", it.ID, "err", err)

@@ -114,15 +114,13 @@ func (req *sendRequest) validate() error {
 func validUserID(u string) error { return notification.ValidUserID(u) }
 
 // handleSend is POST /v1/notifications.
-func (s *Server) handleSend(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleSend(w http.ResponseWriter, r *http.Request) error {
 	var req sendRequest
 	if err := decodeJSON(w, r, maxAPIBody, &req); err != nil {
-		writeError(w, err)
-		return
+		return err
 	}
 	if err := req.validate(); err != nil {
-		writeError(w, err)
-		return
+		return err
 	}
 	ctx := r.Context()
 	var idemKey, fp string
@@ -132,25 +130,21 @@ func (s *Server) handleSend(w http.ResponseWriter, r *http.Request) {
 		prior, fresh, err := s.idem.Reserve(ctx, idemKey, idempotencyInUse)
 		if err != nil {
 			s.log.Warn("idempotency reserve failed", "err", err)
-			writeError(w, errUnavailable)
-			return
+			return errUnavailable
 		}
 		if !fresh {
 			if prior == nil {
-				writeError(w, codeInProgress.with("a request with this id is still being processed"))
-				return
+				return codeInProgress.with("a request with this id is still being processed")
 			}
 			priorFP, body := openResult(prior)
 			if priorFP != "" && priorFP != fp {
-				writeError(w, codeKeyReused.with(
-					"id: this idempotency key was used with a different request"))
-				return
+				return codeKeyReused.with("id: this idempotency key was used with a different request")
 			}
 			w.Header().Set("Content-Type", "application/json")
 			w.Header().Set("Idempotent-Replayed", "true")
 			w.WriteHeader(http.StatusAccepted)
 			_, _ = w.Write(body)
-			return
+			return nil
 		}
 	}
 	resp, err := s.publish(ctx, &req)
@@ -159,8 +153,7 @@ func (s *Server) handleSend(w http.ResponseWriter, r *http.Request) {
 			_ = s.idem.Release(context.WithoutCancel(ctx), idemKey)
 		}
 		s.log.Warn("publish failed", "err", err, "recipients", len(req.To))
-		writeError(w, errUnavailable)
-		return
+		return errUnavailable
 	}
 	body, _ := json.Marshal(resp)
 	if idemKey != "" {
@@ -172,6 +165,7 @@ func (s *Server) handleSend(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusAccepted)
 	_, _ = w.Write(body)
+	return nil
 }
 
 // publish turns a send request into one notification per distinct recipient
@@ -210,18 +204,17 @@ func (s *Server) publish(ctx context.Context, req *sendRequest) (*sendResponse, 
 }
 
 // handlePresence is GET /v1/users/{id}/presence.
-func (s *Server) handlePresence(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handlePresence(w http.ResponseWriter, r *http.Request) error {
 	user := mux.Vars(r)["id"]
 	if err := validUserID(user); err != nil {
-		writeError(w, invalidField("id", err.Error()))
-		return
+		return invalidField("id", err.Error())
 	}
 	n, err := s.hub.Presence(r.Context(), user)
 	if err != nil {
-		writeError(w, errUnavailable)
-		return
+		return errUnavailable
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"online": n > 0, "sessions": n})
+	return nil
 }
 
 // parseSince reads a resume cursor; an empty string means none.

@@ -36,9 +36,9 @@ const (
 
 // demoRoutes registers the development helpers of the demo page.
 func (s *Server) demoRoutes(r *mux.Router) {
-	r.HandleFunc("/demo/token", s.demoGuard(s.handleDemoToken)).Methods(http.MethodPost)
-	r.HandleFunc("/demo/send", s.demoGuard(s.handleDemoSend)).Methods(http.MethodPost)
-	r.HandleFunc("/demo/webhook/{provider}", s.demoGuard(s.handleDemoWebhook)).Methods(http.MethodPost)
+	r.HandleFunc("/demo/token", s.demoGuard(handle(s.handleDemoToken))).Methods(http.MethodPost)
+	r.HandleFunc("/demo/send", s.demoGuard(handle(s.handleDemoSend))).Methods(http.MethodPost)
+	r.HandleFunc("/demo/webhook/{provider}", s.demoGuard(handle(s.handleDemoWebhook))).Methods(http.MethodPost)
 }
 
 // demoGuard lets only the demo page itself call the helpers. A browser
@@ -104,37 +104,34 @@ func isLoopbackHost(host string) bool {
 
 // handleDemoToken is POST /demo/token {"user":"alice"} → {"token":"…"}: an
 // HS256 user token for a fresh session, valid for an hour.
-func (s *Server) handleDemoToken(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleDemoToken(w http.ResponseWriter, r *http.Request) error {
 	var req struct {
 		User string `json:"user"`
 	}
 	if err := decodeJSON(w, r, maxDemoBody, &req); err != nil {
-		writeError(w, err)
-		return
+		return err
 	}
 	if err := validUserID(req.User); err != nil {
-		writeError(w, invalidField("user", err.Error()))
-		return
+		return invalidField("user", err.Error())
 	}
 	if s.cfg.JWTSecret == "" {
-		writeError(w, codeNoJWTSecret.with("demo tokens need HERALD_JWT_SECRET (this server verifies tokens through JWKS)"))
-		return
+		return codeNoJWTSecret.with("demo tokens need HERALD_JWT_SECRET (this server verifies tokens through JWKS)")
 	}
 	exp := time.Now().Add(demoTokenTTL)
 	raw, err := token.Mint([]byte(s.cfg.JWTSecret), token.Claims{Subject: req.User, SessionID: token.NewSessionID(), ExpiresAt: exp})
 	if err != nil {
 		s.log.Warn("demo token mint failed", "err", err)
-		writeError(w, codeInternal.with("could not mint a token"))
-		return
+		return codeInternal.with("could not mint a token")
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"token": raw, "user": req.User, "expires_at": exp.UTC().Format(time.RFC3339)})
+	return nil
 }
 
 // handleDemoSend is POST /demo/send {"to":[…],"title","body","tag","url","from"}:
 // the same publish path as POST /v1/notifications, without the API key.
 // from (default "bob") becomes data.senderId, so the page can show that a
 // user's own messages raise no popup.
-func (s *Server) handleDemoSend(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleDemoSend(w http.ResponseWriter, r *http.Request) error {
 	var req struct {
 		To    []string `json:"to"`
 		From  string   `json:"from"`
@@ -144,29 +141,26 @@ func (s *Server) handleDemoSend(w http.ResponseWriter, r *http.Request) {
 		URL   string   `json:"url"`
 	}
 	if err := decodeJSON(w, r, maxDemoBody, &req); err != nil {
-		writeError(w, err)
-		return
+		return err
 	}
 	if req.From == "" {
 		req.From = demoSender
 	}
 	if err := validUserID(req.From); err != nil {
-		writeError(w, invalidField("from", err.Error()))
-		return
+		return invalidField("from", err.Error())
 	}
 	data, _ := json.Marshal(map[string]string{"provider": "demo", "senderId": req.From})
 	send := sendRequest{To: req.To, Type: "demo", Title: req.Title, Body: req.Body, Tag: req.Tag, URL: req.URL, Data: data}
 	if err := send.validate(); err != nil {
-		writeError(w, err)
-		return
+		return err
 	}
 	resp, err := s.publish(r.Context(), &send)
 	if err != nil {
 		s.log.Warn("demo publish failed", "err", err)
-		writeError(w, errUnavailable)
-		return
+		return errUnavailable
 	}
 	writeJSON(w, http.StatusAccepted, resp)
+	return nil
 }
 
 // handleDemoWebhook is POST /demo/webhook/{talkjs|cometchat} {"to":"alice"}:
@@ -174,18 +168,16 @@ func (s *Server) handleDemoSend(w http.ResponseWriter, r *http.Request) {
 // with the configured provider credentials, posts it to this server's own
 // /webhooks/{provider} in process, and answers with the status and body
 // that endpoint gave.
-func (s *Server) handleDemoWebhook(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleDemoWebhook(w http.ResponseWriter, r *http.Request) error {
 	var req struct {
 		To   string `json:"to"`
 		Text string `json:"text"`
 	}
 	if err := decodeJSON(w, r, maxDemoBody, &req); err != nil {
-		writeError(w, err)
-		return
+		return err
 	}
 	if err := validUserID(req.To); err != nil {
-		writeError(w, invalidField("to", err.Error()))
-		return
+		return invalidField("to", err.Error())
 	}
 	if req.Text == "" {
 		req.Text = "Hi " + req.To + ", this is a sample message from the Herald demo."
@@ -199,8 +191,7 @@ func (s *Server) handleDemoWebhook(w http.ResponseWriter, r *http.Request) {
 	switch provider {
 	case "talkjs":
 		if s.cfg.TalkJSSecret == "" {
-			writeError(w, codeNotConfigured.with("set HERALD_TALKJS_SECRET to sign TalkJS webhooks"))
-			return
+			return codeNotConfigured.with("set HERALD_TALKJS_SECRET to sign TalkJS webhooks")
 		}
 		body = demoTalkJSPayload(req.To, req.Text, now)
 		sig, ts := talkjs.Sign(s.cfg.TalkJSSecret, now, body)
@@ -208,14 +199,12 @@ func (s *Server) handleDemoWebhook(w http.ResponseWriter, r *http.Request) {
 		header.Set("X-TalkJS-Signature", sig)
 	case "cometchat":
 		if s.cfg.CometChatUser == "" {
-			writeError(w, codeNotConfigured.with("set HERALD_COMETCHAT_USER and HERALD_COMETCHAT_PASSWORD for CometChat webhooks"))
-			return
+			return codeNotConfigured.with("set HERALD_COMETCHAT_USER and HERALD_COMETCHAT_PASSWORD for CometChat webhooks")
 		}
 		body = demoCometChatPayload(req.To, req.Text, now)
 		header.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(s.cfg.CometChatUser+":"+s.cfg.CometChatPassword)))
 	default:
-		writeError(w, errNotFound)
-		return
+		return errNotFound
 	}
 
 	// In process, through the full handler: the same verification, queue
@@ -236,6 +225,7 @@ func (s *Server) handleDemoWebhook(w http.ResponseWriter, r *http.Request) {
 		"status":   rec.Code,
 		"response": relayed,
 	})
+	return nil
 }
 
 func demoID(prefix string) string {

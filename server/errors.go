@@ -130,6 +130,16 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
+// handle adapts a handler that answers success itself and returns its
+// error, so that every error is answered by writeError.
+func handle(h func(http.ResponseWriter, *http.Request) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if err := h(w, r); err != nil {
+			writeError(w, err)
+		}
+	}
+}
+
 // writeError answers err as {"error":{"code","message"}} with the status
 // errorFor gives it.
 func writeError(w http.ResponseWriter, err error) {

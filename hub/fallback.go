@@ -8,9 +8,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/heraldhq/herald/pkg/lograte"
 	"github.com/heraldhq/herald/pkg/notification"
 	"github.com/heraldhq/herald/pkg/push"
-	"github.com/heraldhq/herald/pkg/lograte"
 )
 
 // PushScheduler keeps the pending push decisions: in the store, so that

@@ -367,7 +367,7 @@ func (h *Hub) replay(ctx context.Context, s *Session, since notification.Cursor)
 		cur = events[len(events)-1].Cursor
 	}
 	h.opts.Metrics.resumes.WithLabelValues("recovered").Inc()
-	s.endReplay(notification.Cursor{})
+	s.endReplay()
 }
 
 // Detach ends a session: the transport calls it when the connection ends.

@@ -14,7 +14,9 @@ type Metrics struct {
 	resumes         *prometheus.CounterVec
 	slowConsumers   prometheus.Counter
 	evicted         prometheus.Counter
-	latency         prometheus.Histogram
+	// sessionsClosed's children by CloseReason, looked up once.
+	sessionsClosed [numCloseReasons]prometheus.Counter
+	latency        prometheus.Histogram
 }
 
 // NewMetrics creates the hub's collectors and registers them with reg
@@ -52,8 +54,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 	}
 	m.framesWS, m.framesSSE = m.frames.WithLabelValues("ws"), m.frames.WithLabelValues("sse")
+	closed := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "herald_sessions_closed_total",
+		Help: "Live sessions ended, by reason (client_close, slow_consumer, write_failed, token_expired, too_many_sessions, shutdown, normal).",
+	}, []string{"reason"})
+	for r := range m.sessionsClosed {
+		m.sessionsClosed[r] = closed.WithLabelValues(CloseReason(r).String())
+	}
 	if reg != nil {
-		reg.MustRegister(m.connections, m.frames, m.acks, m.acksDropped, m.malformedFrames, m.resumes, m.slowConsumers, m.evicted, m.latency)
+		reg.MustRegister(m.connections, m.frames, m.acks, m.acksDropped, m.malformedFrames, m.resumes, m.slowConsumers, m.evicted, closed, m.latency)
 	}
 	return m
 }

@@ -8,9 +8,11 @@ import (
 	"github.com/heraldhq/herald/pkg/notification"
 )
 
-// CloseReason says why the hub ends a session; transports map it to a
-// WebSocket close code or simply end the stream.
-type CloseReason int
+// CloseReason says why a session ended. The hub ends sessions with the
+// reasons from CloseShutdown to CloseTooManySessions, and transports map
+// them to a WebSocket close code or simply end the stream; CloseClient is
+// only counted, for a session whose transport ended first.
+type CloseReason uint8
 
 const (
 	CloseNormal          CloseReason = iota
@@ -19,6 +21,9 @@ const (
 	CloseWriteFailed                 // a write failed or timed out
 	CloseTokenExpired                // the token the session was opened with expired
 	CloseTooManySessions             // the user opened more than MaxSessionsPerUser here (WS 4008)
+	CloseClient                      // the client or the network ended the connection
+
+	numCloseReasons = iota
 )
 
 func (r CloseReason) String() string {
@@ -33,6 +38,8 @@ func (r CloseReason) String() string {
 		return "token_expired"
 	case CloseTooManySessions:
 		return "too_many_sessions"
+	case CloseClient:
+		return "client_close"
 	default:
 		return "normal"
 	}
@@ -175,11 +182,11 @@ func (s *Session) reset(ctx context.Context) {
 	s.pushLocked(notification.NewResetEvent(s.user, head))
 	s.last = head
 	s.mu.Unlock()
-	s.endReplay(head)
+	s.endReplay()
 }
 
 // endReplay releases the live events held back during replay.
-func (s *Session) endReplay(notification.Cursor) {
+func (s *Session) endReplay() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	pending := s.pending
@@ -298,6 +305,7 @@ func (s *Session) closeLocked(reason CloseReason) {
 	if reason == CloseSlowConsumer {
 		s.hub.opts.Metrics.slowConsumers.Inc()
 	}
+	s.hub.opts.Metrics.sessionsClosed[reason].Inc()
 	// Close may block on the network; never under the session lock.
 	go s.w.Close(reason)
 }
@@ -310,6 +318,9 @@ func (s *Session) markDetached() bool {
 		return false
 	}
 	s.detached = true
+	if !s.closed {
+		s.hub.opts.Metrics.sessionsClosed[CloseClient].Inc()
+	}
 	s.closed = true
 	s.queue = nil
 	s.pending = nil

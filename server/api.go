@@ -28,13 +28,6 @@ const (
 	idempotencyInUse = time.Minute // a request that died mid-way blocks retries this long
 )
 
-// idempotencyStore remembers idempotency keys of the server API.
-type idempotencyStore interface {
-	Reserve(ctx context.Context, key string, ttl time.Duration) (prior []byte, fresh bool, err error)
-	Complete(ctx context.Context, key string, result []byte, ttl time.Duration) error
-	Release(ctx context.Context, key string) error
-}
-
 type sendRequest struct {
 	ID      string          `json:"id"`
 	To      []string        `json:"to"`
@@ -61,7 +54,7 @@ type sendResponse struct {
 
 func (req *sendRequest) validate() error {
 	bad := func(field, msg string) error {
-		return errf(http.StatusBadRequest, "invalid_field", field+": "+msg)
+		return invalidField(field, msg)
 	}
 	if len(req.To) == 0 {
 		return bad("to", "at least one recipient is required")
@@ -121,15 +114,13 @@ func (req *sendRequest) validate() error {
 func validUserID(u string) error { return notification.ValidUserID(u) }
 
 // handleSend is POST /v1/notifications.
-func (s *Server) handleSend(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleSend(w http.ResponseWriter, r *http.Request) error {
 	var req sendRequest
 	if err := decodeJSON(w, r, maxAPIBody, &req); err != nil {
-		writeError(w, err)
-		return
+		return err
 	}
 	if err := req.validate(); err != nil {
-		writeError(w, err)
-		return
+		return err
 	}
 	ctx := r.Context()
 	var idemKey, fp string
@@ -139,25 +130,21 @@ func (s *Server) handleSend(w http.ResponseWriter, r *http.Request) {
 		prior, fresh, err := s.idem.Reserve(ctx, idemKey, idempotencyInUse)
 		if err != nil {
 			s.log.Warn("idempotency reserve failed", "err", err)
-			writeError(w, errUnavailable)
-			return
+			return errUnavailable
 		}
 		if !fresh {
 			if prior == nil {
-				writeError(w, errf(http.StatusConflict, "in_progress", "a request with this id is still being processed"))
-				return
+				return codeInProgress.with("a request with this id is still being processed")
 			}
 			priorFP, body := openResult(prior)
 			if priorFP != "" && priorFP != fp {
-				writeError(w, errf(http.StatusUnprocessableEntity, "idempotency_key_reused",
-					"id: this idempotency key was used with a different request"))
-				return
+				return codeKeyReused.with("id: this idempotency key was used with a different request")
 			}
 			w.Header().Set("Content-Type", "application/json")
 			w.Header().Set("Idempotent-Replayed", "true")
 			w.WriteHeader(http.StatusAccepted)
 			_, _ = w.Write(body)
-			return
+			return nil
 		}
 	}
 	resp, err := s.publish(ctx, &req)
@@ -166,18 +153,19 @@ func (s *Server) handleSend(w http.ResponseWriter, r *http.Request) {
 			_ = s.idem.Release(context.WithoutCancel(ctx), idemKey)
 		}
 		s.log.Warn("publish failed", "err", err, "recipients", len(req.To))
-		writeError(w, errUnavailable)
-		return
+		return errUnavailable
 	}
 	body, _ := json.Marshal(resp)
 	if idemKey != "" {
 		if err := s.idem.Complete(context.WithoutCancel(ctx), idemKey, sealResult(fp, body), idempotencyTTL); err != nil {
 			s.log.Warn("idempotency complete failed", "err", err)
+			s.unrecorded.WithLabelValues("api").Inc()
 		}
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusAccepted)
 	_, _ = w.Write(body)
+	return nil
 }
 
 // publish turns a send request into one notification per distinct recipient
@@ -192,16 +180,10 @@ func (s *Server) publish(ctx context.Context, req *sendRequest) (*sendResponse, 
 	if typ == "" {
 		typ = "notification"
 	}
-	seen := make(map[string]struct{}, len(req.To))
-	users := make([]string, 0, len(req.To))
-	ids := make([]string, 0, len(req.To))
-	for _, user := range req.To {
-		if _, dup := seen[user]; dup {
-			continue
-		}
-		seen[user] = struct{}{}
-		users = append(users, user)
-		ids = append(ids, ulid.Make().String())
+	users := notification.DistinctUsers(req.To, nil)
+	ids := make([]string, len(users))
+	for i := range ids {
+		ids[i] = ulid.Make().String()
 	}
 	n := notification.Notification{
 		Type: typ, Title: req.Title, Body: req.Body, Icon: req.Icon, URL: req.URL, Tag: req.Tag,
@@ -222,18 +204,17 @@ func (s *Server) publish(ctx context.Context, req *sendRequest) (*sendResponse, 
 }
 
 // handlePresence is GET /v1/users/{id}/presence.
-func (s *Server) handlePresence(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handlePresence(w http.ResponseWriter, r *http.Request) error {
 	user := mux.Vars(r)["id"]
 	if err := validUserID(user); err != nil {
-		writeError(w, errf(http.StatusBadRequest, "invalid_field", "id: "+err.Error()))
-		return
+		return invalidField("id", err.Error())
 	}
 	n, err := s.hub.Presence(r.Context(), user)
 	if err != nil {
-		writeError(w, errUnavailable)
-		return
+		return errUnavailable
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"online": n > 0, "sessions": n})
+	return nil
 }
 
 // parseSince reads a resume cursor; an empty string means none.
@@ -244,7 +225,7 @@ func parseSince(raw string) (notification.Cursor, bool, error) {
 	}
 	c, err := notification.ParseCursor(raw)
 	if err != nil {
-		return c, false, errf(http.StatusBadRequest, "invalid_cursor", "since: malformed cursor")
+		return c, false, codeInvalidCursor.with("since: malformed cursor")
 	}
 	return c, true, nil
 }

@@ -4,12 +4,16 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/heraldhq/herald/pkg/idempotency"
+	"github.com/heraldhq/herald/pkg/ingest"
 )
 
 // apiError decodes {"error":{"code","message"}}.
@@ -68,9 +72,9 @@ func (n *testNode) post(path, body string) (int, http.Header, []byte) {
 // differently) replays the first answer; a different one under the same
 // key is a 422; a key in use is a 409.
 func TestIdempotencyKeyReplaysTheSameRequestAndRefusesAnother(t *testing.T) {
-	for _, mode := range []string{"Embedded", "RedisMode"} {
-		t.Run(mode, func(t *testing.T) {
-			n := startNode(t, nil)
+	for _, b := range []nodeBackend{embedded, redisBackends} {
+		t.Run(b.String(), func(t *testing.T) {
+			n := startNodeOn(t, b, nil)
 			first := `{"id":"k1","to":["alice","bob"],"title":"t","urgency":"normal","data":{"a":1,"b":{"c":[1,2]}}}`
 			status, h, b1 := n.post("/v1/notifications", first)
 			if status != http.StatusAccepted || h.Get("Idempotent-Replayed") != "" {
@@ -169,5 +173,36 @@ func TestIdempotencyResultStoredBeforeFingerprintsStillReplays(t *testing.T) {
 	status, h, b := n.post("/v1/notifications", `{"id":"old","to":["alice"],"title":"t"}`)
 	if status != http.StatusAccepted || h.Get("Idempotent-Replayed") != "true" || string(b) != old {
 		t.Fatalf("%d %v %s, want the old result replayed", status, h, b)
+	}
+}
+
+// failingComplete is an idempotency store whose Complete always fails.
+type failingComplete struct{ idempotency.Store }
+
+func (failingComplete) Complete(context.Context, string, []byte, time.Duration) error {
+	return errors.New("store gone")
+}
+
+// TestFailedIdempotencyCompleteIsCounted: a send that went out but whose
+// result could not be stored is still a 202, and it is counted, so an
+// operator sees retries that will send again.
+func TestFailedIdempotencyCompleteIsCounted(t *testing.T) {
+	n := startNode(t, nil)
+	n.srv.idem = failingComplete{n.srv.idem}
+	if status, _, b := n.post("/v1/notifications", `{"id":"k1","to":["alice"],"title":"t"}`); status != http.StatusAccepted {
+		t.Fatalf("send: %d %s", status, b)
+	}
+	if got := n.metric(`herald_idempotency_complete_failures_total{source="api"} `); got != "1" {
+		t.Fatalf("complete failures counted %q, want 1", got)
+	}
+}
+
+// TestUnrecordedWebhookEventIsCounted: the workers' results that say an
+// event went out without its record are counted under source webhook.
+func TestUnrecordedWebhookEventIsCounted(t *testing.T) {
+	n := startNode(t, nil)
+	n.srv.metrics.ingest.observe(ingest.Result{Outcome: ingest.Outcome{Notified: 1, Unrecorded: errors.New("store gone")}})
+	if got := n.metric(`herald_idempotency_complete_failures_total{source="webhook"} `); got != "1" {
+		t.Fatalf("unrecorded webhook events counted %q, want 1", got)
 	}
 }

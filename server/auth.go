@@ -39,12 +39,12 @@ func (s *Server) requireUser(next http.HandlerFunc) http.HandlerFunc {
 			return
 		}
 		if s.apiKey != "" && token.APIKeyEqual(raw, s.apiKey) {
-			writeError(w, errf(http.StatusForbidden, "forbidden", "the API key is not a user token"))
+			writeError(w, codeForbidden.with("the API key is not a user token"))
 			return
 		}
 		claims, err := s.verifier.Verify(r.Context(), raw)
 		if err != nil {
-			writeError(w, errf(http.StatusUnauthorized, "invalid_token", "invalid or expired token"))
+			writeError(w, errInvalidToken)
 			return
 		}
 		next(w, r.WithContext(context.WithValue(r.Context(), claimsKey, claims)))
@@ -63,7 +63,7 @@ func (s *Server) requireAPIKey(next http.HandlerFunc) http.HandlerFunc {
 		if raw == "" || s.apiKey == "" || !token.APIKeyEqual(raw, s.apiKey) {
 			if raw != "" {
 				if _, err := s.verifier.Verify(r.Context(), raw); err == nil {
-					writeError(w, errf(http.StatusForbidden, "forbidden", "user tokens cannot call the server API"))
+					writeError(w, codeForbidden.with("user tokens cannot call the server API"))
 					return
 				}
 			}

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,6 +10,7 @@ import (
 	"github.com/heraldhq/herald/hub"
 	"github.com/heraldhq/herald/pkg/broker"
 	"github.com/heraldhq/herald/pkg/broker/localbroker"
+	"github.com/heraldhq/herald/pkg/idempotency"
 	"github.com/heraldhq/herald/pkg/ingest"
 	"github.com/heraldhq/herald/pkg/queue"
 	"github.com/heraldhq/herald/pkg/store/boltstore"
@@ -21,14 +21,14 @@ import (
 // backends are the broker and stores of one mode, closed together.
 type backends struct {
 	broker   broker.Broker
-	idem     idempotencyStore
+	idem     idempotency.Store
 	presence hub.Presence // nil in embedded mode: the hub's counts are the truth
-	queue    webhookQueue
+	queue    queue.Queue
 	members  ingest.Members
 	counter  ingest.Counter
 	prefs    ingest.KVPreferences
 	push     pushStore
-	once     ingest.Once // guards webhook events against processing twice
+	once     idempotency.Store // guards webhook events against processing twice
 	closers  []func() error
 }
 
@@ -56,7 +56,7 @@ func openEmbedded(cfg *config.Config, r broker.Retention, h broker.Handler, log 
 	if err != nil {
 		return nil, fmt.Errorf("open embedded store: %w", err)
 	}
-	hist, err := openHistory(cfg.DataDir, st, r, log)
+	hist, err := openHistory(cfg.DataDir, r)
 	if err != nil {
 		st.Close()
 		return nil, fmt.Errorf("open history log: %w", err)
@@ -81,24 +81,11 @@ func openEmbedded(cfg *config.Config, r broker.Retention, h broker.Handler, log 
 	}, nil
 }
 
-// openQueue opens the embedded webhook queue's log in the data directory,
-// moving in the items earlier versions left queued in the bbolt file.
+// openQueue opens the embedded webhook queue's log in the data directory.
 func openQueue(cfg *config.Config, st *boltstore.Store, log *slog.Logger) (*queuelog.Log, error) {
 	q, err := queuelog.Open(filepath.Join(cfg.DataDir, "queue"), st.QueueBacking(), queuelog.Options{Options: queueOptions(cfg), Logger: log})
 	if err != nil {
 		return nil, err
-	}
-	moved := 0
-	err = st.DrainQueue(context.Background(), func(items []queue.Item) error {
-		moved = len(items)
-		return q.Import(context.Background(), items)
-	})
-	if err != nil {
-		q.Close()
-		return nil, err
-	}
-	if moved > 0 {
-		log.Info("queued webhooks moved into the queue log", "items", moved)
 	}
 	return q, nil
 }

@@ -10,10 +10,6 @@ import (
 	"time"
 )
 
-// errBodyTimeout answers a client that did not send its body within
-// HERALD_READ_TIMEOUT.
-var errBodyTimeout = errf(http.StatusRequestTimeout, "body_timeout", "request body not received in time")
-
 // readDeadline gives the body of a non-streaming request
 // HERALD_READ_TIMEOUT to arrive; a client stalling mid-body then gets 408
 // and its connection is closed, instead of holding it and the body read
@@ -71,7 +67,7 @@ func bodyReadError(w http.ResponseWriter, err error) *httpError {
 		w.Header().Set("Connection", "close")
 		return errBodyTimeout
 	}
-	return errf(http.StatusBadRequest, "bad_body", "could not read request body")
+	return errBadBody
 }
 
 // Request bodies are read into pooled chunks, so a body holds the
@@ -92,7 +88,6 @@ var (
 	// bodiesInFlight is the memory all request bodies being read or
 	// handled hold, process-wide, as memory is.
 	bodiesInFlight atomic.Int64
-	errBusy        = errf(http.StatusServiceUnavailable, "busy", "too many request bodies in flight, retry later")
 )
 
 // requestBody is a request's body, read whole.

@@ -179,13 +179,16 @@ func (ll *limitedListener) Accept() (net.Conn, error) {
 	}
 }
 
+// refusedBody is errTooManyConns as writeError encodes it, written
+// before any request is read.
+var refusedBody = `{"error":{"code":"` + errTooManyConns.Code + `","message":"` + errTooManyConns.Message + `"}}` + "\n"
+
 // refuseConn answers a connection over the cap with a 429 and closes it,
 // without reading its request.
 func refuseConn(c net.Conn) {
-	const body = `{"error":{"code":"too_many_connections","message":"too many connections from this address"}}` + "\n"
 	_ = c.SetWriteDeadline(time.Now().Add(2 * time.Second))
 	_, _ = c.Write([]byte("HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\nRetry-After: 5\r\nConnection: close\r\nContent-Length: " +
-		strconv.Itoa(len(body)) + "\r\n\r\n" + body))
+		strconv.Itoa(len(refusedBody)) + "\r\n\r\n" + refusedBody))
 	_ = c.Close()
 }
 
@@ -233,7 +236,7 @@ func (l *connLimiter) Middleware(next http.Handler) http.Handler {
 		if !l.acquire(a) {
 			l.refused.Inc()
 			w.Header().Set("Retry-After", "5")
-			writeError(w, errf(http.StatusTooManyRequests, "too_many_connections", "too many connections from this address"))
+			writeError(w, errTooManyConns)
 			return
 		}
 		slot := &slotWriter{ResponseWriter: w}

@@ -12,8 +12,10 @@ import (
 	"github.com/heraldhq/herald/pkg/notification"
 )
 
-func TestWSDeliversNotification(t *testing.T) {
-	n := startNode(t, nil)
+func TestWSDeliversNotification(t *testing.T) { testWSDeliversNotification(t, embedded) }
+
+func testWSDeliversNotification(t *testing.T, backend nodeBackend) {
+	n := startNodeOn(t, backend, nil)
 	ws := n.mustDialWS("alice", "")
 	waitFor(t, "session", func() bool { return n.srv.Hub().LocalSessions("alice") == 1 })
 	resp := n.mustSend([]string{"alice"}, "hello")
@@ -26,8 +28,10 @@ func TestWSDeliversNotification(t *testing.T) {
 	}
 }
 
-func TestSSEDeliversNotification(t *testing.T) {
-	n := startNode(t, nil)
+func TestSSEDeliversNotification(t *testing.T) { testSSEDeliversNotification(t, embedded) }
+
+func testSSEDeliversNotification(t *testing.T, backend nodeBackend) {
+	n := startNodeOn(t, backend, nil)
 	sse := n.mustDialSSE("alice", nil)
 	if ct := sse.resp.Header.Get("Content-Type"); ct != "text/event-stream" {
 		t.Fatalf("content type %q", ct)
@@ -50,10 +54,12 @@ func TestSSEDeliversNotification(t *testing.T) {
 // TestResumeDeliversMissedInOrder resumes from a cursor while new
 // notifications keep arriving: the client must see every one after the
 // cursor exactly once and in order.
-func TestResumeDeliversMissedInOrder(t *testing.T) {
+func TestResumeDeliversMissedInOrder(t *testing.T) { testResumeDeliversMissedInOrder(t, embedded) }
+
+func testResumeDeliversMissedInOrder(t *testing.T, backend nodeBackend) {
 	for _, transport := range []string{"ws", "sse"} {
 		t.Run(transport, func(t *testing.T) {
-			n := startNode(t, func(c *configT) { c.SessionQueue = 4096 })
+			n := startNodeOn(t, backend, func(c *configT) { c.SessionQueue = 4096 })
 			var cursors []string
 			for i := 0; i < 40; i++ {
 				cursors = append(cursors, n.mustSend([]string{"alice"}, fmt.Sprint(i)).Notifications[0].Cursor)
@@ -101,8 +107,10 @@ func TestResumeDeliversMissedInOrder(t *testing.T) {
 	}
 }
 
-func TestResumeUnknownCursorResets(t *testing.T) {
-	n := startNode(t, nil)
+func TestResumeUnknownCursorResets(t *testing.T) { testResumeUnknownCursorResets(t, embedded) }
+
+func testResumeUnknownCursorResets(t *testing.T, backend nodeBackend) {
+	n := startNodeOn(t, backend, nil)
 	head := n.mustSend([]string{"alice"}, "one").Notifications[0].Cursor
 	for _, since := range []string{"otherepoch-1", strings.Split(head, "-")[0] + "-99"} {
 		ws := n.mustDialWS("alice", "since="+since)
@@ -123,7 +131,11 @@ func TestResumeUnknownCursorResets(t *testing.T) {
 }
 
 func TestResumeFromHeadDeliversNothingOld(t *testing.T) {
-	n := startNode(t, nil)
+	testResumeFromHeadDeliversNothingOld(t, embedded)
+}
+
+func testResumeFromHeadDeliversNothingOld(t *testing.T, backend nodeBackend) {
+	n := startNodeOn(t, backend, nil)
 	head := n.mustSend([]string{"alice"}, "one").Notifications[0].Cursor
 	ws := n.mustDialWS("alice", "since="+head)
 	waitFor(t, "session", func() bool { return n.srv.Hub().LocalSessions("alice") == 1 })
@@ -134,7 +146,11 @@ func TestResumeFromHeadDeliversNothingOld(t *testing.T) {
 }
 
 func TestInboxListsOwnNotificationsOldestFirst(t *testing.T) {
-	n := startNode(t, nil)
+	testInboxListsOwnNotificationsOldestFirst(t, embedded)
+}
+
+func testInboxListsOwnNotificationsOldestFirst(t *testing.T, backend nodeBackend) {
+	n := startNodeOn(t, backend, nil)
 	for i := 0; i < 5; i++ {
 		n.mustSend([]string{"alice"}, fmt.Sprint("a", i))
 		n.mustSend([]string{"bob"}, fmt.Sprint("b", i))
@@ -170,8 +186,10 @@ func TestInboxListsOwnNotificationsOldestFirst(t *testing.T) {
 	}
 }
 
-func TestSendIsIdempotent(t *testing.T) {
-	n := startNode(t, nil)
+func TestSendIsIdempotent(t *testing.T) { testSendIsIdempotent(t, embedded) }
+
+func testSendIsIdempotent(t *testing.T, backend nodeBackend) {
+	n := startNodeOn(t, backend, nil)
 	ws := n.mustDialWS("alice", "")
 	waitFor(t, "session", func() bool { return n.srv.Hub().LocalSessions("alice") == 1 })
 	req := map[string]any{"id": "evt-1", "to": []string{"alice"}, "title": "once"}
@@ -214,8 +232,10 @@ func TestSendValidation(t *testing.T) {
 	}
 }
 
-func TestPresenceCountsLocalSessions(t *testing.T) {
-	n := startNode(t, nil)
+func TestPresenceCountsLocalSessions(t *testing.T) { testPresenceCountsLocalSessions(t, embedded) }
+
+func testPresenceCountsLocalSessions(t *testing.T, backend nodeBackend) {
+	n := startNodeOn(t, backend, nil)
 	get := func() (online bool, sessions int) {
 		status, body := n.do(http.MethodGet, "/v1/users/alice/presence", testAPIKey, nil)
 		if status != http.StatusOK {
@@ -239,7 +259,11 @@ func TestPresenceCountsLocalSessions(t *testing.T) {
 }
 
 func TestShutdownClosesWebSocketsWithServiceRestart(t *testing.T) {
-	n := startNode(t, nil)
+	testShutdownClosesWebSocketsWithServiceRestart(t, embedded)
+}
+
+func testShutdownClosesWebSocketsWithServiceRestart(t *testing.T, backend nodeBackend) {
+	n := startNodeOn(t, backend, nil)
 	ws := n.mustDialWS("alice", "")
 	waitFor(t, "session", func() bool { return n.srv.Hub().LocalSessions("alice") == 1 })
 	go n.stop()

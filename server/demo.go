@@ -10,9 +10,7 @@ package server
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -21,13 +19,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/gorilla/mux"
 
 	"github.com/heraldhq/herald/pkg/token"
+	"github.com/heraldhq/herald/pkg/webhook/talkjs"
 )
 
 const (
@@ -38,9 +36,9 @@ const (
 
 // demoRoutes registers the development helpers of the demo page.
 func (s *Server) demoRoutes(r *mux.Router) {
-	r.HandleFunc("/demo/token", s.demoGuard(s.handleDemoToken)).Methods(http.MethodPost)
-	r.HandleFunc("/demo/send", s.demoGuard(s.handleDemoSend)).Methods(http.MethodPost)
-	r.HandleFunc("/demo/webhook/{provider}", s.demoGuard(s.handleDemoWebhook)).Methods(http.MethodPost)
+	r.HandleFunc("/demo/token", s.demoGuard(handle(s.handleDemoToken))).Methods(http.MethodPost)
+	r.HandleFunc("/demo/send", s.demoGuard(handle(s.handleDemoSend))).Methods(http.MethodPost)
+	r.HandleFunc("/demo/webhook/{provider}", s.demoGuard(handle(s.handleDemoWebhook))).Methods(http.MethodPost)
 }
 
 // demoGuard lets only the demo page itself call the helpers. A browser
@@ -54,15 +52,15 @@ func (s *Server) demoGuard(next http.HandlerFunc) http.HandlerFunc {
 	loopback := listensOnLoopback(s.cfg.Addr)
 	return func(w http.ResponseWriter, r *http.Request) {
 		if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
-			writeError(w, errf(http.StatusUnsupportedMediaType, "unsupported_media_type", "demo helpers take application/json"))
+			writeError(w, codeUnsupportedMedia.with("demo helpers take application/json"))
 			return
 		}
 		if !sameOrigin(r) {
-			writeError(w, errf(http.StatusForbidden, "origin_not_allowed", "demo helpers answer only the demo page's own origin"))
+			writeError(w, codeOriginNotAllowed.with("demo helpers answer only the demo page's own origin"))
 			return
 		}
 		if loopback && !isLoopbackHost(r.Host) {
-			writeError(w, errf(http.StatusForbidden, "host_not_allowed", "demo helpers on a loopback listener answer only loopback host names"))
+			writeError(w, codeHostNotAllowed.with("demo helpers on a loopback listener answer only loopback host names"))
 			return
 		}
 		next(w, r)
@@ -106,37 +104,34 @@ func isLoopbackHost(host string) bool {
 
 // handleDemoToken is POST /demo/token {"user":"alice"} → {"token":"…"}: an
 // HS256 user token for a fresh session, valid for an hour.
-func (s *Server) handleDemoToken(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleDemoToken(w http.ResponseWriter, r *http.Request) error {
 	var req struct {
 		User string `json:"user"`
 	}
 	if err := decodeJSON(w, r, maxDemoBody, &req); err != nil {
-		writeError(w, err)
-		return
+		return err
 	}
 	if err := validUserID(req.User); err != nil {
-		writeError(w, errf(http.StatusBadRequest, "invalid_field", "user: "+err.Error()))
-		return
+		return invalidField("user", err.Error())
 	}
 	if s.cfg.JWTSecret == "" {
-		writeError(w, errf(http.StatusConflict, "no_jwt_secret", "demo tokens need HERALD_JWT_SECRET (this server verifies tokens through JWKS)"))
-		return
+		return codeNoJWTSecret.with("demo tokens need HERALD_JWT_SECRET (this server verifies tokens through JWKS)")
 	}
 	exp := time.Now().Add(demoTokenTTL)
 	raw, err := token.Mint([]byte(s.cfg.JWTSecret), token.Claims{Subject: req.User, SessionID: token.NewSessionID(), ExpiresAt: exp})
 	if err != nil {
 		s.log.Warn("demo token mint failed", "err", err)
-		writeError(w, errf(http.StatusInternalServerError, "internal", "could not mint a token"))
-		return
+		return codeInternal.with("could not mint a token")
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"token": raw, "user": req.User, "expires_at": exp.UTC().Format(time.RFC3339)})
+	return nil
 }
 
 // handleDemoSend is POST /demo/send {"to":[…],"title","body","tag","url","from"}:
 // the same publish path as POST /v1/notifications, without the API key.
 // from (default "bob") becomes data.senderId, so the page can show that a
 // user's own messages raise no popup.
-func (s *Server) handleDemoSend(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleDemoSend(w http.ResponseWriter, r *http.Request) error {
 	var req struct {
 		To    []string `json:"to"`
 		From  string   `json:"from"`
@@ -146,29 +141,26 @@ func (s *Server) handleDemoSend(w http.ResponseWriter, r *http.Request) {
 		URL   string   `json:"url"`
 	}
 	if err := decodeJSON(w, r, maxDemoBody, &req); err != nil {
-		writeError(w, err)
-		return
+		return err
 	}
 	if req.From == "" {
 		req.From = demoSender
 	}
 	if err := validUserID(req.From); err != nil {
-		writeError(w, errf(http.StatusBadRequest, "invalid_field", "from: "+err.Error()))
-		return
+		return invalidField("from", err.Error())
 	}
 	data, _ := json.Marshal(map[string]string{"provider": "demo", "senderId": req.From})
 	send := sendRequest{To: req.To, Type: "demo", Title: req.Title, Body: req.Body, Tag: req.Tag, URL: req.URL, Data: data}
 	if err := send.validate(); err != nil {
-		writeError(w, err)
-		return
+		return err
 	}
 	resp, err := s.publish(r.Context(), &send)
 	if err != nil {
 		s.log.Warn("demo publish failed", "err", err)
-		writeError(w, errUnavailable)
-		return
+		return errUnavailable
 	}
 	writeJSON(w, http.StatusAccepted, resp)
+	return nil
 }
 
 // handleDemoWebhook is POST /demo/webhook/{talkjs|cometchat} {"to":"alice"}:
@@ -176,18 +168,16 @@ func (s *Server) handleDemoSend(w http.ResponseWriter, r *http.Request) {
 // with the configured provider credentials, posts it to this server's own
 // /webhooks/{provider} in process, and answers with the status and body
 // that endpoint gave.
-func (s *Server) handleDemoWebhook(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleDemoWebhook(w http.ResponseWriter, r *http.Request) error {
 	var req struct {
 		To   string `json:"to"`
 		Text string `json:"text"`
 	}
 	if err := decodeJSON(w, r, maxDemoBody, &req); err != nil {
-		writeError(w, err)
-		return
+		return err
 	}
 	if err := validUserID(req.To); err != nil {
-		writeError(w, errf(http.StatusBadRequest, "invalid_field", "to: "+err.Error()))
-		return
+		return invalidField("to", err.Error())
 	}
 	if req.Text == "" {
 		req.Text = "Hi " + req.To + ", this is a sample message from the Herald demo."
@@ -201,23 +191,20 @@ func (s *Server) handleDemoWebhook(w http.ResponseWriter, r *http.Request) {
 	switch provider {
 	case "talkjs":
 		if s.cfg.TalkJSSecret == "" {
-			writeError(w, errf(http.StatusConflict, "not_configured", "set HERALD_TALKJS_SECRET to sign TalkJS webhooks"))
-			return
+			return codeNotConfigured.with("set HERALD_TALKJS_SECRET to sign TalkJS webhooks")
 		}
 		body = demoTalkJSPayload(req.To, req.Text, now)
-		ts := strconv.FormatInt(now.UnixMilli(), 10)
+		sig, ts := talkjs.Sign(s.cfg.TalkJSSecret, now, body)
 		header.Set("X-TalkJS-Timestamp", ts)
-		header.Set("X-TalkJS-Signature", talkJSSignature(s.cfg.TalkJSSecret, ts, body))
+		header.Set("X-TalkJS-Signature", sig)
 	case "cometchat":
 		if s.cfg.CometChatUser == "" {
-			writeError(w, errf(http.StatusConflict, "not_configured", "set HERALD_COMETCHAT_USER and HERALD_COMETCHAT_PASSWORD for CometChat webhooks"))
-			return
+			return codeNotConfigured.with("set HERALD_COMETCHAT_USER and HERALD_COMETCHAT_PASSWORD for CometChat webhooks")
 		}
 		body = demoCometChatPayload(req.To, req.Text, now)
 		header.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(s.cfg.CometChatUser+":"+s.cfg.CometChatPassword)))
 	default:
-		writeError(w, errNotFound)
-		return
+		return errNotFound
 	}
 
 	// In process, through the full handler: the same verification, queue
@@ -238,16 +225,7 @@ func (s *Server) handleDemoWebhook(w http.ResponseWriter, r *http.Request) {
 		"status":   rec.Code,
 		"response": relayed,
 	})
-}
-
-// talkJSSignature is TalkJS's scheme: upper-case hex HMAC-SHA256 of
-// "<timestamp ms>.<body>".
-func talkJSSignature(secret, ts string, body []byte) string {
-	m := hmac.New(sha256.New, []byte(secret))
-	m.Write([]byte(ts))
-	m.Write([]byte("."))
-	m.Write(body)
-	return strings.ToUpper(hex.EncodeToString(m.Sum(nil)))
+	return nil
 }
 
 func demoID(prefix string) string {

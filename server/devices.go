@@ -100,22 +100,18 @@ func (s *Server) handleVAPIDKey(w http.ResponseWriter, _ *http.Request) {
 }
 
 // handleRegisterDevice is POST /v1/devices.
-func (s *Server) handleRegisterDevice(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleRegisterDevice(w http.ResponseWriter, r *http.Request) error {
 	var req deviceRequest
 	if err := decodeJSON(w, r, maxDeviceBody, &req); err != nil {
-		writeError(w, err)
-		return
+		return err
 	}
-	bad := func(field, msg string) { writeError(w, errf(http.StatusBadRequest, "invalid_field", field+": "+msg)) }
 	claims := userClaims(r)
 	d := push.Device{User: claims.Subject, Platform: req.Platform, Session: claims.SessionID, Created: time.Now().UTC()}
 	if len(req.Label) > maxLabelLen {
-		bad("label", "too long")
-		return
+		return invalidField("label", "too long")
 	}
 	if len(req.Locale) > maxLocaleLen {
-		bad("locale", "too long")
-		return
+		return invalidField("locale", "too long")
 	}
 	d.Label, d.Locale = req.Label, req.Locale
 	var target string
@@ -123,72 +119,62 @@ func (s *Server) handleRegisterDevice(w http.ResponseWriter, r *http.Request) {
 	case push.PlatformWebPush:
 		sub := req.Subscription
 		if sub == nil || sub.Endpoint == "" {
-			bad("subscription.endpoint", "required")
-			return
+			return invalidField("subscription.endpoint", "required")
 		}
 		if len(sub.Endpoint) > maxEndpointLen {
-			bad("subscription.endpoint", "too long")
-			return
+			return invalidField("subscription.endpoint", "too long")
 		}
 		// The URL's shape only: its name is resolved and checked when
 		// dialled, so a DNS hiccup now cannot refuse a good subscription.
 		if err := safedial.CheckEndpoint(sub.Endpoint, s.push.allowPriv); err != nil {
-			bad("subscription.endpoint", err.Error())
-			return
+			return invalidField("subscription.endpoint", err.Error())
 		}
 		if !validP256dh(sub.Keys.P256dh) {
-			bad("subscription.keys.p256dh", "must be an uncompressed point on P-256, base64url")
-			return
+			return invalidField("subscription.keys.p256dh", "must be an uncompressed point on P-256, base64url")
 		}
 		if a, err := decodeB64URL(sub.Keys.Auth); err != nil || len(a) != 16 {
-			bad("subscription.keys.auth", "must be 16 bytes, base64url")
-			return
+			return invalidField("subscription.keys.auth", "must be 16 bytes, base64url")
 		}
 		d.Endpoint, d.P256dh, d.Auth = sub.Endpoint, sub.Keys.P256dh, sub.Keys.Auth
 		target = sub.Endpoint
 	case push.PlatformFCM:
 		if !validFCMToken(req.Token) {
-			bad("token", fmt.Sprintf("an FCM registration token is required: 1-%d letters, digits, '-', '_', ':' or '.'", maxFCMTokenLen))
-			return
+			return invalidField("token", fmt.Sprintf("an FCM registration token is required: 1-%d letters, digits, '-', '_', ':' or '.'", maxFCMTokenLen))
 		}
 		d.Token, target = req.Token, req.Token
 	case push.PlatformAPNs:
 		tok := strings.ToLower(req.Token)
 		if _, err := hex.DecodeString(tok); err != nil || len(tok) < 64 || len(tok) > 200 {
-			bad("token", "an APNs device token (hex) is required")
-			return
+			return invalidField("token", "an APNs device token (hex) is required")
 		}
 		d.Token, target = tok, tok
 	default:
-		bad("platform", "must be webpush, fcm or apns")
-		return
+		return invalidField("platform", "must be webpush, fcm or apns")
 	}
 	d.ID = deviceID(d.Platform, target)
 	created, err := s.backends.push.RegisterDevice(r.Context(), &d, s.cfg.MaxDevicesPerUser)
 	if errors.Is(err, push.ErrTooManyDevices) {
-		writeError(w, errf(http.StatusConflict, "too_many_devices",
-			fmt.Sprintf("this user has %d push devices, the most allowed; remove one first", s.cfg.MaxDevicesPerUser)))
-		return
+		return codeTooManyDevices.with(
+			fmt.Sprintf("this user has %d push devices, the most allowed; remove one first", s.cfg.MaxDevicesPerUser))
 	}
 	if err != nil {
 		s.log.Warn("device registration failed", "err", err)
-		writeError(w, errUnavailable)
-		return
+		return errUnavailable
 	}
 	status := http.StatusOK
 	if created {
 		status = http.StatusCreated
 	}
 	writeJSON(w, status, map[string]string{"id": d.ID})
+	return nil
 }
 
 // handleListDevices is GET /v1/devices: the token's user's devices.
-func (s *Server) handleListDevices(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleListDevices(w http.ResponseWriter, r *http.Request) error {
 	claims := userClaims(r)
 	devs, err := s.backends.push.Devices(r.Context(), claims.Subject)
 	if err != nil {
-		writeError(w, errUnavailable)
-		return
+		return errUnavailable
 	}
 	out := make([]deviceView, 0, len(devs))
 	for _, d := range devs {
@@ -200,34 +186,33 @@ func (s *Server) handleListDevices(w http.ResponseWriter, r *http.Request) {
 		out = append(out, v)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"devices": out})
+	return nil
 }
 
 // handleDeleteDevice is DELETE /v1/devices/{id}.
-func (s *Server) handleDeleteDevice(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleDeleteDevice(w http.ResponseWriter, r *http.Request) error {
 	n, err := s.backends.push.DeleteDevices(r.Context(), userClaims(r).Subject, []string{mux.Vars(r)["id"]}, "")
 	if err != nil {
-		writeError(w, errUnavailable)
-		return
+		return errUnavailable
 	}
 	if n == 0 {
-		writeError(w, errNotFound)
-		return
+		return errNotFound
 	}
 	w.WriteHeader(http.StatusNoContent)
+	return nil
 }
 
 // handleLogoutDevices is DELETE /v1/devices: removes the devices the
 // token's session registered (call it on logout).
-func (s *Server) handleLogoutDevices(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleLogoutDevices(w http.ResponseWriter, r *http.Request) error {
 	claims := userClaims(r)
 	if claims.SessionID == "" {
-		writeError(w, errf(http.StatusBadRequest, "no_session", "the token has no sid or jti claim naming its session"))
-		return
+		return codeNoSession.with("the token has no sid or jti claim naming its session")
 	}
 	n, err := s.backends.push.DeleteDevices(r.Context(), claims.Subject, nil, claims.SessionID)
 	if err != nil {
-		writeError(w, errUnavailable)
-		return
+		return errUnavailable
 	}
 	writeJSON(w, http.StatusOK, map[string]int{"removed": n})
+	return nil
 }

@@ -47,13 +47,41 @@ func testConfig(t *testing.T) *config.Config {
 	return cfg
 }
 
+// nodeBackend is the back-ends a test node runs on: a name for subtests,
+// and what points a node's configuration at them (nil: the data
+// directory's stores).
+type nodeBackend struct {
+	name string
+	use  func(t *testing.T, cfg *config.Config)
+}
+
+func (b nodeBackend) String() string { return b.name }
+
+var (
+	embedded      = nodeBackend{name: "Embedded"}
+	redisBackends = nodeBackend{name: "RedisMode", use: func(t *testing.T, cfg *config.Config) {
+		cfg.RedisURL = redistest.Start(t).URL() // a redis-server of the test's own
+	}}
+)
+
+// sharedBackend is a Redis deployment that every node of a test shares.
+func sharedBackend(name string, use func(*config.Config)) nodeBackend {
+	return nodeBackend{name: name, use: func(_ *testing.T, cfg *config.Config) { use(cfg) }}
+}
+
+// startNode starts a node on the embedded back-ends; mutate, if not nil,
+// adjusts its configuration first.
 func startNode(t *testing.T, mutate func(*config.Config)) *testNode {
 	t.Helper()
+	return startNodeOn(t, embedded, mutate)
+}
+
+// startNodeOn starts a node on the back-ends b.
+func startNodeOn(t *testing.T, b nodeBackend, mutate func(*config.Config)) *testNode {
+	t.Helper()
 	cfg := testConfig(t)
-	if strings.Contains(t.Name(), "RedisMode") {
-		cfg.RedisURL = redistest.Start(t).URL()
-	} else if use := sharedRedis(t); use != nil {
-		use(cfg)
+	if b.use != nil {
+		b.use(t, cfg)
 	}
 	if mutate != nil {
 		mutate(cfg)

@@ -25,20 +25,18 @@ type inboxResponse struct {
 // handleInbox is GET /v1/notifications: the user's recent notifications,
 // oldest first; with since, the ones after that cursor. A cursor that can no
 // longer be resumed from answers reset=true with the newest notifications.
-func (s *Server) handleInbox(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleInbox(w http.ResponseWriter, r *http.Request) error {
 	user := userClaims(r).Subject
 	q := r.URL.Query()
 	since, _, err := parseSince(q.Get("since"))
 	if err != nil {
-		writeError(w, err)
-		return
+		return err
 	}
 	limit := defaultInboxLimit
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > maxInboxLimit {
-			writeError(w, errf(http.StatusBadRequest, "invalid_field", "limit: must be 1-500"))
-			return
+			return invalidField("limit", "must be 1-500")
 		}
 		limit = n
 	}
@@ -50,8 +48,7 @@ func (s *Server) handleInbox(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		s.log.Warn("inbox read failed", "err", err)
-		writeError(w, errUnavailable)
-		return
+		return errUnavailable
 	}
 	resp := inboxResponse{Notifications: make([]json.RawMessage, 0, len(events)), Reset: reset}
 	for _, ev := range events {
@@ -70,32 +67,31 @@ func (s *Server) handleInbox(w http.ResponseWriter, r *http.Request) {
 		resp.Cursor = since.String()
 	}
 	writeJSON(w, http.StatusOK, resp)
+	return nil
 }
 
 // handleAck is POST /v1/ack, for SSE clients: {"ids":["…"]}.
-func (s *Server) handleAck(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleAck(w http.ResponseWriter, r *http.Request) error {
 	var req struct {
 		IDs []string `json:"ids"`
 	}
 	if err := decodeJSON(w, r, 64<<10, &req); err != nil {
-		writeError(w, err)
-		return
+		return err
 	}
 	if len(req.IDs) == 0 || len(req.IDs) > maxAckIDs {
-		writeError(w, errf(http.StatusBadRequest, "invalid_field", "ids: 1-1000 notification ids required"))
-		return
+		return invalidField("ids", "1-1000 notification ids required")
 	}
 	for _, id := range req.IDs {
 		if id == "" || len(id) > 128 {
-			writeError(w, errf(http.StatusBadRequest, "invalid_field", "ids: malformed id"))
-			return
+			return invalidField("ids", "malformed id")
 		}
 	}
 	user := userClaims(r).Subject
 	if ok, retry := s.limits.allow(s.limits.acks, "ack", "http", user, len(req.IDs)); !ok {
 		writeRateLimited(w, retry)
-		return
+		return nil
 	}
 	s.hub.Ack(user, req.IDs)
 	writeJSON(w, http.StatusOK, map[string]int{"acked": len(req.IDs)})
+	return nil
 }

@@ -65,8 +65,10 @@ type ingestMetrics struct {
 	processed *prometheus.CounterVec   // provider, result
 	latency   *prometheus.HistogramVec // provider
 	dropped   *prometheus.CounterVec   // provider, field
-	log       *slog.Logger
-	warnings  *lograte.Limiter
+	// unrecorded counts events published but not recorded as done.
+	unrecorded prometheus.Counter
+	log        *slog.Logger
+	warnings   *lograte.Limiter
 }
 
 func newIngestMetrics(reg prometheus.Registerer, s *Server) *ingestMetrics {
@@ -90,6 +92,7 @@ func newIngestMetrics(reg prometheus.Registerer, s *Server) *ingestMetrics {
 		Help: "Invalid input left out of processed webhook events, by provider and field: recipient (ids skipped), url, icon, template_url (notifications sent without it).",
 	}, []string{"provider", "field"})
 	m.log, m.warnings = s.log, s.warnings
+	m.unrecorded = s.unrecorded.WithLabelValues("webhook")
 	stats := func(pick func(depth, dead int64) int64) func() float64 {
 		return func() float64 {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -147,6 +150,9 @@ func (m *ingestMetrics) observe(r ingest.Result) {
 	m.processed.WithLabelValues(provider, result).Inc()
 	if r.Err == nil && r.Latency > 0 {
 		m.latency.WithLabelValues(provider).Observe(r.Latency.Seconds())
+	}
+	if r.Outcome.Unrecorded != nil {
+		m.unrecorded.Inc()
 	}
 	if o := &r.Outcome; o.BadRecipients > 0 || len(o.Dropped) > 0 {
 		m.observeDropped(r)

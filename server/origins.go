@@ -17,7 +17,7 @@ import (
 const refusedLogEvery = time.Minute
 
 // errOriginNotAllowed is the refusal of a browser origin.
-var errOriginNotAllowed = errf(http.StatusForbidden, "origin_not_allowed",
+var errOriginNotAllowed = codeOriginNotAllowed.with(
 	"origin not allowed by HERALD_ALLOWED_ORIGINS")
 
 // requireOrigin refuses browser requests from origins not allowed to open

@@ -47,5 +47,5 @@ func (u *userLimits) allow(l *ratelimit.Limiter, what, transport, user string, n
 func writeRateLimited(w http.ResponseWriter, retry time.Duration) {
 	secs := max(1, int(math.Ceil(retry.Seconds())))
 	w.Header().Set("Retry-After", strconv.Itoa(secs))
-	writeError(w, errf(http.StatusTooManyRequests, "rate_limited", "too many requests; retry after "+strconv.Itoa(secs)+"s"))
+	writeError(w, codeRateLimited.with("too many requests; retry after "+strconv.Itoa(secs)+"s"))
 }

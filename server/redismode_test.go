@@ -3,27 +3,25 @@ package server
 import (
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/heraldhq/herald/pkg/redistest"
 )
 
 // TestRedisMode runs the node-level behaviour tests again with the Redis
-// back-ends: startNode gives every test under this name its own
-// redis-server.
+// back-ends, each on its own redis-server.
 func TestRedisMode(t *testing.T) {
 	tests := redisModeTests()
-	tests["SlowConsumer"] = TestSlowConsumerIsCutOffWithoutSlowingOthers
-	runRedisModeTests(t, tests, func() {})
+	tests["SlowConsumer"] = testSlowConsumerIsCutOffWithoutSlowingOthers
+	runRedisModeTests(t, tests, redisBackends, func() {})
 }
 
 // TestRedisClusterMode runs them on a 3-primary / 3-replica Redis Cluster
 // (HERALD_REDIS_CLUSTER_ADDRS), one cluster emptied between the tests.
 func TestRedisClusterMode(t *testing.T) {
 	cl := redistest.StartCluster(t)
-	shareRedis(t, func(c *configT) { c.RedisClusterAddrs = cl.Addrs() })
-	runRedisModeTests(t, redisModeTests(), cl.FlushAll)
+	b := sharedBackend("RedisCluster", func(c *configT) { c.RedisClusterAddrs = cl.Addrs() })
+	runRedisModeTests(t, redisModeTests(), b, cl.FlushAll)
 }
 
 // TestRedisSentinelMode runs them on a primary found through three
@@ -31,49 +29,31 @@ func TestRedisClusterMode(t *testing.T) {
 // tests.
 func TestRedisSentinelMode(t *testing.T) {
 	s := redistest.StartSentinel(t)
-	shareRedis(t, func(c *configT) { c.RedisSentinelAddrs, c.RedisSentinelMaster = s.Addrs(), s.MasterName() })
-	runRedisModeTests(t, redisModeTests(), s.FlushAll)
+	b := sharedBackend("RedisSentinel", func(c *configT) { c.RedisSentinelAddrs, c.RedisSentinelMaster = s.Addrs(), s.MasterName() })
+	runRedisModeTests(t, redisModeTests(), b, s.FlushAll)
 }
 
-// shared holds, by top-level test name, how nodes started under that test
-// reach the Redis deployment it shares among its subtests.
-var shared sync.Map // string → func(*configT)
-
-func shareRedis(t *testing.T, use func(*configT)) {
-	shared.Store(t.Name(), use)
-	t.Cleanup(func() { shared.Delete(t.Name()) })
-}
-
-// sharedRedis is the Redis deployment of t's top-level test, or nil.
-func sharedRedis(t *testing.T) func(*configT) {
-	top, _, _ := strings.Cut(t.Name(), "/")
-	if use, ok := shared.Load(top); ok {
-		return use.(func(*configT))
-	}
-	return nil
-}
-
-// runRedisModeTests runs tests one after another, calling reset before
-// each.
-func runRedisModeTests(t *testing.T, tests map[string]func(*testing.T), reset func()) {
+// runRedisModeTests runs tests one after another on b, calling reset
+// before each.
+func runRedisModeTests(t *testing.T, tests map[string]func(*testing.T, nodeBackend), b nodeBackend, reset func()) {
 	for name, fn := range tests {
-		t.Run(name, func(t *testing.T) { reset(); fn(t) })
+		t.Run(name, func(t *testing.T) { reset(); fn(t, b) })
 	}
 }
 
 // redisModeTests are the node-level tests every Redis form runs.
-func redisModeTests() map[string]func(*testing.T) {
-	return map[string]func(*testing.T){
-		"WSDelivers":     TestWSDeliversNotification,
-		"SSEDelivers":    TestSSEDeliversNotification,
-		"ResumeInOrder":  TestResumeDeliversMissedInOrder,
-		"ResumeResets":   TestResumeUnknownCursorResets,
-		"ResumeFromHead": TestResumeFromHeadDeliversNothingOld,
-		"Inbox":          TestInboxListsOwnNotificationsOldestFirst,
-		"Idempotent":     TestSendIsIdempotent,
-		"Presence":       TestPresenceCountsLocalSessions,
-		"Shutdown":       TestShutdownClosesWebSocketsWithServiceRestart,
-		"OwnStreamOnly":  TestUsersOnlyReceiveTheirOwnStream,
+func redisModeTests() map[string]func(*testing.T, nodeBackend) {
+	return map[string]func(*testing.T, nodeBackend){
+		"WSDelivers":     testWSDeliversNotification,
+		"SSEDelivers":    testSSEDeliversNotification,
+		"ResumeInOrder":  testResumeDeliversMissedInOrder,
+		"ResumeResets":   testResumeUnknownCursorResets,
+		"ResumeFromHead": testResumeFromHeadDeliversNothingOld,
+		"Inbox":          testInboxListsOwnNotificationsOldestFirst,
+		"Idempotent":     testSendIsIdempotent,
+		"Presence":       testPresenceCountsLocalSessions,
+		"Shutdown":       testShutdownClosesWebSocketsWithServiceRestart,
+		"OwnStreamOnly":  testUsersOnlyReceiveTheirOwnStream,
 	}
 }
 

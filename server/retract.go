@@ -47,20 +47,17 @@ type retractResponse struct {
 // the user named beside it in that answer is required here, which saves
 // an id → user index written for every notification sent. 404 when the
 // user's retained history has no such notification.
-func (s *Server) handleDeleteNotification(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleDeleteNotification(w http.ResponseWriter, r *http.Request) error {
 	id := mux.Vars(r)["id"]
 	if id == "" || len(id) > maxIdemKeyLen || !utf8.ValidString(id) {
-		writeError(w, errf(http.StatusBadRequest, "invalid_field", "id: must be 1-256 bytes of UTF-8"))
-		return
+		return invalidField("id", "must be 1-256 bytes of UTF-8")
 	}
 	user := r.URL.Query().Get("user")
 	if user == "" {
-		writeError(w, errf(http.StatusBadRequest, "invalid_field", "user: required (the user the notification id was sent to)"))
-		return
+		return invalidField("user", "required (the user the notification id was sent to)")
 	}
 	if err := validUserID(user); err != nil {
-		writeError(w, errf(http.StatusBadRequest, "invalid_field", "user: "+err.Error()))
-		return
+		return invalidField("user", err.Error())
 	}
 	ctx := r.Context()
 	limit := s.cfg.HistoryMaxCount
@@ -70,8 +67,7 @@ func (s *Server) handleDeleteNotification(w http.ResponseWriter, r *http.Request
 	events, _, err := s.broker.History(ctx, user, notification.Cursor{}, limit)
 	if err != nil {
 		s.log.Warn("retract history read failed", "err", err)
-		writeError(w, errUnavailable)
-		return
+		return errUnavailable
 	}
 	found := false
 	for _, ev := range events {
@@ -81,23 +77,21 @@ func (s *Server) handleDeleteNotification(w http.ResponseWriter, r *http.Request
 		}
 	}
 	if !found {
-		writeError(w, errf(http.StatusNotFound, "not_found", "no notification with this id for this user"))
-		return
+		return codeNotFound.with("no notification with this id for this user")
 	}
 	// By id only: a tag would also close a newer notification that
 	// replaced this one. The retraction has the notification's id, so its
 	// push replaces the notification's pending one (same key).
 	ev, err := notification.NewRetractEvent(user, id, "", time.Now().UTC())
 	if err != nil {
-		writeError(w, err)
-		return
+		return err
 	}
 	if err := s.deliver(ctx, []*notification.Event{ev}); err != nil {
 		s.log.Warn("retract publish failed", "err", err)
-		writeError(w, errUnavailable)
-		return
+		return errUnavailable
 	}
 	writeJSON(w, http.StatusAccepted, retractResponse{Retractions: []retraction{{ID: id, User: user}}})
+	return nil
 }
 
 type retractRequest struct {
@@ -107,7 +101,7 @@ type retractRequest struct {
 
 func (req *retractRequest) validate() error {
 	bad := func(field, msg string) error {
-		return errf(http.StatusBadRequest, "invalid_field", field+": "+msg)
+		return invalidField(field, msg)
 	}
 	if req.Tag == "" {
 		return bad("tag", "required")
@@ -134,46 +128,37 @@ func (req *retractRequest) validate() error {
 // its own (its push must not replace another's pending one); the pending
 // pushes of the tag's recent notifications are cancelled first, so none
 // can show on a device after the push that closes them.
-func (s *Server) handleRetract(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleRetract(w http.ResponseWriter, r *http.Request) error {
 	var req retractRequest
 	if err := decodeJSON(w, r, maxAPIBody, &req); err != nil {
-		writeError(w, err)
-		return
+		return err
 	}
 	if err := req.validate(); err != nil {
-		writeError(w, err)
-		return
+		return err
 	}
 	ctx := r.Context()
-	seen := make(map[string]struct{}, len(req.Users))
 	now := time.Now().UTC()
 	events := make([]*notification.Event, 0, len(req.Users))
 	resp := retractResponse{Retractions: make([]retraction, 0, len(req.Users))}
-	for _, user := range req.Users {
-		if _, dup := seen[user]; dup {
-			continue
-		}
-		seen[user] = struct{}{}
+	for _, user := range notification.DistinctUsers(req.Users, nil) {
 		if err := s.cancelTagPushes(ctx, user, req.Tag); err != nil {
 			s.log.Warn("retract cancel pushes failed", "err", err)
-			writeError(w, errUnavailable)
-			return
+			return errUnavailable
 		}
 		id := ulid.Make().String()
 		ev, err := notification.NewRetractEvent(user, id, req.Tag, now)
 		if err != nil {
-			writeError(w, err)
-			return
+			return err
 		}
 		events = append(events, ev)
 		resp.Retractions = append(resp.Retractions, retraction{ID: id, User: user, Tag: req.Tag})
 	}
 	if err := s.deliver(ctx, events); err != nil {
 		s.log.Warn("retract publish failed", "err", err, "users", len(events))
-		writeError(w, errUnavailable)
-		return
+		return errUnavailable
 	}
 	writeJSON(w, http.StatusAccepted, resp)
+	return nil
 }
 
 // cancelTagPushes cancels the pending pushes of user's recent

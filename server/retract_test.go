@@ -10,7 +10,11 @@ import (
 )
 
 func TestDeleteNotificationRetractsItOnTheLiveSession(t *testing.T) {
-	n := startNode(t, nil)
+	testDeleteNotificationRetractsItOnTheLiveSession(t, embedded)
+}
+
+func testDeleteNotificationRetractsItOnTheLiveSession(t *testing.T, backend nodeBackend) {
+	n := startNodeOn(t, backend, nil)
 	ws := n.mustDialWS("alice", "")
 	waitFor(t, "session", func() bool { return n.srv.Hub().LocalSessions("alice") == 1 })
 	status, body := n.send(map[string]any{"to": []string{"alice", "bob"}, "title": "t", "tag": "c1"})
@@ -66,7 +70,11 @@ func TestDeleteNotificationRetractsItOnTheLiveSession(t *testing.T) {
 }
 
 func TestRetractByTagReachesSSESessions(t *testing.T) {
-	n := startNode(t, nil)
+	testRetractByTagReachesSSESessions(t, embedded)
+}
+
+func testRetractByTagReachesSSESessions(t *testing.T, backend nodeBackend) {
+	n := startNodeOn(t, backend, nil)
 	sse := n.mustDialSSE("alice", nil)
 	waitFor(t, "session", func() bool { return n.srv.Hub().LocalSessions("alice") == 1 })
 	if status, body := n.send(map[string]any{"to": []string{"alice"}, "title": "t", "tag": "order-7"}); status != http.StatusAccepted {
@@ -182,8 +190,8 @@ func (n *testNode) mustSendTagged(user, title, tag string) string {
 }
 
 // TestRetractRedisMode runs the live retraction tests on the Redis
-// back-ends (startNode gives each its own redis-server).
+// back-ends, each on its own redis-server.
 func TestRetractRedisMode(t *testing.T) {
-	t.Run("DeleteByID", TestDeleteNotificationRetractsItOnTheLiveSession)
-	t.Run("ByTag", TestRetractByTagReachesSSESessions)
+	t.Run("DeleteByID", func(t *testing.T) { testDeleteNotificationRetractsItOnTheLiveSession(t, redisBackends) })
+	t.Run("ByTag", func(t *testing.T) { testRetractByTagReachesSSESessions(t, redisBackends) })
 }

@@ -14,16 +14,16 @@ func (s *Server) routes() http.Handler {
 	r := mux.NewRouter()
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { writeError(w, errNotFound) })
 	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		writeError(w, errf(http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed"))
+		writeError(w, errMethodNotAllowed)
 	})
 
 	// Server API (API key).
-	r.HandleFunc("/v1/notifications", s.requireAPIKey(s.handleSend)).Methods(http.MethodPost)
-	r.HandleFunc("/v1/notifications/{id}", s.requireAPIKey(s.handleDeleteNotification)).Methods(http.MethodDelete)
-	r.HandleFunc("/v1/retract", s.requireAPIKey(s.handleRetract)).Methods(http.MethodPost)
-	r.HandleFunc("/v1/users/{id}/presence", s.requireAPIKey(s.handlePresence)).Methods(http.MethodGet)
-	r.HandleFunc("/v1/conversations/{id}/members", s.requireAPIKey(s.handleSetMembers)).Methods(http.MethodPut)
-	r.HandleFunc("/v1/conversations/{id}/members", s.requireAPIKey(s.handleGetMembers)).Methods(http.MethodGet)
+	r.HandleFunc("/v1/notifications", s.requireAPIKey(handle(s.handleSend))).Methods(http.MethodPost)
+	r.HandleFunc("/v1/notifications/{id}", s.requireAPIKey(handle(s.handleDeleteNotification))).Methods(http.MethodDelete)
+	r.HandleFunc("/v1/retract", s.requireAPIKey(handle(s.handleRetract))).Methods(http.MethodPost)
+	r.HandleFunc("/v1/users/{id}/presence", s.requireAPIKey(handle(s.handlePresence))).Methods(http.MethodGet)
+	r.HandleFunc("/v1/conversations/{id}/members", s.requireAPIKey(handle(s.handleSetMembers))).Methods(http.MethodPut)
+	r.HandleFunc("/v1/conversations/{id}/members", s.requireAPIKey(handle(s.handleGetMembers))).Methods(http.MethodGet)
 
 	// Webhooks (provider signatures).
 	r.HandleFunc("/webhooks/{provider}", s.handleWebhook).Methods(http.MethodPost)
@@ -33,15 +33,15 @@ func (s *Server) routes() http.Handler {
 	user.Use(s.cors)
 	user.HandleFunc("/v1/ws", s.requireOrigin(s.requireUser(s.handleWS))).Methods(http.MethodGet)
 	user.HandleFunc("/v1/sse", s.requireOrigin(s.requireUser(s.handleSSE))).Methods(http.MethodGet, http.MethodOptions)
-	user.HandleFunc("/v1/notifications", s.requireUser(s.handleInbox)).Methods(http.MethodGet, http.MethodOptions)
-	user.HandleFunc("/v1/ack", s.requireUser(s.handleAck)).Methods(http.MethodPost, http.MethodOptions)
-	user.HandleFunc("/v1/devices", s.requireUser(s.handleRegisterDevice)).Methods(http.MethodPost, http.MethodOptions)
-	user.HandleFunc("/v1/devices", s.requireUser(s.handleListDevices)).Methods(http.MethodGet)
-	user.HandleFunc("/v1/devices", s.requireUser(s.handleLogoutDevices)).Methods(http.MethodDelete)
-	user.HandleFunc("/v1/devices/{id}", s.requireUser(s.handleDeleteDevice)).Methods(http.MethodDelete, http.MethodOptions)
+	user.HandleFunc("/v1/notifications", s.requireUser(handle(s.handleInbox))).Methods(http.MethodGet, http.MethodOptions)
+	user.HandleFunc("/v1/ack", s.requireUser(handle(s.handleAck))).Methods(http.MethodPost, http.MethodOptions)
+	user.HandleFunc("/v1/devices", s.requireUser(handle(s.handleRegisterDevice))).Methods(http.MethodPost, http.MethodOptions)
+	user.HandleFunc("/v1/devices", s.requireUser(handle(s.handleListDevices))).Methods(http.MethodGet)
+	user.HandleFunc("/v1/devices", s.requireUser(handle(s.handleLogoutDevices))).Methods(http.MethodDelete)
+	user.HandleFunc("/v1/devices/{id}", s.requireUser(handle(s.handleDeleteDevice))).Methods(http.MethodDelete, http.MethodOptions)
 	user.HandleFunc("/v1/push/vapid-public-key", s.handleVAPIDKey).Methods(http.MethodGet, http.MethodOptions)
-	user.HandleFunc("/v1/preferences", s.requireUser(s.handleGetPreferences)).Methods(http.MethodGet, http.MethodOptions)
-	user.HandleFunc("/v1/preferences", s.requireUser(s.handlePutPreferences)).Methods(http.MethodPut)
+	user.HandleFunc("/v1/preferences", s.requireUser(handle(s.handleGetPreferences))).Methods(http.MethodGet, http.MethodOptions)
+	user.HandleFunc("/v1/preferences", s.requireUser(handle(s.handlePutPreferences))).Methods(http.MethodPut)
 
 	// Operations.
 	r.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {

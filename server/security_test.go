@@ -57,7 +57,11 @@ func TestServerAPIRejectsUserTokens(t *testing.T) {
 }
 
 func TestUsersOnlyReceiveTheirOwnStream(t *testing.T) {
-	n := startNode(t, nil)
+	testUsersOnlyReceiveTheirOwnStream(t, embedded)
+}
+
+func testUsersOnlyReceiveTheirOwnStream(t *testing.T, backend nodeBackend) {
+	n := startNodeOn(t, backend, nil)
 	alice := n.mustDialWS("alice", "")
 	waitFor(t, "session", func() bool { return n.srv.Hub().LocalSessions("alice") == 1 })
 	n.mustSend([]string{"bob"}, "for bob")
@@ -137,7 +141,11 @@ func TestMalformedAcksAreCountedAndIgnored(t *testing.T) {
 // fills its socket and queue and is disconnected, while another user keeps
 // receiving.
 func TestSlowConsumerIsCutOffWithoutSlowingOthers(t *testing.T) {
-	n := startNode(t, func(c *configT) { c.SessionQueue = 16; c.WriteTimeout = 2 * time.Second })
+	testSlowConsumerIsCutOffWithoutSlowingOthers(t, embedded)
+}
+
+func testSlowConsumerIsCutOffWithoutSlowingOthers(t *testing.T, backend nodeBackend) {
+	n := startNodeOn(t, backend, func(c *configT) { c.SessionQueue = 16; c.WriteTimeout = 2 * time.Second })
 	slow := n.mustDialWS("slow", "") // never read
 	_ = slow
 	fast := n.mustDialWS("fast", "")

@@ -17,10 +17,12 @@ import (
 
 	"github.com/heraldhq/herald/hub"
 	"github.com/heraldhq/herald/pkg/broker"
+	"github.com/heraldhq/herald/pkg/idempotency"
 	"github.com/heraldhq/herald/pkg/ingest"
 	"github.com/heraldhq/herald/pkg/lograte"
 	"github.com/heraldhq/herald/pkg/notification"
 	"github.com/heraldhq/herald/pkg/peerwatch"
+	"github.com/heraldhq/herald/pkg/queue"
 	"github.com/heraldhq/herald/pkg/token"
 	"github.com/heraldhq/herald/pkg/webhook"
 	"github.com/heraldhq/herald/server/config"
@@ -36,7 +38,7 @@ type Server struct {
 	log      *slog.Logger
 	hub      *hub.Hub
 	broker   broker.Broker
-	idem     idempotencyStore
+	idem     idempotency.Store
 	backends *backends
 	verifier tokenVerifier
 	apiKey   string
@@ -46,11 +48,14 @@ type Server struct {
 	conns     *connLimiter
 	reg       *prometheus.Registry
 	published prometheus.Counter
-	metrics   struct{ ingest *ingestMetrics }
+	// unrecorded counts idempotency records that could not be completed
+	// after the work was done, by source (api, webhook).
+	unrecorded *prometheus.CounterVec
+	metrics    struct{ ingest *ingestMetrics }
 
 	// Webhook ingestion.
 	providers   map[string]webhook.Provider
-	queue       webhookQueue
+	queue       queue.Queue
 	ingest      *ingest.Processor
 	stopWorkers context.CancelFunc
 	workersDone chan struct{}
@@ -81,7 +86,11 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	s.published = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "herald_notifications_published_total", Help: "Notifications appended to history and published.",
 	})
-	s.reg.MustRegister(s.published)
+	s.unrecorded = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "herald_idempotency_complete_failures_total",
+		Help: "Work done whose idempotency record could not be completed, by source (api, webhook): a retry of it is done again.",
+	}, []string{"source"})
+	s.reg.MustRegister(s.published, s.unrecorded)
 	if s.conns, err = newConnLimiter(cfg.MaxConnsPerIP, cfg.TrustedProxies, s.reg); err != nil {
 		return nil, fmt.Errorf("trusted proxies: %w", err)
 	}

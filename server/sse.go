@@ -50,8 +50,9 @@ func (s *Server) handleSSE(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		if !errors.Is(err, hub.ErrClosing) {
 			s.log.Warn("sse subscribe failed", "user", req.User, "err", err)
+			err = errUnavailable
 		}
-		writeError(w, errUnavailable)
+		writeError(w, err)
 		return
 	}
 	defer release()

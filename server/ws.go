@@ -104,12 +104,11 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	// connection open, nothing published afterwards can miss it.
 	release, err := s.hub.Reserve(r.Context(), claims.Subject)
 	if err != nil {
-		if errors.Is(err, hub.ErrClosing) {
-			writeError(w, errf(http.StatusServiceUnavailable, "shutting_down", "node shutting down, reconnect"))
-		} else {
+		if !errors.Is(err, hub.ErrClosing) {
 			s.log.Warn("ws subscribe failed", "user", claims.Subject, "err", err)
-			writeError(w, errUnavailable)
+			err = errUnavailable
 		}
+		writeError(w, err)
 		return
 	}
 	defer release()

@@ -3,6 +3,7 @@ package ingest
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"slices"
 	"strings"
 	"sync"
@@ -18,7 +19,7 @@ import (
 type members map[string][]string
 
 func (m members) Members(_ context.Context, conv string) ([]string, error) { return m[conv], nil }
-func (m members) ApplyMembership(_ context.Context, ch *webhook.Membership) error {
+func (m members) ApplyMembership(_ context.Context, ch *notification.Membership) error {
 	if ch.Set != nil {
 		m[ch.Conversation] = append([]string(nil), ch.Set...)
 	}
@@ -408,5 +409,27 @@ func TestDefaultURLEscapesTheConversation(t *testing.T) {
 	n := r.pub.notifications(t)[0]
 	if n.URL != `/chat/team%20chat%2F%231%5Cx` || notification.ValidURL(n.URL) != nil {
 		t.Fatalf("url = %q", n.URL)
+	}
+}
+
+// failingComplete is a once whose Complete always fails.
+type failingComplete struct{ *once }
+
+func (failingComplete) Complete(context.Context, string, []byte, time.Duration) error {
+	return errors.New("store gone")
+}
+
+// TestFailedCompleteIsReportedNotSwallowed: an event published whose
+// record cannot be completed is not a failure to retry, but the outcome
+// says so, for the worker's log and the metric.
+func TestFailedCompleteIsReportedNotSwallowed(t *testing.T) {
+	r := newRig(t, Options{})
+	r.p = New(r.mem, r.pref, NewMemoryCounter(), r.pub, failingComplete{&once{done: map[string][]byte{}}}, Options{})
+	out, err := r.p.Process(context.Background(), message("1", "c1", "bob", "hi", "alice"))
+	if err != nil || out.Notified != 1 {
+		t.Fatalf("outcome %+v, err %v; want one notified and no error", out, err)
+	}
+	if out.Unrecorded == nil {
+		t.Fatal("the failed Complete is not in the outcome")
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/heraldhq/herald/pkg/idempotency"
 	"github.com/heraldhq/herald/pkg/notification"
 	"github.com/heraldhq/herald/pkg/webhook"
 )
@@ -23,7 +24,7 @@ import (
 // their recipients.
 type Members interface {
 	Members(ctx context.Context, conversation string) ([]string, error)
-	ApplyMembership(ctx context.Context, m *webhook.Membership) error
+	ApplyMembership(ctx context.Context, m *notification.Membership) error
 }
 
 // PreferenceStore reads users' preferences; a user without any gets the
@@ -40,13 +41,6 @@ type Counter interface {
 // Publisher appends events to their users' histories and fans them out.
 type Publisher interface {
 	Publish(ctx context.Context, events []*notification.Event) error
-}
-
-// Once marks work done so a redelivered event is not published twice.
-type Once interface {
-	Reserve(ctx context.Context, key string, ttl time.Duration) (prior []byte, fresh bool, err error)
-	Complete(ctx context.Context, key string, result []byte, ttl time.Duration) error
-	Release(ctx context.Context, key string) error
 }
 
 // ErrInProgress means another worker is processing the same event now;
@@ -79,12 +73,12 @@ type Processor struct {
 	prefs   PreferenceStore
 	counter Counter
 	pub     Publisher
-	once    Once
+	once    idempotency.Store // a redelivered event is not published twice
 	opts    Options
 }
 
 // New returns a Processor over its stores.
-func New(members Members, prefs PreferenceStore, counter Counter, pub Publisher, once Once, opts Options) *Processor {
+func New(members Members, prefs PreferenceStore, counter Counter, pub Publisher, once idempotency.Store, opts Options) *Processor {
 	if opts.Templates == nil {
 		opts.Templates, _ = NewTemplates(nil)
 	}
@@ -102,9 +96,8 @@ func New(members Members, prefs PreferenceStore, counter Counter, pub Publisher,
 
 // Outcome says what processing an event did.
 type Outcome struct {
-	Notified  int    // notifications (or retractions) published
-	Skipped   string // why nothing was published: disabled, toggled_off, no_recipients, done
-	Recipient []string
+	Notified int    // notifications (or retractions) published
+	Skipped  string // why nothing was published: disabled, toggled_off, no_recipients, done
 	// Input the event carried that was left out rather than delivered:
 	// recipient ids that fail notification.ValidUserID (the others are
 	// still notified), and url or icon fields, as the event gave them or
@@ -112,6 +105,10 @@ type Outcome struct {
 	// notification goes without them). Field → notifications affected.
 	BadRecipients int            `json:"-"`
 	Dropped       map[string]int `json:"-"`
+	// Unrecorded is why the event, published, could not be recorded as
+	// done: a redelivery of it would publish again (under the same
+	// notification ids, which clients drop).
+	Unrecorded error `json:"-"`
 }
 
 // drop counts field as left out of one notification.
@@ -173,9 +170,8 @@ func (p *Processor) Process(ctx context.Context, ev *webhook.Event) (Outcome, er
 	}
 	rec, _ := json.Marshal(Outcome{Notified: out.Notified})
 	if err := p.once.Complete(context.WithoutCancel(ctx), key, rec, p.opts.DoneTTL); err != nil {
-		// Published already; a redelivery would publish again under the
-		// same notification ids, which clients drop.
-		return out, nil
+		// Published already: not an error to retry, but worth knowing.
+		out.Unrecorded = fmt.Errorf("ingest complete: %w", err)
 	}
 	return out, nil
 }
@@ -199,7 +195,6 @@ func (p *Processor) process(ctx context.Context, ev *webhook.Event) (Outcome, er
 		tag = ev.Conversation
 	}
 	events := make([]*notification.Event, 0, len(recipients))
-	var notified []string
 	for _, user := range recipients {
 		prefs, err := p.prefs.Preferences(ctx, user)
 		if err != nil {
@@ -223,7 +218,6 @@ func (p *Processor) process(ctx context.Context, ev *webhook.Event) (Outcome, er
 		}
 		if ne != nil {
 			events = append(events, ne)
-			notified = append(notified, user)
 		}
 	}
 	if len(events) == 0 {
@@ -233,7 +227,7 @@ func (p *Processor) process(ctx context.Context, ev *webhook.Event) (Outcome, er
 	if err := p.pub.Publish(ctx, events); err != nil {
 		return Outcome{}, fmt.Errorf("ingest publish: %w", err)
 	}
-	out.Notified, out.Recipient = len(events), notified
+	out.Notified = len(events)
 	return out, nil
 }
 
@@ -343,26 +337,20 @@ func (p *Processor) recipients(ctx context.Context, ev *webhook.Event) (_ []stri
 			list = m
 		}
 	}
-	skip := make(map[string]bool, len(ev.Exclude)+1+len(list))
+	skip := ev.Exclude
 	if ev.Sender != "" {
-		skip[ev.Sender] = true
+		skip = append(skip[:len(skip):len(skip)], ev.Sender)
 	}
-	for _, u := range ev.Exclude {
-		skip[u] = true
-	}
-	out := make([]string, 0, len(list))
-	for _, u := range list {
-		if skip[u] {
-			continue
-		}
-		skip[u] = true
+	out := notification.DistinctUsers(list, skip)
+	valid := out[:0]
+	for _, u := range out {
 		if notification.ValidUserID(u) != nil {
 			bad++
 			continue
 		}
-		out = append(out, u)
+		valid = append(valid, u)
 	}
-	return out, bad, nil
+	return valid, bad, nil
 }
 
 // messageKey names the message an event is about: its id, else the event.

@@ -12,13 +12,6 @@ import (
 	"github.com/heraldhq/herald/pkg/webhook"
 )
 
-// Queue is the durable queue the workers drain.
-type Queue interface {
-	Read(ctx context.Context, max int, wait time.Duration) ([]queue.Item, error)
-	Ack(ctx context.Context, ids ...string) error
-	Fail(ctx context.Context, it queue.Item) (dead bool, err error)
-}
-
 // Result is what happened to one queued item, for metrics and logs.
 type Result struct {
 	Event   *webhook.Event // nil when the item could not be decoded
@@ -40,7 +33,7 @@ type WorkerOptions struct {
 
 // Run drains q through p until ctx ends, then returns once every worker
 // has finished the item in hand.
-func Run(ctx context.Context, q Queue, p *Processor, opts WorkerOptions) {
+func Run(ctx context.Context, q queue.Queue, p *Processor, opts WorkerOptions) {
 	if opts.Workers <= 0 {
 		opts.Workers = 4
 	}
@@ -64,7 +57,7 @@ func Run(ctx context.Context, q Queue, p *Processor, opts WorkerOptions) {
 	wg.Wait()
 }
 
-func work(ctx context.Context, q Queue, p *Processor, opts *WorkerOptions) {
+func work(ctx context.Context, q queue.Queue, p *Processor, opts *WorkerOptions) {
 	// The items of a batch run side by side: their store writes then
 	// share group commits instead of queueing one behind another. The
 	// handlers live as long as the worker, so the stacks they grow in
@@ -107,7 +100,7 @@ func work(ctx context.Context, q Queue, p *Processor, opts *WorkerOptions) {
 	}
 }
 
-func handle(ctx context.Context, q Queue, p *Processor, it queue.Item, opts *WorkerOptions) {
+func handle(ctx context.Context, q queue.Queue, p *Processor, it queue.Item, opts *WorkerOptions) {
 	var r Result
 	var ev webhook.Event
 	if err := json.Unmarshal(it.Body, &ev); err != nil {
@@ -122,6 +115,9 @@ func handle(ctx context.Context, q Queue, p *Processor, it queue.Item, opts *Wor
 	r.Event = &ev
 	r.Outcome, r.Err = p.Process(ctx, &ev)
 	if r.Err == nil {
+		if err := r.Outcome.Unrecorded; err != nil {
+			opts.Logger.Warn("webhook event published but not recorded as done", "provider", ev.Provider, "event", ev.ID, "err", err)
+		}
 		if err := q.Ack(ctx, it.ID); err != nil {
 			// Processed but still queued: a redelivery finds it done.
 			opts.Logger.Warn("webhook queue ack failed", "item", it.ID, "err", err)

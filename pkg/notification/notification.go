@@ -1,6 +1,7 @@
 // Package notification defines what Herald delivers: the Notification as
-// clients see it, the Event that the broker stores and fans out, and the
-// Cursor that orders a user's events.
+// clients see it, the Event that the broker stores and fans out, the
+// Cursor that orders a user's events, and the Membership of a conversation
+// that decides whom a message in it reaches.
 package notification
 
 import (

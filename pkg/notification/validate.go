@@ -92,3 +92,21 @@ func ValidURL(s string) error {
 	}
 	return nil
 }
+
+// DistinctUsers is users in their order, each once, without those in
+// skip: the recipients of one send, however often the caller named them.
+func DistinctUsers(users, skip []string) []string {
+	seen := make(map[string]struct{}, len(users)+len(skip))
+	for _, u := range skip {
+		seen[u] = struct{}{}
+	}
+	out := make([]string, 0, len(users))
+	for _, u := range users {
+		if _, dup := seen[u]; dup {
+			continue
+		}
+		seen[u] = struct{}{}
+		out = append(out, u)
+	}
+	return out
+}

@@ -2,6 +2,7 @@ package notification
 
 import (
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -88,4 +89,20 @@ func FuzzValidURL(f *testing.F) {
 			t.Fatalf("relative %q leaves the page's origin: %q", s, abs)
 		}
 	})
+}
+
+func TestDistinctUsersKeepsFirstOccurrenceInOrder(t *testing.T) {
+	tests := []struct {
+		users, skip, want []string
+	}{
+		{nil, nil, []string{}},
+		{[]string{"a", "b", "a", "c", "b"}, nil, []string{"a", "b", "c"}},
+		{[]string{"bob", "alice", "carol", "alice"}, []string{"bob", "dave"}, []string{"alice", "carol"}},
+		{[]string{"a"}, []string{"a"}, []string{}},
+	}
+	for _, tc := range tests {
+		if got := DistinctUsers(tc.users, tc.skip); !slices.Equal(got, tc.want) {
+			t.Errorf("DistinctUsers(%q, %q) = %q, want %q", tc.users, tc.skip, got, tc.want)
+		}
+	}
 }

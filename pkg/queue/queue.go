@@ -9,9 +9,29 @@
 package queue
 
 import (
+	"context"
 	"errors"
 	"time"
 )
+
+// Queue is the durable work queue: the webhook handler enqueues and reads
+// its stats, the ingest workers read, acknowledge and fail items. The
+// embedded (queuelog) and Redis (redisstore) queues implement it, and
+// queuetest holds them to it.
+type Queue interface {
+	// Enqueue stores body under key before it returns; a key seen within
+	// Options.DedupeTTL is not stored again and reports dup.
+	Enqueue(ctx context.Context, key string, body []byte) (dup bool, err error)
+	// Read hands out up to max items, waiting up to wait for the first.
+	Read(ctx context.Context, max int, wait time.Duration) ([]Item, error)
+	// Ack removes done items.
+	Ack(ctx context.Context, ids ...string) error
+	// Fail gives an item back for a later attempt, or moves it to the dead
+	// letters (dead) when it has had Options.MaxAttempts.
+	Fail(ctx context.Context, it Item) (dead bool, err error)
+	// Stats is the number of items waiting and of dead letters.
+	Stats(ctx context.Context) (depth, dead int64, err error)
+}
 
 // Item is one queued piece of work.
 type Item struct {

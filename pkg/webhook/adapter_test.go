@@ -6,6 +6,8 @@ import (
 	"reflect"
 	"testing"
 	"time"
+
+	"github.com/heraldhq/herald/pkg/notification"
 )
 
 func TestTimestampReadsEveryForm(t *testing.T) {
@@ -124,7 +126,7 @@ func TestCheckEventCatchesBrokenInvariants(t *testing.T) {
 		func(e *Event) { e.Kind = KindNotification; e.Recipients = nil },
 		func(e *Event) { e.Kind = KindMembership },
 		func(e *Event) { e.Urgency = "urgent" },
-		func(e *Event) { e.Members = &Membership{} },
+		func(e *Event) { e.Members = &notification.Membership{} },
 	}
 	for i, f := range bad {
 		e := ok

@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"net/http"
 	"time"
+
+	"github.com/heraldhq/herald/pkg/notification"
 )
 
 // MaxSkew is how far a signed timestamp may be from now before the request
@@ -133,16 +135,7 @@ type Event struct {
 
 	// Members is the conversation's membership as the event states it, for
 	// membership events and for message events that carry the full list.
-	Members *Membership `json:"members,omitempty"`
+	Members *notification.Membership `json:"members,omitempty"`
 
 	Created time.Time `json:"created"`
-}
-
-// Membership is a change to a conversation's members.
-type Membership struct {
-	Conversation string   `json:"conversation"`
-	Set          []string `json:"set,omitempty"` // the full list, replacing what was known
-	Add          []string `json:"add,omitempty"`
-	Remove       []string `json:"remove,omitempty"`
-	Deleted      bool     `json:"deleted,omitempty"` // the conversation is gone
 }

@@ -5,10 +5,8 @@ package apns
 
 import (
 	"context"
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,9 +23,6 @@ import (
 
 // MaxPayload is APNs' limit for a regular notification.
 const MaxPayload = 4096
-
-// MaxCollapseID is APNs' limit on apns-collapse-id.
-const MaxCollapseID = 64
 
 // DefaultTTL is how long APNs keeps an undelivered notification when
 // neither the message nor Options say.
@@ -182,7 +177,7 @@ func (s *Sender) Send(ctx context.Context, d *push.Device, m *push.Message) erro
 	n := &apns2.Notification{
 		DeviceToken: d.Token,
 		Topic:       s.topic,
-		CollapseID:  CollapseID(m.Tag),
+		CollapseID:  push.CollapseID(m.Tag),
 		Expiration:  time.Now().Add(ttl),
 		Payload:     payload,
 		PushType:    apns2.PushTypeAlert,
@@ -218,16 +213,6 @@ func outcome(res *apns2.Response) error {
 		e.Outcome = push.Retry
 	}
 	return e
-}
-
-// CollapseID turns a tag into an apns-collapse-id: the tag itself when it
-// fits in 64 bytes, else the hex SHA-256 of it (exactly 64).
-func CollapseID(tag string) string {
-	if len(tag) <= MaxCollapseID {
-		return tag
-	}
-	h := sha256.Sum256([]byte(tag))
-	return hex.EncodeToString(h[:])
 }
 
 type alert struct {

@@ -138,7 +138,7 @@ func TestLowUrgencyLongTagAndLargeBody(t *testing.T) {
 	}
 	f.fake.AssertNoFailures(t)
 	p := f.fake.Pushes()[0]
-	if p.Priority != 5 || len(p.CollapseID) != 64 || p.CollapseID != apns.CollapseID(m.Tag) || len(p.Payload) > apns.MaxPayload {
+	if p.Priority != 5 || len(p.CollapseID) != 64 || p.CollapseID != push.CollapseID(m.Tag) || len(p.Payload) > apns.MaxPayload {
 		t.Errorf("priority %d collapse %q payload %d bytes", p.Priority, p.CollapseID, len(p.Payload))
 	}
 }

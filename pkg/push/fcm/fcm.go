@@ -22,8 +22,6 @@ import (
 	"google.golang.org/api/option"
 
 	"github.com/heraldhq/herald/pkg/push"
-	"github.com/heraldhq/herald/pkg/push/apns"
-	"github.com/heraldhq/herald/pkg/push/webpush"
 )
 
 // Scope is the OAuth2 scope Herald asks for: sending messages, nothing else.
@@ -276,14 +274,14 @@ func build(token string, m *push.Message, ttl time.Duration) (*messaging.Message
 	if high {
 		msg.Android.Priority = "high"
 	}
-	if t := webpush.Topic(m.Tag); t != "" {
+	if t := push.Topic(m.Tag); t != "" {
 		msg.Webpush.Headers["Topic"] = t
 	}
 	if m.Urgency != "" {
 		msg.Webpush.Headers["Urgency"] = m.Urgency
 	}
 	if m.Tag != "" {
-		msg.APNS.Headers["apns-collapse-id"] = apns.CollapseID(m.Tag)
+		msg.APNS.Headers["apns-collapse-id"] = push.CollapseID(m.Tag)
 	}
 	if m.Retract {
 		msg.APNS.Headers["apns-push-type"] = "background"

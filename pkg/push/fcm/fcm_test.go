@@ -15,7 +15,6 @@ import (
 	"github.com/heraldhq/herald/pkg/push"
 	"github.com/heraldhq/herald/pkg/push/fcm"
 	"github.com/heraldhq/herald/pkg/push/pushtest"
-	"github.com/heraldhq/herald/pkg/push/webpush"
 )
 
 const project = "herald-test"
@@ -90,7 +89,7 @@ func TestSendDeliversV1MessageAfterTokenExchange(t *testing.T) {
 	if a := m.Android; a == nil || a.CollapseKey != "conversation:c1" || a.Priority != "high" || a.TTL != "90s" || a.Notification["tag"] != "conversation:c1" {
 		t.Errorf("android %+v", a)
 	}
-	if w := m.Webpush; w == nil || w.Headers["Topic"] != webpush.Topic("conversation:c1") || w.Headers["Urgency"] != "high" || w.Headers["TTL"] != "90" {
+	if w := m.Webpush; w == nil || w.Headers["Topic"] != push.Topic("conversation:c1") || w.Headers["Urgency"] != "high" || w.Headers["TTL"] != "90" {
 		t.Errorf("webpush %+v", w)
 	}
 	if a := m.APNS; a == nil || a.Headers["apns-collapse-id"] != "conversation:c1" || a.Headers["apns-priority"] != "10" || a.Headers["apns-push-type"] != "alert" {

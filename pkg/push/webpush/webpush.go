@@ -7,7 +7,6 @@ import (
 	"context"
 	"crypto/ecdh"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -122,7 +121,7 @@ func (s *Sender) Send(ctx context.Context, d *push.Device, m *push.Message) erro
 	opts := &webpushgo.Options{
 		HTTPClient:      s.opts.Client,
 		Subscriber:      s.subscriber,
-		Topic:           Topic(m.Tag),
+		Topic:           push.Topic(m.Tag),
 		TTL:             int(ttl / time.Second),
 		Urgency:         urgency(m.Urgency),
 		VAPIDPublicKey:  s.opts.PublicKey,
@@ -153,30 +152,6 @@ func (s *Sender) Send(ctx context.Context, d *push.Device, m *push.Message) erro
 // Payload is the plaintext pushed for m: push.Frame, fitted to MaxPayload.
 func Payload(m *push.Message) ([]byte, error) {
 	return push.Fit(m, MaxPayload, push.Frame)
-}
-
-// Topic turns a tag into a Web Push Topic header (RFC 8030 §5.4: at most 32
-// characters of the base64url alphabet). A tag that already is one is used
-// as is; any other becomes the first 32 characters of base64url(SHA-256).
-func Topic(tag string) string {
-	if tag == "" {
-		return ""
-	}
-	if len(tag) <= 32 && isBase64URL(tag) {
-		return tag
-	}
-	h := sha256.Sum256([]byte(tag))
-	return base64.RawURLEncoding.EncodeToString(h[:])[:32]
-}
-
-func isBase64URL(s string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-			return false
-		}
-	}
-	return true
 }
 
 func urgency(u string) webpushgo.Urgency {

@@ -11,14 +11,8 @@ import (
 	"github.com/heraldhq/herald/pkg/queue"
 )
 
-// Queue is what the suite exercises.
-type Queue interface {
-	Enqueue(ctx context.Context, key string, body []byte) (dup bool, err error)
-	Read(ctx context.Context, max int, wait time.Duration) ([]queue.Item, error)
-	Ack(ctx context.Context, ids ...string) error
-	Fail(ctx context.Context, it queue.Item) (dead bool, err error)
-	Stats(ctx context.Context) (depth, dead int64, err error)
-}
+// Queue is what the suite exercises: the one queue.Queue.
+type Queue = queue.Queue
 
 // New opens a fresh, empty queue with opts; a second call within one test
 // may return another reader of the same queue (another node) or a new

@@ -14,10 +14,9 @@
 //
 //	meta         "epoch" → the epoch of histories kept here by earlier
 //	             versions, "version" → the format version
-//	history      histories of earlier versions, until moved (legacy.go)
 //	idempotency  key → expiry (8 bytes, Unix ns) | state (1 byte) | result
 //	kv           key → value
-//	queue, queue-dedupe, queue-dead    the webhook work queue (queue.go)
+//	queue-dedupe, queue-dead    the webhook work queue's keys and dead letters (queue.go)
 //	members      one sub-bucket per conversation: user → nothing
 //	devices, user-devices, push-pending, push-due    push (devices.go)
 //
@@ -47,12 +46,11 @@ const DefaultLockTimeout = 2 * time.Second
 const formatVersion = 1
 
 var (
-	bucketMeta    = []byte("meta")
-	bucketHistory = []byte("history")
-	bucketIdem    = []byte("idempotency")
-	bucketKV      = []byte("kv")
-	keyEpoch      = []byte("epoch")
-	keyVersion    = []byte("version")
+	bucketMeta = []byte("meta")
+	bucketIdem = []byte("idempotency")
+	bucketKV   = []byte("kv")
+	keyEpoch   = []byte("epoch")
+	keyVersion = []byte("version")
 )
 
 // ErrNotFound is returned by Get for a key that has no value.
@@ -114,7 +112,7 @@ func Open(path string, opts Options) (*Store, error) {
 
 // init creates the buckets of a new file and reads (or creates) the epoch.
 func (s *Store) init(tx *bolt.Tx) error {
-	for _, name := range [][]byte{bucketMeta, bucketHistory, bucketIdem, bucketKV, bucketQueue, bucketDedupe, bucketDead, bucketMembers,
+	for _, name := range [][]byte{bucketMeta, bucketIdem, bucketKV, bucketDedupe, bucketDead, bucketMembers,
 		bucketDevices, bucketUserDevices, bucketPending, bucketDue} {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 			return fmt.Errorf("create bucket %s: %w", name, err)

@@ -138,9 +138,6 @@ func TestCallsAfterCloseFail(t *testing.T) {
 	if err := s.Ready(ctx); err == nil {
 		t.Error("ready after close")
 	}
-	if _, err := s.HasHistory(); err == nil {
-		t.Error("has history after close")
-	}
 	if _, _, err := s.Reserve(ctx, "k", time.Minute); err == nil {
 		t.Error("reserve after close")
 	}

@@ -8,7 +8,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
 
-	"github.com/heraldhq/herald/pkg/webhook"
+	"github.com/heraldhq/herald/pkg/notification"
 )
 
 var bucketMembers = []byte("members")
@@ -40,7 +40,7 @@ func (s *Store) Members(ctx context.Context, conv string) ([]string, error) {
 
 // ApplyMembership records a membership change: Deleted drops the
 // conversation, Set replaces its members, then Add and Remove apply.
-func (s *Store) ApplyMembership(ctx context.Context, m *webhook.Membership) error {
+func (s *Store) ApplyMembership(ctx context.Context, m *notification.Membership) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("boltstore membership: %w", err)
 	}

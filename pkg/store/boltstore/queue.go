@@ -8,7 +8,6 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
-	"github.com/heraldhq/herald/pkg/queue"
 	"github.com/heraldhq/herald/pkg/store/queuelog"
 )
 
@@ -17,12 +16,7 @@ import (
 //
 //	queue-dedupe  key → expiry (8 bytes, Unix ns)
 //	queue-dead    seq (8 bytes) → attempts (4) | 0 (8) | enqueued (8, Unix ns) | body
-//
-// Earlier versions kept the queue itself in the queue bucket (seq →
-// attempts | not before | enqueued | body); DrainQueue moves what is left
-// there into the log.
 var (
-	bucketQueue  = []byte("queue")
 	bucketDedupe = []byte("queue-dedupe")
 	bucketDead   = []byte("queue-dead")
 )
@@ -100,42 +94,6 @@ func (b QueueBacking) DeadCount() (n int64, err error) {
 	return n, nil
 }
 
-// DrainQueue hands the items an earlier version left in the file's queue
-// to move, and deletes them once move succeeded.
-func (s *Store) DrainQueue(ctx context.Context, move func([]queue.Item) error) error {
-	var items []queue.Item
-	err := s.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketQueue).ForEach(func(k, v []byte) error {
-			if len(v) < queueHeader {
-				return nil
-			}
-			items = append(items, queue.Item{
-				Attempts: int(binary.BigEndian.Uint32(v)),
-				Enqueued: time.Unix(0, int64(binary.BigEndian.Uint64(v[12:]))),
-				Body:     append([]byte(nil), v[queueHeader:]...),
-			})
-			return nil
-		})
-	})
-	if err != nil || len(items) == 0 {
-		return err
-	}
-	if err := move(items); err != nil {
-		return fmt.Errorf("boltstore drain queue: %w", err)
-	}
-	err = s.db.Update(func(tx *bolt.Tx) error {
-		if err := tx.DeleteBucket(bucketQueue); err != nil {
-			return err
-		}
-		_, err := tx.CreateBucket(bucketQueue)
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("boltstore drain queue: %w", err)
-	}
-	return nil
-}
-
 func queueRecord(attempts int, enqueued time.Time, body []byte) []byte {
 	rec := make([]byte, queueHeader+len(body))
 	binary.BigEndian.PutUint32(rec, uint32(attempts))
@@ -152,4 +110,8 @@ func (s *Store) sweepDedupe(ctx context.Context, now time.Time) error {
 		return fmt.Errorf("boltstore sweep dedupe: %w", err)
 	}
 	return nil
+}
+
+func seqKey(seq uint64) []byte {
+	return binary.BigEndian.AppendUint64(make([]byte, 0, 8), seq)
 }

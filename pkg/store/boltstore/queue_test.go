@@ -2,17 +2,14 @@ package boltstore
 
 import (
 	"context"
-	"errors"
-	"path/filepath"
 	"testing"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
 
-	"github.com/heraldhq/herald/pkg/queue"
+	"github.com/heraldhq/herald/pkg/notification"
 	"github.com/heraldhq/herald/pkg/store/queuelog"
 	"github.com/heraldhq/herald/pkg/store/storetest"
-	"github.com/heraldhq/herald/pkg/webhook"
 )
 
 func TestQueueBackingKeepsKeysAndDeadLetters(t *testing.T) {
@@ -67,49 +64,17 @@ func TestDedupeKeysExpireAndAreSwept(t *testing.T) {
 	}
 }
 
-func TestDrainQueueMovesEarlierItemsOnce(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "q.db")
-	s := openAt(t, path, Options{})
-	enq := time.Unix(1700000000, 0)
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketQueue)
-		for i, body := range []string{"a", "b"} {
-			if err := b.Put(seqKey(uint64(i+1)), queueRecord(i, enq, []byte(body))); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	if err := s.DrainQueue(ctx, func([]queue.Item) error { return errors.New("log full") }); err == nil {
-		t.Fatal("a failed move was not reported")
-	}
-	var moved []queue.Item
-	if err := s.DrainQueue(ctx, func(items []queue.Item) error { moved = items; return nil }); err != nil {
-		t.Fatal(err)
-	}
-	if len(moved) != 2 || string(moved[0].Body) != "a" || moved[1].Attempts != 1 || !moved[1].Enqueued.Equal(enq) {
-		t.Fatalf("moved %+v", moved)
-	}
-	if err := s.DrainQueue(ctx, func(items []queue.Item) error { t.Fatalf("moved again: %d items", len(items)); return nil }); err != nil {
-		t.Fatal(err)
-	}
-}
-
 func TestMembership(t *testing.T) {
 	s, _ := openTemp(t, Options{})
 	ctx := context.Background()
 	steps := []struct {
-		m    webhook.Membership
+		m    notification.Membership
 		want []string
 	}{
-		{webhook.Membership{Conversation: "c", Set: []string{"bob", "alice"}}, []string{"alice", "bob"}},
-		{webhook.Membership{Conversation: "c", Add: []string{"carol"}, Remove: []string{"bob"}}, []string{"alice", "carol"}},
-		{webhook.Membership{Conversation: "c", Set: []string{"dave"}}, []string{"dave"}},
-		{webhook.Membership{Conversation: "c", Deleted: true}, nil},
+		{notification.Membership{Conversation: "c", Set: []string{"bob", "alice"}}, []string{"alice", "bob"}},
+		{notification.Membership{Conversation: "c", Add: []string{"carol"}, Remove: []string{"bob"}}, []string{"alice", "carol"}},
+		{notification.Membership{Conversation: "c", Set: []string{"dave"}}, []string{"dave"}},
+		{notification.Membership{Conversation: "c", Deleted: true}, nil},
 	}
 	for i, st := range steps {
 		if err := s.ApplyMembership(ctx, &st.m); err != nil {

@@ -343,46 +343,6 @@ func (l *Log) Stats(ctx context.Context) (depth, dead int64, err error) {
 	return depth, dead, nil
 }
 
-// Import queues items taken over from another store (attempts and enqueue
-// time kept, no dedupe key: the other store keeps those) in one commit.
-func (l *Log) Import(ctx context.Context, items []queue.Item) error {
-	if len(items) == 0 {
-		return nil
-	}
-	l.mu.Lock()
-	if err := l.writable(); err != nil {
-		l.mu.Unlock()
-		return fmt.Errorf("queuelog import: %w", err)
-	}
-	added := make([]*item, len(items))
-	spans := make([]span, len(items))
-	for i, qi := range items {
-		it := &item{seq: l.nextSeq, attempts: qi.Attempts, enqueued: qi.Enqueued.UnixNano()}
-		l.nextSeq++
-		off := len(l.pending)
-		l.pending = appendItem(l.pending, it.seq, it.attempts, 0, it.enqueued, 0, "", qi.Body)
-		added[i], spans[i] = it, span{off, len(l.pending) - off}
-	}
-	c := l.submit(func(err error, seg *segment, base int64) {
-		if err != nil {
-			return
-		}
-		for i, it := range added {
-			it.seg, it.off, it.size = seg, base+int64(spans[i].off), int64(spans[i].size)
-			seg.live++
-			seg.used += it.size
-			l.items[it.seq] = it
-			l.ready = append(l.ready, it)
-		}
-	})
-	l.mu.Unlock()
-	<-c.done
-	if c.err != nil {
-		return fmt.Errorf("queuelog import: %w", c.err)
-	}
-	return nil
-}
-
 func parseIDs(ids []string) ([]uint64, error) {
 	out := make([]uint64, len(ids))
 	for i, id := range ids {

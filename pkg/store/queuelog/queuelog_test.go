@@ -298,24 +298,6 @@ func TestFailRetriesThenDies(t *testing.T) {
 	}
 }
 
-func TestImport(t *testing.T) {
-	dir := t.TempDir()
-	l := openLog(t, dir, newMemBacking(), Options{})
-	enq := time.Now().Add(-time.Minute).Truncate(time.Microsecond)
-	if err := l.Import(context.Background(), []queue.Item{{Body: []byte("x"), Attempts: 2, Enqueued: enq}, {Body: []byte("y")}}); err != nil {
-		t.Fatal(err)
-	}
-	l.Close()
-	l = openLog(t, dir, newMemBacking(), Options{})
-	items := read(t, l, 10)
-	if got := bodies(items); !slices.Equal(got, []string{"x/3", "y/1"}) {
-		t.Fatalf("imported %v", got)
-	}
-	if !items[0].Enqueued.Equal(enq) {
-		t.Fatalf("enqueue time %v, want %v", items[0].Enqueued, enq)
-	}
-}
-
 // TestCarryForwardUnderConcurrentTraffic: while producers, readers and
 // failures keep the log busy and segments roll, an item held the whole
 // time is carried forward, and every item is handed out until acked,

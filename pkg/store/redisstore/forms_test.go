@@ -9,12 +9,12 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/heraldhq/herald/pkg/notification"
 	"github.com/heraldhq/herald/pkg/queue"
 	"github.com/heraldhq/herald/pkg/queue/queuetest"
 	"github.com/heraldhq/herald/pkg/redistest"
 	"github.com/heraldhq/herald/pkg/store/redisstore"
 	"github.com/heraldhq/herald/pkg/store/storetest"
-	"github.com/heraldhq/herald/pkg/webhook"
 )
 
 // TestConformanceOnRedisCluster runs the store's shared behaviour against a
@@ -84,10 +84,10 @@ func runForms(t *testing.T, newClient func() redis.UniversalClient) {
 	t.Run("MembershipAndCounter", func(t *testing.T) {
 		st := node(t, "a", 0)
 		ctx := context.Background()
-		if err := st.ApplyMembership(ctx, &webhook.Membership{Conversation: "c", Set: []string{"bob", "alice"}}); err != nil {
+		if err := st.ApplyMembership(ctx, &notification.Membership{Conversation: "c", Set: []string{"bob", "alice"}}); err != nil {
 			t.Fatal(err)
 		}
-		if err := st.ApplyMembership(ctx, &webhook.Membership{Conversation: "c", Add: []string{"carol"}, Remove: []string{"bob"}}); err != nil {
+		if err := st.ApplyMembership(ctx, &notification.Membership{Conversation: "c", Add: []string{"carol"}, Remove: []string{"bob"}}); err != nil {
 			t.Fatal(err)
 		}
 		if got, err := st.Members(ctx, "c"); err != nil || !slices.Equal(got, []string{"alice", "carol"}) {

@@ -8,7 +8,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/heraldhq/herald/pkg/webhook"
+	"github.com/heraldhq/herald/pkg/notification"
 )
 
 func (s *Store) membersKey(conv string) string { return s.opts.Prefix + "members:{" + conv + "}" }
@@ -26,7 +26,7 @@ func (s *Store) Members(ctx context.Context, conv string) ([]string, error) {
 // ApplyMembership records a membership change in one transaction: Deleted
 // drops the conversation, Set replaces its members, then Add and Remove
 // apply.
-func (s *Store) ApplyMembership(ctx context.Context, m *webhook.Membership) error {
+func (s *Store) ApplyMembership(ctx context.Context, m *notification.Membership) error {
 	key := s.membersKey(m.Conversation)
 	toAny := func(list []string) []any {
 		out := make([]any, 0, len(list))

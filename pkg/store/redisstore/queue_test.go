@@ -7,12 +7,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/heraldhq/herald/pkg/notification"
 	"github.com/heraldhq/herald/pkg/push"
 	"github.com/heraldhq/herald/pkg/queue"
 	"github.com/heraldhq/herald/pkg/queue/queuetest"
 	"github.com/heraldhq/herald/pkg/redistest"
 	"github.com/heraldhq/herald/pkg/store/storetest"
-	"github.com/heraldhq/herald/pkg/webhook"
 )
 
 func TestQueueConformance(t *testing.T) {
@@ -71,10 +71,10 @@ func TestQueueUnavailableWhenRedisIsDown(t *testing.T) {
 func TestMembershipAndCounter(t *testing.T) {
 	st, _ := newNode(t, redistest.Start(t), "a", 0)
 	ctx := context.Background()
-	if err := st.ApplyMembership(ctx, &webhook.Membership{Conversation: "c", Set: []string{"bob", "alice"}}); err != nil {
+	if err := st.ApplyMembership(ctx, &notification.Membership{Conversation: "c", Set: []string{"bob", "alice"}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.ApplyMembership(ctx, &webhook.Membership{Conversation: "c", Add: []string{"carol"}, Remove: []string{"bob"}}); err != nil {
+	if err := st.ApplyMembership(ctx, &notification.Membership{Conversation: "c", Add: []string{"carol"}, Remove: []string{"bob"}}); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := st.Members(ctx, "c"); !slices.Equal(got, []string{"alice", "carol"}) {

@@ -6,17 +6,12 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/heraldhq/herald/pkg/idempotency"
 )
 
-// IdempotencyStore is the idempotency part of a store.
-type IdempotencyStore interface {
-	Reserve(ctx context.Context, key string, ttl time.Duration) ([]byte, bool, error)
-	Complete(ctx context.Context, key string, result []byte, ttl time.Duration) error
-	Release(ctx context.Context, key string) error
-}
-
 // Idempotency checks reserve / in progress / completed / released / expired.
-func Idempotency(t *testing.T, s IdempotencyStore) {
+func Idempotency(t *testing.T, s idempotency.Store) {
 	ctx := context.Background()
 	prior, fresh, err := s.Reserve(ctx, "k1", time.Minute)
 	if err != nil || !fresh || prior != nil {

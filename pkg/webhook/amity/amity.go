@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/heraldhq/herald/pkg/notification"
 	"github.com/heraldhq/herald/pkg/webhook"
 )
 
@@ -218,7 +219,7 @@ func parseMessage(ev webhook.Event, d *payload) (webhook.Event, error) {
 	// the full membership only when it has as many members as the channel.
 	if ch != nil && ch.MemberCount > 0 {
 		if members := members(d, m.ChannelID, "member"); len(members) == ch.MemberCount {
-			ev.Members = &webhook.Membership{Conversation: m.ChannelID, Set: members}
+			ev.Members = &notification.Membership{Conversation: m.ChannelID, Set: members}
 		}
 	}
 	ev.Data = map[string]any{"conversationId": ev.Conversation, "messageId": ev.Message}
@@ -284,7 +285,7 @@ func parseChannel(ev webhook.Event, d *payload) (webhook.Event, error) {
 	ignored := webhook.Event{Provider: Name, ID: ev.ID, Type: ev.Type}
 	ev.Kind = webhook.KindMembership
 	ev.Conversation = id
-	m := &webhook.Membership{Conversation: id}
+	m := &notification.Membership{Conversation: id}
 	ev.Members = m
 	switch ev.Type {
 	case "channel.didDelete":

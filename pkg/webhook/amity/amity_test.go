@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/heraldhq/herald/pkg/notification"
 	"github.com/heraldhq/herald/pkg/webhook"
 	"github.com/heraldhq/herald/pkg/webhook/webhooktest"
 )
@@ -78,7 +79,7 @@ func TestParse(t *testing.T) {
 			Provider: Name, ID: "amity:message.didCreate:msg_100", Type: "message.didCreate", Kind: webhook.KindMessage,
 			Conversation: "ch_trip", ConversationName: "Trip planning", Message: "msg_100",
 			Sender: "bob", SenderName: "Bob", Text: "Hello from Amity", Data: data,
-			Members: &webhook.Membership{Conversation: "ch_trip", Set: []string{"alice", "bob", "carol"}},
+			Members: &notification.Membership{Conversation: "ch_trip", Set: []string{"alice", "bob", "carol"}},
 			Created: at("2026-11-22T10:00:00Z"),
 		}},
 		{"message_did_update.json", webhook.Event{
@@ -95,17 +96,17 @@ func TestParse(t *testing.T) {
 		{"channel_did_join.json", webhook.Event{
 			Provider: Name, Type: "channel.didJoin", Kind: webhook.KindMembership,
 			Conversation: "ch_trip", ConversationName: "Trip planning",
-			Members: &webhook.Membership{Conversation: "ch_trip", Add: []string{"dave"}},
+			Members: &notification.Membership{Conversation: "ch_trip", Add: []string{"dave"}},
 		}},
 		{"channel_did_ban.json", webhook.Event{
 			Provider: Name, Type: "channel.didBan", Kind: webhook.KindMembership,
 			Conversation: "ch_trip", ConversationName: "Trip planning",
-			Members: &webhook.Membership{Conversation: "ch_trip", Remove: []string{"mallory"}},
+			Members: &notification.Membership{Conversation: "ch_trip", Remove: []string{"mallory"}},
 		}},
 		{"channel_did_delete.json", webhook.Event{
 			Provider: Name, Type: "channel.didDelete", Kind: webhook.KindMembership,
 			Conversation: "ch_trip", ConversationName: "Trip planning",
-			Members: &webhook.Membership{Conversation: "ch_trip", Deleted: true},
+			Members: &notification.Membership{Conversation: "ch_trip", Deleted: true},
 		}},
 		{"post_did_create.json", webhook.Event{Provider: Name, Type: "post.didCreate"}},
 	}

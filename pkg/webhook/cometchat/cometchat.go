@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/heraldhq/herald/pkg/notification"
 	"github.com/heraldhq/herald/pkg/webhook"
 )
 
@@ -447,7 +448,7 @@ func parseMember(ev webhook.Event, env *envelope) (webhook.Event, error) {
 	}
 	ev.Kind = webhook.KindMembership
 	ev.Conversation = guid
-	ev.Members = &webhook.Membership{Conversation: guid}
+	ev.Members = &notification.Membership{Conversation: guid}
 	switch env.Trigger {
 	case "group_member_added", "group_member_joined":
 		ev.Members.Add = users

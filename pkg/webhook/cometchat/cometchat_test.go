@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/heraldhq/herald/pkg/notification"
 	"github.com/heraldhq/herald/pkg/webhook"
 	"github.com/heraldhq/herald/pkg/webhook/webhooktest"
 )
@@ -130,7 +131,7 @@ func TestParse(t *testing.T) {
 		{"group_member_kicked.json", webhook.Event{
 			Provider: Name, Type: "group_member_kicked", Kind: webhook.KindMembership,
 			Conversation: "hiking-club", ConversationName: "Hiking club",
-			Members: &webhook.Membership{Conversation: "hiking-club", Remove: []string{"cometchat-uid-5"}},
+			Members: &notification.Membership{Conversation: "hiking-club", Remove: []string{"cometchat-uid-5"}},
 		}},
 		{"message_read_receipt.json", webhook.Event{Provider: Name, Type: "message_read_receipt"}},
 	}

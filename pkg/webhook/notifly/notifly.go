@@ -10,6 +10,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/heraldhq/herald/pkg/notification"
 	"github.com/heraldhq/herald/pkg/webhook"
 )
 
@@ -219,7 +220,7 @@ func parseConversation(ev webhook.Event, raw json.RawMessage) (webhook.Event, er
 	}
 	switch ev.Type {
 	case "conversation.deleted", "group.deleted":
-		ev.Members = &webhook.Membership{Conversation: key, Deleted: true}
+		ev.Members = &notification.Membership{Conversation: key, Deleted: true}
 		return ev, nil
 	}
 	list := c.Members
@@ -233,6 +234,6 @@ func parseConversation(ev webhook.Event, raw json.RawMessage) (webhook.Event, er
 	for i, m := range list {
 		ids[i] = string(m)
 	}
-	ev.Members = &webhook.Membership{Conversation: key, Set: webhook.Recipients(ids)}
+	ev.Members = &notification.Membership{Conversation: key, Set: webhook.Recipients(ids)}
 	return ev, nil
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/heraldhq/herald/pkg/notification"
 	"github.com/heraldhq/herald/pkg/webhook"
 	"github.com/heraldhq/herald/pkg/webhook/webhooktest"
 )
@@ -92,21 +93,21 @@ func TestParse(t *testing.T) {
 		{"conversation_updated.json", webhook.Event{
 			Provider: Name, ID: "d356V7R7NmNRjl73", Type: "conversation.updated", Kind: webhook.KindMembership,
 			Conversation: "xgQQXg3hrtjh7AvZ", ConversationName: "Home alone",
-			Members: &webhook.Membership{Conversation: "xgQQXg3hrtjh7AvZ",
+			Members: &notification.Membership{Conversation: "xgQQXg3hrtjh7AvZ",
 				Set: []string{"WAz8eIbvDR60rouK", "Kq2mQ9fFw1Hc7Y3n", "Pz8vLw3tQ0bN5rXe"}},
 			Created: time.Unix(692233400, 0).UTC(),
 		}},
 		{"group_created.json", webhook.Event{
 			Provider: Name, ID: "e456V7R7NmNRjl74", Type: "group.created", Kind: webhook.KindMembership,
 			Conversation: "gConv0000000001", ConversationName: "The McCallisters",
-			Members: &webhook.Membership{Conversation: "gConv0000000001",
+			Members: &notification.Membership{Conversation: "gConv0000000001",
 				Set: []string{"WAz8eIbvDR60rouK", "Kq2mQ9fFw1Hc7Y3n"}},
 			Created: time.Unix(692233500, 0).UTC(),
 		}},
 		{"group_deleted.json", webhook.Event{
 			Provider: Name, ID: "g656V7R7NmNRjl76", Type: "group.deleted", Kind: webhook.KindMembership,
 			Conversation: "gConv0000000001",
-			Members:      &webhook.Membership{Conversation: "gConv0000000001", Deleted: true},
+			Members:      &notification.Membership{Conversation: "gConv0000000001", Deleted: true},
 		}},
 		{"conversation_created_bare.json", webhook.Event{
 			Provider: Name, ID: "f556V7R7NmNRjl75", Type: "conversation.created", Kind: webhook.KindIgnore,

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/heraldhq/herald/pkg/notification"
 	"github.com/heraldhq/herald/pkg/webhook"
 )
 
@@ -121,7 +122,7 @@ func (p *Provider) Parse(_ http.Header, body []byte) (webhook.Event, error) {
 	case "group_channel:join", "group_channel:leave", "group_channel:remove":
 		ev.ID = webhook.DerivedID(Name, d.Category, webhook.BodyID(body))
 		ev.Kind = webhook.KindMembership
-		m := &webhook.Membership{Conversation: conv}
+		m := &notification.Membership{Conversation: conv}
 		ev.Members = m
 		if d.Category == "group_channel:remove" {
 			m.Deleted = true
@@ -176,7 +177,7 @@ func (p *Provider) Parse(_ http.Header, body []byte) (webhook.Event, error) {
 		for i, u := range d.Members {
 			ids[i] = u.UserID
 		}
-		ev.Members = &webhook.Membership{Conversation: conv, Set: webhook.Recipients(ids)}
+		ev.Members = &notification.Membership{Conversation: conv, Set: webhook.Recipients(ids)}
 		ev.Recipients = webhook.Recipients(ids, ev.Sender)
 	}
 	return ev, nil

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/heraldhq/herald/pkg/notification"
 	"github.com/heraldhq/herald/pkg/webhook"
 	"github.com/heraldhq/herald/pkg/webhook/webhooktest"
 )
@@ -62,7 +63,7 @@ func TestParse(t *testing.T) {
 			Kind: webhook.KindMessage, Conversation: conv, ConversationName: "Trip planning", Message: "1234567890",
 			Sender: "bob", SenderName: "Bob", Icon: "https://example.com/bob.png", Text: "Hello from Sendbird",
 			Recipients: []string{"alice", "carol"}, Data: data,
-			Members: &webhook.Membership{Conversation: conv, Set: []string{"alice", "bob", "carol"}},
+			Members: &notification.Membership{Conversation: conv, Set: []string{"alice", "bob", "carol"}},
 			Created: time.UnixMilli(1795341600000).UTC(),
 		}},
 		{"message_delete.json", webhook.Event{
@@ -73,7 +74,7 @@ func TestParse(t *testing.T) {
 		{"join.json", webhook.Event{
 			Provider: Name, Type: "group_channel:join", Kind: webhook.KindMembership,
 			Conversation: conv, ConversationName: "Trip planning",
-			Members: &webhook.Membership{Conversation: conv, Add: []string{"dave"}},
+			Members: &notification.Membership{Conversation: conv, Add: []string{"dave"}},
 		}},
 		{"message_read.json", webhook.Event{Provider: Name, Type: "group_channel:message_read"}},
 	}

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/heraldhq/herald/pkg/notification"
 	"github.com/heraldhq/herald/pkg/webhook"
 )
 
@@ -124,7 +125,7 @@ func (p *Provider) Parse(h http.Header, body []byte) (webhook.Event, error) {
 		if ev.ID == "" {
 			ev.ID = webhook.DerivedID(Name, d.Type, webhook.BodyID(body))
 		}
-		m := &webhook.Membership{Conversation: d.CID}
+		m := &notification.Membership{Conversation: d.CID}
 		switch {
 		case d.Type == "channel.deleted":
 			m.Deleted = true
@@ -177,7 +178,7 @@ func (p *Provider) Parse(h http.Header, body []byte) (webhook.Event, error) {
 		for i, m := range d.Members {
 			ids[i] = m.UserID
 		}
-		ev.Members = &webhook.Membership{Conversation: d.CID, Set: webhook.Recipients(ids)}
+		ev.Members = &notification.Membership{Conversation: d.CID, Set: webhook.Recipients(ids)}
 		ev.Recipients = webhook.Recipients(ids, ev.Sender)
 	}
 	return ev, nil

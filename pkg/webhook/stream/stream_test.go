@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/heraldhq/herald/pkg/notification"
 	"github.com/heraldhq/herald/pkg/webhook"
 	"github.com/heraldhq/herald/pkg/webhook/webhooktest"
 )
@@ -62,7 +63,7 @@ func TestParse(t *testing.T) {
 			Conversation: "messaging:trip", ConversationName: "Trip planning", Message: "bob-5f1c2d",
 			Sender: "bob", SenderName: "Bob", Icon: "https://example.com/bob.png", Text: "Hello from Stream",
 			Recipients: []string{"alice", "carol"}, Data: data,
-			Members: &webhook.Membership{Conversation: "messaging:trip", Set: []string{"alice", "bob", "carol"}},
+			Members: &notification.Membership{Conversation: "messaging:trip", Set: []string{"alice", "bob", "carol"}},
 			Created: at("2026-11-22T10:00:00.1Z"),
 		}},
 		{"message_updated.json", webhook.Event{
@@ -77,7 +78,7 @@ func TestParse(t *testing.T) {
 		}},
 		{"member_added.json", webhook.Event{
 			Provider: Name, Type: "member.added", Kind: webhook.KindMembership, Conversation: "messaging:trip",
-			Members: &webhook.Membership{Conversation: "messaging:trip", Add: []string{"dave"}},
+			Members: &notification.Membership{Conversation: "messaging:trip", Add: []string{"dave"}},
 			Created: at("2026-11-22T10:03:00Z"),
 		}},
 		{"reaction_new.json", webhook.Event{Provider: Name, Type: "reaction.new", Created: at("2026-11-22T10:04:00Z")}},

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/heraldhq/herald/pkg/notification"
 	"github.com/heraldhq/herald/pkg/webhook"
 )
 
@@ -203,7 +204,7 @@ func (p *Provider) Parse(_ http.Header, body []byte) (webhook.Event, error) {
 		}
 		ev.Kind = webhook.KindMembership
 		ev.Conversation = d.Conversation.ID
-		ev.Members = &webhook.Membership{Conversation: d.Conversation.ID, Deleted: true}
+		ev.Members = &notification.Membership{Conversation: d.Conversation.ID, Deleted: true}
 		return ev, nil
 	}
 	return ev, nil
@@ -260,7 +261,7 @@ func parseMessage(ev webhook.Event, d messageData) (webhook.Event, error) {
 		if len(ev.Exclude) == 0 {
 			ev.Exclude = nil
 		}
-		ev.Members = &webhook.Membership{Conversation: ev.Conversation, Set: all}
+		ev.Members = &notification.Membership{Conversation: ev.Conversation, Set: all}
 	}
 	return ev, nil
 }

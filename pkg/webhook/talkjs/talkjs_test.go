@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/heraldhq/herald/pkg/notification"
 	"github.com/heraldhq/herald/pkg/webhook"
 	"github.com/heraldhq/herald/pkg/webhook/webhooktest"
 )
@@ -100,7 +101,7 @@ func TestParse(t *testing.T) {
 			Recipients: []string{"alice", "erin"},
 			Exclude:    []string{"carol", "dave"},
 			Data:       data("c1", "msg_1", "bob"),
-			Members:    &webhook.Membership{Conversation: "c1", Set: []string{"alice", "bob", "carol", "dave", "erin"}},
+			Members:    &notification.Membership{Conversation: "c1", Set: []string{"alice", "bob", "carol", "dave", "erin"}},
 			Created:    time.UnixMilli(1659016183145).UTC(),
 		}},
 		{"message_updated.json", webhook.Event{
@@ -110,7 +111,7 @@ func TestParse(t *testing.T) {
 			Recipients: []string{"alice"},
 			Exclude:    []string{"carol"},
 			Data:       data("c1", "msg_1", "bob"),
-			Members:    &webhook.Membership{Conversation: "c1", Set: []string{"alice", "bob", "carol"}},
+			Members:    &notification.Membership{Conversation: "c1", Set: []string{"alice", "bob", "carol"}},
 			Created:    time.UnixMilli(1659016283145).UTC(),
 		}},
 		{"message_deleted.json", webhook.Event{
@@ -119,7 +120,7 @@ func TestParse(t *testing.T) {
 			Sender: "bob", SenderName: "Bob", Text: "Hello, all!",
 			Recipients: []string{"alice", "carol"},
 			Data:       data("c1", "msg_1", "bob"),
-			Members:    &webhook.Membership{Conversation: "c1", Set: []string{"alice", "bob", "carol"}},
+			Members:    &notification.Membership{Conversation: "c1", Set: []string{"alice", "bob", "carol"}},
 			Created:    time.UnixMilli(1659016383145).UTC(),
 		}},
 		{"notification_triggered.json", webhook.Event{
@@ -133,7 +134,7 @@ func TestParse(t *testing.T) {
 		{"conversation_deleted.json", webhook.Event{
 			Provider: Name, ID: "evt_cdel1", Type: "conversation.deleted", Kind: webhook.KindMembership,
 			Conversation: "c1",
-			Members:      &webhook.Membership{Conversation: "c1", Deleted: true},
+			Members:      &notification.Membership{Conversation: "c1", Deleted: true},
 			Created:      time.UnixMilli(1659016583145).UTC(),
 		}},
 		{"user_created.json", webhook.Event{

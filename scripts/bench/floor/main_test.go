@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/heraldhq/herald/loadgen"
+	"github.com/heraldhq/herald/server/cmd/herald/loadgen"
 	"github.com/heraldhq/herald/pkg/token"
 )
 

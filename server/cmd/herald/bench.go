@@ -11,7 +11,7 @@ import (
 	"runtime/pprof"
 	"time"
 
-	"github.com/heraldhq/herald/loadgen"
+	"github.com/heraldhq/herald/server/cmd/herald/loadgen"
 	"github.com/heraldhq/herald/pkg/token"
 	"github.com/heraldhq/herald/server"
 )

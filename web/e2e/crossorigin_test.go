@@ -22,7 +22,7 @@ const docsHeraldURL = "https://herald.example.com"
 // would use.
 func connectSnippet(t *testing.T) string {
 	t.Helper()
-	doc, err := os.ReadFile("../docs/browser.md")
+	doc, err := os.ReadFile("../../docs/browser.md")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -269,11 +269,11 @@ func TestDemoSamplesHaveDistinctTags(t *testing.T) {
 // types on() and addEventListener alike, and every option of the JSDoc
 // typedef is in HeraldOptions.
 func TestTypesDeclareEveryEventAndOption(t *testing.T) {
-	js, err := os.ReadFile("../web/herald.js")
+	js, err := os.ReadFile("../herald.js")
 	if err != nil {
 		t.Fatal(err)
 	}
-	dts, err := os.ReadFile("../web/herald.d.ts")
+	dts, err := os.ReadFile("../herald.d.ts")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -628,7 +628,7 @@ func TestDemoPage(t *testing.T) {
 		if err != nil {
 			t.Fatalf("screenshot: %v", err)
 		}
-		out := filepath.Join("..", "docs", "demo.png")
+		out := filepath.Join("..", "..", "docs", "demo.png")
 		if err := os.WriteFile(out, png, 0o644); err != nil {
 			t.Fatal(err)
 		}

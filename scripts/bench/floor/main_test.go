@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/heraldhq/herald/server/cmd/herald/loadgen"
 	"github.com/heraldhq/herald/pkg/token"
+	"github.com/heraldhq/herald/server/cmd/herald/loadgen"
 )
 
 // The floor is only useful while the load tool can drive it: every

@@ -11,9 +11,9 @@ import (
 	"runtime/pprof"
 	"time"
 
-	"github.com/heraldhq/herald/server/cmd/herald/loadgen"
 	"github.com/heraldhq/herald/pkg/token"
 	"github.com/heraldhq/herald/server"
+	"github.com/heraldhq/herald/server/cmd/herald/loadgen"
 )
 
 // runBench drives a running node: "herald bench idle|unicast|fanout|ingest";

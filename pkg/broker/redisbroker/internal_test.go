@@ -105,7 +105,7 @@ func TestStaleConfirmationDoesNotActivateANewSubscription(t *testing.T) {
 	}
 	b.onSubscribed(ch) // the old generation's confirmation
 	time.Sleep(50 * time.Millisecond)
-	if cur.confirmed || isClosed(cur.ready) {
+	if cur.confirmed.Load() || isClosed(cur.ready) {
 		t.Fatal("stale confirmation activated the new subscription")
 	}
 	b.onUnsubscribed(ch)
@@ -247,5 +247,24 @@ func TestTrimmedGapSendsReset(t *testing.T) {
 	}
 	if fmt.Sprint(got) != "[1 3 reset 4]" {
 		t.Fatalf("delivered %v", got)
+	}
+}
+
+// TestKeySlot checks the slot computation against values Redis documents
+// for CLUSTER KEYSLOT.
+func TestKeySlot(t *testing.T) {
+	for key, want := range map[string]int{
+		"foo":                  12182,
+		"123456789":            0x31c3,
+		"{user1000}.following": keySlot("user1000"),
+		"{}x":                  keySlot("{}x"),
+		"herald:{u}:c":         keySlot("u"),
+	} {
+		if got := keySlot(key); got != want {
+			t.Errorf("keySlot(%q) = %d, want %d", key, got, want)
+		}
+	}
+	if got := keySlot("{}x"); got == keySlot("x") || got == keySlot("") {
+		t.Errorf("an empty hash tag is not a tag: keySlot({}x) = %d", got)
 	}
 }

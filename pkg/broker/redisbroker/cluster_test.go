@@ -180,6 +180,21 @@ func TestShardedClusterTopology(t *testing.T) {
 		}
 	}
 
+	// Redis drops every pub/sub connection: each carries channels of
+	// several slots, which go-redis would resubscribe in one SSUBSCRIBE
+	// (CROSSSLOT); the broker resubscribes them one by one.
+	t.Run("connections dropped", func(t *testing.T) {
+		traffic(t, users[1], func() {
+			time.Sleep(100 * time.Millisecond)
+			for _, p := range cl.Primaries() {
+				if err := p.Client().Do(ctx, "CLIENT", "KILL", "TYPE", "pubsub").Err(); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+		checkConnections(t)
+	})
+
 	t.Run("slot moved", func(t *testing.T) {
 		u := users[0]
 		from := cl.PrimaryOf(channel(u))

@@ -3,6 +3,7 @@ package redisbroker
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"sync"
 	"testing"
 	"time"
@@ -266,5 +267,50 @@ func TestKeySlot(t *testing.T) {
 	}
 	if got := keySlot("{}x"); got == keySlot("x") || got == keySlot("") {
 		t.Errorf("an empty hash tag is not a tag: keySlot({}x) = %d", got)
+	}
+}
+
+// TestClusterUnsubscribeWithoutConnection: the last Unsubscribe of a user
+// whose connection was lost, before the user was placed on another, leaves
+// no state behind (no unsubscribe confirmation will ever come for it).
+func TestClusterUnsubscribeWithoutConnection(t *testing.T) {
+	cl := redistest.StartCluster(t)
+	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: cl.Addrs()})
+	t.Cleanup(func() { _ = cc.Close() })
+	b, err := New(cc, func(*notification.Event) {}, Options{Cluster: cc, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	ctx := context.Background()
+	if err := b.Subscribe(ctx, "u"); err != nil {
+		t.Fatal(err)
+	}
+	b.psMu.Lock()
+	b.mu.Lock()
+	sh := b.chans["u"].shard
+	b.mu.Unlock()
+	b.killShardLocked(sh, fmt.Errorf("test"))
+	b.mu.Lock()
+	us := b.chans["u"].sub
+	b.mu.Unlock()
+	b.psMu.Unlock()
+	b.release(us)
+	// Had the topology loop placed the user first, the confirmation of the
+	// unsubscribe it then sent clears the state shortly.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		b.mu.Lock()
+		cs, ok := b.chans["u"]
+		var pending int
+		if ok {
+			pending = cs.unsubPending
+		}
+		b.mu.Unlock()
+		if !ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("state left behind (%d unsubscribes awaited)", pending)
+		}
 	}
 }

@@ -85,7 +85,12 @@ func openRedis(ctx context.Context, cfg *config.Config, r broker.Retention, h br
 		return nil, fmt.Errorf("redis autopipeline: %w", err)
 	}
 	st := redisstore.New(ap, redisstore.Options{NodeID: cfg.NodeID, PresenceTTL: cfg.PresenceTTL, Logger: log})
-	b, err := redisbroker.New(ap, h, redisbroker.Options{Retention: r, Sharded: cfg.RedisSharded, Logger: log})
+	bo := redisbroker.Options{Retention: r, Sharded: cfg.RedisSharded, Logger: log}
+	if cc, ok := client.(*redis.ClusterClient); ok {
+		// On a Cluster pub/sub is always sharded, one connection per primary.
+		bo.Cluster = cc
+	}
+	b, err := redisbroker.New(ap, h, bo)
 	if err != nil {
 		_ = st.Close()
 		_ = ap.Close()

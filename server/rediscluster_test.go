@@ -84,6 +84,27 @@ func TestTwoNodesOnRedisCluster(t *testing.T) {
 		n, u := nodes[i%2], all[i*users/live]
 		waitFor(t, "session of "+u, func() bool { return n.srv.Hub().LocalSessions(u) == 1 })
 	}
+	// Pub/sub is sharded: each live user's channel is subscribed once, on
+	// the primary owning its slot, and each node holds at most one pub/sub
+	// connection per primary.
+	ctx := context.Background()
+	for i := range live {
+		u := all[i*users/live]
+		ch := "herald:{" + u + "}:c"
+		owner := cl.PrimaryOf(ch)
+		if n, err := owner.Client().PubSubShardNumSub(ctx, ch).Result(); err != nil || n[ch] != 1 {
+			t.Fatalf("%s: %d sharded subscriptions on its owner %s (%v), want 1", u, n[ch], owner.Addr(), err)
+		}
+	}
+	for _, p := range cl.Primaries() {
+		list, err := p.Client().ClientList(ctx).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := strings.Count(list, " flags=P "); n == 0 || n > len(nodes) {
+			t.Fatalf("%s has %d pub/sub connections, want 1 to %d:\n%s", p.Addr(), n, len(nodes), list)
+		}
+	}
 	var wg sync.WaitGroup
 	for k := range sends {
 		wg.Add(1)

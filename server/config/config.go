@@ -34,7 +34,8 @@ type Config struct {
 	// RedisURL, when set, makes the node join a cluster through Redis
 	// instead of the embedded broker and store (HERALD_REDIS_URL).
 	RedisURL string
-	// RedisSharded uses sharded pub/sub, for Redis Cluster (HERALD_REDIS_SHARDED).
+	// RedisSharded uses sharded pub/sub with HERALD_REDIS_URL or a Sentinel
+	// set (HERALD_REDIS_SHARDED); a Cluster always uses it.
 	RedisSharded bool
 	// RedisClusterAddrs are seed host:port of a Redis Cluster, instead of
 	// RedisURL (HERALD_REDIS_CLUSTER_ADDRS).

@@ -33,7 +33,7 @@ var settings = []setting{
 	{"addr", public, "listen address", func(c *Config) any { return &c.Addr }},
 	{"data_dir", public, "embedded store and generated secrets directory", func(c *Config) any { return &c.DataDir }},
 	{"redis_url", secretURL, "redis://… to join a cluster through Redis instead of the embedded store", func(c *Config) any { return &c.RedisURL }},
-	{"redis_sharded", public, "use sharded pub/sub (Redis Cluster)", func(c *Config) any { return &c.RedisSharded }},
+	{"redis_sharded", public, "use sharded pub/sub (always on with a Redis Cluster)", func(c *Config) any { return &c.RedisSharded }},
 	{"redis_cluster_addrs", public, "seed host:port of a Redis Cluster, instead of HERALD_REDIS_URL (comma list)", func(c *Config) any { return &c.RedisClusterAddrs }},
 	{"redis_sentinel_addrs", public, "host:port of Redis Sentinels, instead of HERALD_REDIS_URL (comma list)", func(c *Config) any { return &c.RedisSentinelAddrs }},
 	{"redis_sentinel_master", public, "name of the primary the Sentinels monitor", func(c *Config) any { return &c.RedisSentinelMaster }},

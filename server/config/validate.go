@@ -169,12 +169,6 @@ func (c *Config) validateRedis(v *validation) {
 	} else if c.RedisSentinelMaster != "" {
 		v.bad("redis_sentinel_master", "goes with HERALD_REDIS_SENTINEL_ADDRS")
 	}
-	if c.RedisSharded && len(c.RedisClusterAddrs) > 0 {
-		// One go-redis sharded pub/sub connection reaches one shard only;
-		// on a Cluster the broker uses classic pub/sub until it keeps one
-		// connection per primary.
-		v.bad("redis_sharded", "is not supported with HERALD_REDIS_CLUSTER_ADDRS yet (a Cluster uses classic pub/sub)")
-	}
 	if len(forms) > 1 {
 		names := make([]string, len(forms))
 		for i, f := range forms {

@@ -28,6 +28,9 @@ func TestValidateAcceptsGoodConfigs(t *testing.T) {
 			c.RedisClusterAddrs, c.DataDir = []string{"10.0.0.1:6379", "redis-2:6379", "[::1]:7000"}, ""
 			c.RedisUsername, c.RedisPassword, c.RedisTLS = "herald", "pw", true
 		}},
+		{"Redis Cluster with sharded pub/sub (always on there)", func(c *Config) {
+			c.RedisClusterAddrs, c.RedisSharded = []string{"10.0.0.1:6379"}, true
+		}},
 		{"Redis Sentinel", func(c *Config) {
 			c.RedisSentinelAddrs, c.RedisSentinelMaster, c.DataDir = []string{"s1:26379", "s2:26379"}, "mymaster", ""
 			c.RedisPassword = "pw"
@@ -84,8 +87,6 @@ func TestValidateNamesTheKey(t *testing.T) {
 		{"sentinel without master", func(c *Config) { c.RedisSentinelAddrs = []string{"s:26379"} }, "HERALD_REDIS_SENTINEL_MASTER: is required with HERALD_REDIS_SENTINEL_ADDRS"},
 		{"master without sentinels", func(c *Config) { c.RedisSentinelMaster = "m" }, "HERALD_REDIS_SENTINEL_MASTER: goes with HERALD_REDIS_SENTINEL_ADDRS"},
 		{"password with the URL", func(c *Config) { c.RedisURL, c.RedisPassword = "redis://r:6379", "pw" }, "HERALD_REDIS_PASSWORD: goes with HERALD_REDIS_CLUSTER_ADDRS or HERALD_REDIS_SENTINEL_ADDRS"},
-		{"sharded pub/sub on a cluster", func(c *Config) { c.RedisClusterAddrs, c.RedisSharded = []string{"r:7000"}, true },
-			"HERALD_REDIS_SHARDED: is not supported with HERALD_REDIS_CLUSTER_ADDRS yet"},
 		{"TLS without Redis", func(c *Config) { c.RedisTLS = true }, "HERALD_REDIS_TLS: goes with"},
 		{"node id", func(c *Config) { c.NodeID = "node 1" }, "HERALD_NODE_ID:"},
 		{"node id length", func(c *Config) { c.NodeID = strings.Repeat("n", 65) }, "HERALD_NODE_ID:"},

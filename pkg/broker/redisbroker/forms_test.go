@@ -21,6 +21,9 @@ func clientFactory(newClient func() redis.UniversalClient, opts redisbroker.Opti
 		o.Prefix = testPrefix(t)
 		o.Logger = quiet
 		c := newClient()
+		if cc, ok := c.(*redis.ClusterClient); ok && o.Sharded {
+			o.Cluster = cc
+		}
 		ap, err := c.(interface {
 			AutoPipeline() (*redis.AutoPipeliner, error)
 		}).AutoPipeline()
@@ -41,12 +44,12 @@ func clientFactory(newClient func() redis.UniversalClient, opts redisbroker.Opti
 }
 
 // TestConformanceOnRedisCluster runs the suites against a 3-primary /
-// 3-replica Redis Cluster.
+// 3-replica Redis Cluster, with sharded pub/sub as Herald runs it there.
 func TestConformanceOnRedisCluster(t *testing.T) {
 	cl := redistest.StartCluster(t)
 	f := clientFactory(func() redis.UniversalClient {
 		return redis.NewClusterClient(&redis.ClusterOptions{Addrs: cl.Addrs()})
-	}, redisbroker.Options{})
+	}, redisbroker.Options{Sharded: true})
 	brokertest.Run(t, f)
 	brokertest.RunCluster(t, f)
 }

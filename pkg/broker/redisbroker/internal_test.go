@@ -3,6 +3,7 @@ package redisbroker
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"sync"
 	"testing"
 	"time"
@@ -105,7 +106,7 @@ func TestStaleConfirmationDoesNotActivateANewSubscription(t *testing.T) {
 	}
 	b.onSubscribed(ch) // the old generation's confirmation
 	time.Sleep(50 * time.Millisecond)
-	if cur.confirmed || isClosed(cur.ready) {
+	if cur.confirmed.Load() || isClosed(cur.ready) {
 		t.Fatal("stale confirmation activated the new subscription")
 	}
 	b.onUnsubscribed(ch)
@@ -247,5 +248,69 @@ func TestTrimmedGapSendsReset(t *testing.T) {
 	}
 	if fmt.Sprint(got) != "[1 3 reset 4]" {
 		t.Fatalf("delivered %v", got)
+	}
+}
+
+// TestKeySlot checks the slot computation against values Redis documents
+// for CLUSTER KEYSLOT.
+func TestKeySlot(t *testing.T) {
+	for key, want := range map[string]int{
+		"foo":                  12182,
+		"123456789":            0x31c3,
+		"{user1000}.following": keySlot("user1000"),
+		"{}x":                  keySlot("{}x"),
+		"herald:{u}:c":         keySlot("u"),
+	} {
+		if got := keySlot(key); got != want {
+			t.Errorf("keySlot(%q) = %d, want %d", key, got, want)
+		}
+	}
+	if got := keySlot("{}x"); got == keySlot("x") || got == keySlot("") {
+		t.Errorf("an empty hash tag is not a tag: keySlot({}x) = %d", got)
+	}
+}
+
+// TestClusterUnsubscribeWithoutConnection: the last Unsubscribe of a user
+// whose connection was lost, before the user was placed on another, leaves
+// no state behind (no unsubscribe confirmation will ever come for it).
+func TestClusterUnsubscribeWithoutConnection(t *testing.T) {
+	cl := redistest.StartCluster(t)
+	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: cl.Addrs()})
+	t.Cleanup(func() { _ = cc.Close() })
+	b, err := New(cc, func(*notification.Event) {}, Options{Cluster: cc, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	ctx := context.Background()
+	if err := b.Subscribe(ctx, "u"); err != nil {
+		t.Fatal(err)
+	}
+	b.psMu.Lock()
+	b.mu.Lock()
+	sh := b.chans["u"].shard
+	b.mu.Unlock()
+	b.killShardLocked(sh, fmt.Errorf("test"))
+	b.mu.Lock()
+	us := b.chans["u"].sub
+	b.mu.Unlock()
+	b.psMu.Unlock()
+	b.release(us)
+	// Had the topology loop placed the user first, the confirmation of the
+	// unsubscribe it then sent clears the state shortly.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		b.mu.Lock()
+		cs, ok := b.chans["u"]
+		var pending int
+		if ok {
+			pending = cs.unsubPending
+		}
+		b.mu.Unlock()
+		if !ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("state left behind (%d unsubscribes awaited)", pending)
+		}
 	}
 }

@@ -42,11 +42,17 @@ type Options struct {
 	Retention broker.Retention
 
 	// Sharded uses SPUBLISH/SSUBSCRIBE (Redis 7 sharded pub/sub), so a
-	// message travels only within the shard owning the user's slot. All
-	// channels share one connection, so it needs a client whose pub/sub
-	// connection reaches every channel's shard: a standalone server or a
-	// one-shard cluster.
+	// message travels only within the shard owning the user's slot. Without
+	// Cluster all channels share one connection, so it needs a client whose
+	// pub/sub connection reaches every channel's shard: a standalone server
+	// or a one-shard cluster.
 	Sharded bool
+
+	// Cluster is the Redis Cluster behind the client (the client may wrap
+	// it, as an autopipeliner does). With it the broker always uses sharded
+	// pub/sub, over one connection per primary that it manages itself (see
+	// cluster.go); Sharded is then implied.
+	Cluster *redis.ClusterClient
 
 	// SubscribeTimeout bounds how long Subscribe waits for Redis to confirm
 	// the subscription (default 10s).
@@ -105,10 +111,11 @@ type Broker struct {
 	keys    keyspace
 	args    scriptArgs
 
-	// ps is the node's single pub/sub connection. psMu orders the commands
-	// written to it with the bookkeeping of the confirmations they expect
-	// (see subscribe.go).
+	// ps is the node's single pub/sub connection, or on a Cluster cl holds
+	// one per primary. psMu orders the commands written to them with the
+	// bookkeeping of the confirmations they expect (see subscribe.go).
 	ps   *redis.PubSub
+	cl   *clusterSubs
 	psMu sync.Mutex
 
 	mu    sync.RWMutex
@@ -139,8 +146,11 @@ func New(client redis.UniversalClient, handler broker.Handler, opts Options) (*B
 	if err != nil {
 		return nil, err
 	}
-	if _, isCluster := client.(*redis.ClusterClient); isCluster && opts.Sharded {
-		return nil, errors.New("redisbroker: sharded pub/sub over a multi-shard cluster client is not supported; use classic pub/sub (Sharded=false)")
+	if _, isCluster := client.(*redis.ClusterClient); isCluster && opts.Sharded && opts.Cluster == nil {
+		return nil, errors.New("redisbroker: sharded pub/sub over a cluster client needs Options.Cluster")
+	}
+	if opts.Cluster != nil {
+		opts.Sharded = true
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	b := &Broker{
@@ -153,14 +163,19 @@ func New(client redis.UniversalClient, handler broker.Handler, opts Options) (*B
 
 		publishes: make(chan *publishReq, 256),
 	}
-	if opts.Sharded {
-		b.ps = client.SSubscribe(ctx)
-	} else {
-		b.ps = client.Subscribe(ctx)
-	}
 	b.startWorkers()
 	b.wg.Add(2)
-	go b.receive()
+	switch {
+	case opts.Cluster != nil:
+		b.cl = newClusterSubs(opts.Cluster)
+		go b.topologyLoop()
+	case opts.Sharded:
+		b.ps = client.SSubscribe(ctx)
+		go b.receive()
+	default:
+		b.ps = client.Subscribe(ctx)
+		go b.receive()
+	}
 	go b.publishLoop()
 	return b, nil
 }
@@ -182,9 +197,13 @@ func (b *Broker) Close() error {
 	var err error
 	b.once.Do(func() {
 		b.cancel()
-		b.psMu.Lock()
-		err = b.ps.Close()
-		b.psMu.Unlock()
+		if b.cl != nil {
+			b.closeCluster()
+		} else {
+			b.psMu.Lock()
+			err = b.ps.Close()
+			b.psMu.Unlock()
+		}
 		b.wg.Wait()
 	})
 	if err != nil {

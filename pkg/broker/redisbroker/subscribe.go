@@ -36,6 +36,7 @@ import (
 type channelState struct {
 	sub          *userSub // current generation; nil once unsubscribed
 	unsubPending int      // UNSUBSCRIBEs sent whose confirmation has not arrived
+	shard        *shard   // on a Cluster, the connection confirmations come from
 }
 
 // userSub is one generation of a user's subscription on this node.
@@ -43,7 +44,7 @@ type userSub struct {
 	user string
 	refs int // guarded by Broker.mu
 
-	confirmed bool        // Redis confirmed it; touched only by the receive loop
+	confirmed atomic.Bool // Redis confirmed it; set by a receive loop
 	gone      atomic.Bool // its last Unsubscribe happened; its events are dropped
 
 	ready chan struct{} // closed by the worker once active, or failed
@@ -134,6 +135,9 @@ func (b *Broker) sendSubscribe(us *userSub) bool {
 	// write counts as a broken connection and would reconnect the node.
 	ctx, cancel := context.WithTimeout(b.ctx, opTimeout)
 	defer cancel()
+	if b.cl != nil {
+		return b.sendSubscribeCluster(ctx, us)
+	}
 	ch := b.keys.channel(us.user)
 	var err error
 	if b.opts.Sharded {
@@ -195,6 +199,12 @@ func (b *Broker) release(us *userSub) {
 	cs.sub = nil
 	us.gone.Store(true)
 	cs.unsubPending++
+	sh := cs.shard
+	if b.cl != nil && (sh == nil || sh.dead) {
+		// No connection carries the channel: nothing to send or await.
+		delete(b.chans, us.user)
+		sh = nil
+	}
 	b.mu.Unlock()
 
 	if b.closed() {
@@ -202,6 +212,10 @@ func (b *Broker) release(us *userSub) {
 	}
 	ctx, cancel := context.WithTimeout(b.ctx, opTimeout)
 	defer cancel()
+	if b.cl != nil {
+		b.sendUnsubscribeCluster(ctx, us.user, sh)
+		return
+	}
 	ch := b.keys.channel(us.user)
 	var err error
 	if b.opts.Sharded {
@@ -220,7 +234,12 @@ func (b *Broker) release(us *userSub) {
 // onSubscribed handles a subscribe confirmation: it activates a pending
 // generation, or, for an active one, starts a backfill after go-redis
 // re-subscribed on a new connection.
-func (b *Broker) onSubscribed(ch string) {
+func (b *Broker) onSubscribed(ch string) { b.onSubscribedOn(nil, ch) }
+
+// onSubscribedOn handles a subscribe confirmation read from sh (nil for
+// the single connection); one from a connection the channel is no longer
+// expected on is ignored.
+func (b *Broker) onSubscribedOn(sh *shard, ch string) {
 	user, ok := b.keys.userOf(ch)
 	if !ok {
 		return
@@ -228,18 +247,17 @@ func (b *Broker) onSubscribed(ch string) {
 	b.psMu.Lock()
 	b.mu.Lock()
 	var us *userSub
-	if cs := b.chans[user]; cs != nil && cs.unsubPending == 0 {
+	if cs := b.chans[user]; cs != nil && cs.unsubPending == 0 && cs.shard == sh {
 		us = cs.sub
+	}
+	kind := jobResync
+	if us != nil && us.confirmed.CompareAndSwap(false, true) {
+		kind = jobActivate
 	}
 	b.mu.Unlock()
 	b.psMu.Unlock()
 	if us == nil {
 		return // an older generation's confirmation
-	}
-	kind := jobResync
-	if !us.confirmed {
-		us.confirmed = true
-		kind = jobActivate
 	}
 	b.dispatch(job{kind: kind, sub: us})
 }
@@ -267,7 +285,6 @@ func (b *Broker) onUnsubscribed(ch string) {
 }
 
 // current returns the active generation of user's subscription, or nil.
-// Called by the receive loop only (confirmed is its field).
 func (b *Broker) current(user string) *userSub {
 	b.mu.RLock()
 	var us *userSub
@@ -275,7 +292,7 @@ func (b *Broker) current(user string) *userSub {
 		us = cs.sub
 	}
 	b.mu.RUnlock()
-	if us == nil || !us.confirmed {
+	if us == nil || !us.confirmed.Load() {
 		return nil
 	}
 	return us

@@ -15,7 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/heraldhq/herald/hub"
+	"github.com/heraldhq/herald/pkg/delivery"
 	"github.com/heraldhq/herald/pkg/notification"
 	"github.com/heraldhq/herald/pkg/push"
 	"github.com/heraldhq/herald/pkg/push/apns"
@@ -29,7 +29,7 @@ import (
 
 // pushStore keeps devices and pending pushes.
 type pushStore interface {
-	hub.PushScheduler
+	delivery.PushScheduler
 	dispatch.Store
 	RegisterDevice(ctx context.Context, d *push.Device, limit int) (created bool, err error)
 	PutIfAbsent(ctx context.Context, key string, value []byte) ([]byte, error)
@@ -46,7 +46,7 @@ const (
 // the dispatcher.
 type pushState struct {
 	senders   map[string]push.Sender
-	fallback  *hub.Fallback
+	fallback  *delivery.Fallback
 	dispatch  *dispatch.Dispatcher
 	vapidKey  string // public, base64url
 	stop      context.CancelFunc
@@ -234,8 +234,9 @@ func (s *Server) setupPush(ctx context.Context, cfg *config.Config) error {
 			}
 		},
 	})
-	p.fallback = hub.NewFallback(s.hub, st, hub.FallbackOptions{
+	p.fallback = delivery.NewFallback(s.hub, st, delivery.FallbackOptions{
 		AckTimeout: cfg.AckTimeout, EveryUser: cfg.PushWebhookURL != "", Due: p.dispatch.Kick, Logger: s.log,
+		AcksDropped: s.acksDropped,
 	})
 	dctx, cancel := context.WithCancel(context.Background())
 	p.stop, p.done = cancel, make(chan struct{})
@@ -262,9 +263,11 @@ func (s *Server) stopPush(ctx context.Context) error {
 	}
 }
 
-// onAck is the hub's ack hook: acked notifications are not pushed.
-func (s *Server) onAck(user string, ids []string) {
-	if p := s.push; p != nil && p.fallback != nil {
+// acks is the hub's ack handler: acked notifications are not pushed.
+type acks struct{ s *Server }
+
+func (a acks) Acked(user string, ids []string) {
+	if p := a.s.push; p != nil && p.fallback != nil {
 		p.fallback.Acked(user, ids)
 	}
 }
@@ -272,7 +275,7 @@ func (s *Server) onAck(user string, ids []string) {
 // deliver publishes events, recording each one's push decision first so an
 // ack can never overtake it.
 func (s *Server) deliver(ctx context.Context, events []*notification.Event) error {
-	var fb *hub.Fallback
+	var fb *delivery.Fallback
 	if s.push != nil {
 		fb = s.push.fallback
 	}

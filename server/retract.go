@@ -30,7 +30,7 @@ const (
 // does: the retract event goes into the user's history and to every live
 // session (the popup closes by id or tag); the fallback replaces or
 // cancels pending pushes and sends devices a push that closes what they
-// showed (hub.Fallback schedules retractions at once).
+// showed (delivery.Fallback schedules retractions at once).
 
 type retraction struct {
 	ID   string `json:"id"`

@@ -17,6 +17,7 @@ import (
 
 	"github.com/heraldhq/herald/hub"
 	"github.com/heraldhq/herald/pkg/broker"
+	"github.com/heraldhq/herald/pkg/delivery"
 	"github.com/heraldhq/herald/pkg/idempotency"
 	"github.com/heraldhq/herald/pkg/ingest"
 	"github.com/heraldhq/herald/pkg/lograte"
@@ -48,6 +49,8 @@ type Server struct {
 	conns     *connLimiter
 	reg       *prometheus.Registry
 	published prometheus.Counter
+	// acksDropped counts acks over the fallback's per-user cap.
+	acksDropped prometheus.Counter
 	// unrecorded counts idempotency records that could not be completed
 	// after the work was done, by source (api, webhook).
 	unrecorded *prometheus.CounterVec
@@ -115,11 +118,13 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		KeepAlive:    cfg.PingInterval,
 		Logger:       log,
 		Metrics:      hub.NewMetrics(s.reg),
-		OnAck:        s.onAck,
 		// The oldest session closes when a new one exceeds the cap.
 		MaxSessionsPerUser: cfg.MaxSessionsPerUser,
 	})
 	s.hub = h
+	h.RegisterAckHandler(acks{s})
+	// Counted whether or not push is on, as it was by the hub.
+	s.acksDropped = delivery.NewAcksDropped(s.reg)
 	s.limits = newUserLimits(cfg, s.reg)
 	if s.peers, err = peerwatch.New(); err != nil {
 		s.peers = nil

@@ -16,7 +16,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/heraldhq/herald/pkg/delivery"
-	"github.com/heraldhq/herald/pkg/notification"
 	"github.com/heraldhq/herald/pkg/push"
 	"github.com/heraldhq/herald/pkg/push/apns"
 	"github.com/heraldhq/herald/pkg/push/dispatch"
@@ -254,44 +253,13 @@ func (s *Server) stopPush(ctx context.Context) error {
 		return nil
 	}
 	p.stop()
-	p.fallback.Close()
+	s.delivery.Close()
 	select {
 	case <-p.done:
 		return nil
 	case <-ctx.Done():
 		return errors.New("push dispatcher did not finish in time")
 	}
-}
-
-// acks is the hub's ack handler: acked notifications are not pushed.
-type acks struct{ s *Server }
-
-func (a acks) Acked(user string, ids []string) {
-	if p := a.s.push; p != nil && p.fallback != nil {
-		p.fallback.Acked(user, ids)
-	}
-}
-
-// deliver publishes events, recording each one's push decision first so an
-// ack can never overtake it.
-func (s *Server) deliver(ctx context.Context, events []*notification.Event) error {
-	var fb *delivery.Fallback
-	if s.push != nil {
-		fb = s.push.fallback
-	}
-	if fb != nil {
-		if err := fb.Schedule(ctx, events); err != nil {
-			return err
-		}
-	}
-	if err := s.broker.Publish(ctx, events); err != nil {
-		if fb != nil {
-			fb.Unschedule(context.WithoutCancel(ctx), events)
-		}
-		return err
-	}
-	s.published.Add(float64(len(events)))
-	return nil
 }
 
 // channelPrefs answers the dispatcher from users' preferences.

@@ -1,7 +1,3 @@
-// Package delivery owns the way a notification goes out: the push
-// decision made before it is published (Fallback), and the acks that
-// cancel it. It knows nothing of HTTP or of sessions: the hub tells it of
-// acks, and it asks presence how many sessions a user has.
 package delivery
 
 import (

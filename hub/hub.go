@@ -28,8 +28,11 @@ type Presence interface {
 	Count(ctx context.Context, user string) (int, error)
 }
 
-// AckFunc observes acks, e.g. to cancel a pending push fallback.
-type AckFunc func(user string, ids []string)
+// AckHandler is told of the notifications clients acked (the delivery
+// pipeline cancels their pending pushes). It must not block.
+type AckHandler interface {
+	Acked(user string, ids []string)
+}
 
 // ErrClosing is returned by Attach once Shutdown has begun.
 var ErrClosing = errors.New("hub: shutting down")
@@ -49,7 +52,6 @@ type Options struct {
 	MaxSessionsPerUser int
 	Logger             *slog.Logger
 	Metrics            *Metrics
-	OnAck              AckFunc
 }
 
 func (o Options) withDefaults() Options {
@@ -82,6 +84,7 @@ type Hub struct {
 	opts     Options
 	broker   broker.Broker
 	presence Presence
+	acks     AckHandler // set by RegisterAckHandler
 	seed     maphash.Seed
 	shards   [shardCount]shard
 	writers  *writerPool
@@ -388,11 +391,16 @@ func (h *Hub) Detach(s *Session) {
 	h.sessions.Done()
 }
 
+// RegisterAckHandler makes a the handler of every ack. Call it once,
+// before sessions attach: the delivery pipeline that takes the acks is
+// built after the hub, whose presence it reads.
+func (h *Hub) RegisterAckHandler(a AckHandler) { h.acks = a }
+
 // Ack records that a client displayed notifications.
 func (h *Hub) Ack(user string, ids []string) {
 	h.opts.Metrics.acks.Add(float64(len(ids)))
-	if h.opts.OnAck != nil && len(ids) > 0 {
-		h.opts.OnAck(user, ids)
+	if h.acks != nil && len(ids) > 0 {
+		h.acks.Acked(user, ids)
 	}
 }
 

@@ -9,7 +9,6 @@ type Metrics struct {
 	framesWS        prometheus.Counter // frames' children of the two transports,
 	framesSSE       prometheus.Counter // looked up once rather than per write
 	acks            prometheus.Counter
-	acksDropped     prometheus.Counter
 	malformedFrames prometheus.Counter
 	resumes         *prometheus.CounterVec
 	slowConsumers   prometheus.Counter
@@ -31,9 +30,6 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"transport"}),
 		acks: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "herald_acks_total", Help: "Notification acks received from clients.",
-		}),
-		acksDropped: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "herald_acks_dropped_total", Help: "Acks not applied because their user had too many waiting (the push may go).",
 		}),
 		malformedFrames: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "herald_malformed_client_frames_total", Help: "Client frames that could not be understood and were ignored.",
@@ -62,7 +58,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.sessionsClosed[r] = closed.WithLabelValues(CloseReason(r).String())
 	}
 	if reg != nil {
-		reg.MustRegister(m.connections, m.frames, m.acks, m.acksDropped, m.malformedFrames, m.resumes, m.slowConsumers, m.evicted, closed, m.latency)
+		reg.MustRegister(m.connections, m.frames, m.acks, m.malformedFrames, m.resumes, m.slowConsumers, m.evicted, closed, m.latency)
 	}
 	return m
 }

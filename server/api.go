@@ -1,16 +1,16 @@
 package server
 
 import (
-	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/gorilla/mux"
-	"github.com/oklog/ulid/v2"
 
+	"github.com/heraldhq/herald/pkg/delivery"
 	"github.com/heraldhq/herald/pkg/notification"
 )
 
@@ -122,45 +122,44 @@ func (s *Server) handleSend(w http.ResponseWriter, r *http.Request) error {
 	if err := req.validate(); err != nil {
 		return err
 	}
-	ctx := r.Context()
-	var idemKey, fp string
+	// The answer is the result the idempotency key remembers, sealed
+	// with the request's fingerprint so that a different request under
+	// the same key is refused.
+	var body []byte
+	var fp string
+	opts := delivery.PublishOptions{Result: func(events []*notification.Event) ([]byte, error) {
+		body, _ = json.Marshal(sent(events))
+		if fp == "" {
+			return body, nil
+		}
+		return sealResult(fp, body), nil
+	}}
 	if req.ID != "" {
 		fp = req.fingerprint()
-		idemKey = "notifications:" + req.ID
-		prior, fresh, err := s.idem.Reserve(ctx, idemKey, idempotencyInUse)
-		if err != nil {
-			s.log.Warn("idempotency reserve failed", "err", err)
-			return errUnavailable
-		}
-		if !fresh {
-			if prior == nil {
-				return codeInProgress.with("a request with this id is still being processed")
-			}
-			priorFP, body := openResult(prior)
-			if priorFP != "" && priorFP != fp {
-				return codeKeyReused.with("id: this idempotency key was used with a different request")
-			}
-			w.Header().Set("Content-Type", "application/json")
-			w.Header().Set("Idempotent-Replayed", "true")
-			w.WriteHeader(http.StatusAccepted)
-			_, _ = w.Write(body)
-			return nil
-		}
+		opts.IdempotencyKey, opts.Keys = "notifications:"+req.ID, s.idem
+		opts.InUse, opts.ResultTTL = idempotencyInUse, idempotencyTTL
 	}
-	resp, err := s.publish(ctx, &req)
-	if err != nil {
-		if idemKey != "" {
-			_ = s.idem.Release(context.WithoutCancel(ctx), idemKey)
-		}
+	res, err := s.delivery.Send(r.Context(), req.notification(), req.To, opts)
+	switch {
+	case errors.Is(err, delivery.ErrInProgress):
+		return codeInProgress.with("a request with this id is still being processed")
+	case err != nil:
 		s.log.Warn("publish failed", "err", err, "recipients", len(req.To))
 		return errUnavailable
-	}
-	body, _ := json.Marshal(resp)
-	if idemKey != "" {
-		if err := s.idem.Complete(context.WithoutCancel(ctx), idemKey, sealResult(fp, body), idempotencyTTL); err != nil {
-			s.log.Warn("idempotency complete failed", "err", err)
-			s.unrecorded.WithLabelValues("api").Inc()
+	case res.Suppressed:
+		priorFP, prior := openResult(res.Record)
+		if priorFP != "" && priorFP != fp {
+			return codeKeyReused.with("id: this idempotency key was used with a different request")
 		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Idempotent-Replayed", "true")
+		w.WriteHeader(http.StatusAccepted)
+		_, _ = w.Write(prior)
+		return nil
+	}
+	if res.Unrecorded != nil {
+		s.log.Warn("idempotency complete failed", "err", res.Unrecorded)
+		s.unrecorded.WithLabelValues("api").Inc()
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusAccepted)
@@ -168,39 +167,22 @@ func (s *Server) handleSend(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// publish turns a send request into one notification per distinct recipient
-// and hands them to the broker in one call.
-func (s *Server) publish(ctx context.Context, req *sendRequest) (*sendResponse, error) {
-	now := time.Now().UTC()
-	urgency := req.Urgency
-	if urgency == "" {
-		urgency = notification.UrgencyNormal
+// notification is the notification req asks for, sent to each of its
+// recipients.
+func (req *sendRequest) notification() *notification.Notification {
+	return &notification.Notification{
+		Type: req.Type, Title: req.Title, Body: req.Body, Icon: req.Icon, URL: req.URL, Tag: req.Tag,
+		Urgency: req.Urgency, TTL: req.TTL, Data: req.Data,
 	}
-	typ := req.Type
-	if typ == "" {
-		typ = "notification"
-	}
-	users := notification.DistinctUsers(req.To, nil)
-	ids := make([]string, len(users))
-	for i := range ids {
-		ids[i] = ulid.Make().String()
-	}
-	n := notification.Notification{
-		Type: typ, Title: req.Title, Body: req.Body, Icon: req.Icon, URL: req.URL, Tag: req.Tag,
-		Urgency: urgency, TTL: req.TTL, Data: req.Data, CreatedAt: now,
-	}
-	events, err := notification.NewEvents(&n, users, ids)
-	if err != nil {
-		return nil, err
-	}
-	if err := s.deliver(ctx, events); err != nil {
-		return nil, err
-	}
+}
+
+// sent is the answer to a send that published events.
+func sent(events []*notification.Event) *sendResponse {
 	resp := &sendResponse{Notifications: make([]sentNotification, len(events))}
 	for i, ev := range events {
 		resp.Notifications[i] = sentNotification{ID: ev.ID, User: ev.User, Cursor: ev.Cursor.String()}
 	}
-	return resp, nil
+	return resp
 }
 
 // handlePresence is GET /v1/users/{id}/presence.

@@ -24,6 +24,7 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"github.com/heraldhq/herald/pkg/delivery"
 	"github.com/heraldhq/herald/pkg/token"
 	"github.com/heraldhq/herald/pkg/webhook/talkjs"
 )
@@ -154,12 +155,12 @@ func (s *Server) handleDemoSend(w http.ResponseWriter, r *http.Request) error {
 	if err := send.validate(); err != nil {
 		return err
 	}
-	resp, err := s.publish(r.Context(), &send)
+	res, err := s.delivery.Send(r.Context(), send.notification(), send.To, delivery.PublishOptions{})
 	if err != nil {
 		s.log.Warn("demo publish failed", "err", err)
 		return errUnavailable
 	}
-	writeJSON(w, http.StatusAccepted, resp)
+	writeJSON(w, http.StatusAccepted, sent(res.Events))
 	return nil
 }
 

@@ -11,7 +11,6 @@ import (
 
 	"github.com/heraldhq/herald/pkg/ingest"
 	"github.com/heraldhq/herald/pkg/lograte"
-	"github.com/heraldhq/herald/pkg/notification"
 	"github.com/heraldhq/herald/pkg/webhook"
 	"github.com/heraldhq/herald/pkg/webhook/amity"
 	"github.com/heraldhq/herald/pkg/webhook/cometchat"
@@ -174,13 +173,6 @@ func (m *ingestMetrics) observeDropped(r ingest.Result) {
 		"bad_recipients", o.BadRecipients, "dropped", o.Dropped)
 }
 
-// countingPublisher publishes the way the API does: push decision first.
-type countingPublisher struct{ s *Server }
-
-func (p countingPublisher) Publish(ctx context.Context, events []*notification.Event) error {
-	return p.s.deliver(ctx, events)
-}
-
 // setupIngest builds the webhook providers, the processor and its metrics.
 func (s *Server) setupIngest(cfg *config.Config) error {
 	var err error
@@ -199,7 +191,7 @@ func (s *Server) setupIngest(cfg *config.Config) error {
 		return err
 	}
 	s.queue = s.backends.queue
-	s.ingest = ingest.New(s.backends.members, s.backends.prefs, s.backends.counter, countingPublisher{s}, s.backends.once, ingest.Options{
+	s.ingest = ingest.New(s.backends.members, s.backends.prefs, s.backends.counter, s.delivery, s.backends.once, ingest.Options{
 		Disabled:       !cfg.WebhooksEnabled,
 		Events:         cfg.Events,
 		Templates:      templates,

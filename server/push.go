@@ -15,8 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/heraldhq/herald/hub"
-	"github.com/heraldhq/herald/pkg/notification"
+	"github.com/heraldhq/herald/pkg/delivery"
 	"github.com/heraldhq/herald/pkg/push"
 	"github.com/heraldhq/herald/pkg/push/apns"
 	"github.com/heraldhq/herald/pkg/push/dispatch"
@@ -29,7 +28,7 @@ import (
 
 // pushStore keeps devices and pending pushes.
 type pushStore interface {
-	hub.PushScheduler
+	delivery.PushScheduler
 	dispatch.Store
 	RegisterDevice(ctx context.Context, d *push.Device, limit int) (created bool, err error)
 	PutIfAbsent(ctx context.Context, key string, value []byte) ([]byte, error)
@@ -46,7 +45,7 @@ const (
 // the dispatcher.
 type pushState struct {
 	senders   map[string]push.Sender
-	fallback  *hub.Fallback
+	fallback  *delivery.Fallback
 	dispatch  *dispatch.Dispatcher
 	vapidKey  string // public, base64url
 	stop      context.CancelFunc
@@ -234,8 +233,9 @@ func (s *Server) setupPush(ctx context.Context, cfg *config.Config) error {
 			}
 		},
 	})
-	p.fallback = hub.NewFallback(s.hub, st, hub.FallbackOptions{
+	p.fallback = delivery.NewFallback(s.hub, st, delivery.FallbackOptions{
 		AckTimeout: cfg.AckTimeout, EveryUser: cfg.PushWebhookURL != "", Due: p.dispatch.Kick, Logger: s.log,
+		AcksDropped: s.acksDropped,
 	})
 	dctx, cancel := context.WithCancel(context.Background())
 	p.stop, p.done = cancel, make(chan struct{})
@@ -253,42 +253,13 @@ func (s *Server) stopPush(ctx context.Context) error {
 		return nil
 	}
 	p.stop()
-	p.fallback.Close()
+	s.delivery.Close()
 	select {
 	case <-p.done:
 		return nil
 	case <-ctx.Done():
 		return errors.New("push dispatcher did not finish in time")
 	}
-}
-
-// onAck is the hub's ack hook: acked notifications are not pushed.
-func (s *Server) onAck(user string, ids []string) {
-	if p := s.push; p != nil && p.fallback != nil {
-		p.fallback.Acked(user, ids)
-	}
-}
-
-// deliver publishes events, recording each one's push decision first so an
-// ack can never overtake it.
-func (s *Server) deliver(ctx context.Context, events []*notification.Event) error {
-	var fb *hub.Fallback
-	if s.push != nil {
-		fb = s.push.fallback
-	}
-	if fb != nil {
-		if err := fb.Schedule(ctx, events); err != nil {
-			return err
-		}
-	}
-	if err := s.broker.Publish(ctx, events); err != nil {
-		if fb != nil {
-			fb.Unschedule(context.WithoutCancel(ctx), events)
-		}
-		return err
-	}
-	s.published.Add(float64(len(events)))
-	return nil
 }
 
 // channelPrefs answers the dispatcher from users' preferences.

@@ -9,6 +9,7 @@ import (
 	"github.com/gorilla/mux"
 	"github.com/oklog/ulid/v2"
 
+	"github.com/heraldhq/herald/pkg/delivery"
 	"github.com/heraldhq/herald/pkg/notification"
 	"github.com/heraldhq/herald/pkg/push"
 )
@@ -30,7 +31,7 @@ const (
 // does: the retract event goes into the user's history and to every live
 // session (the popup closes by id or tag); the fallback replaces or
 // cancels pending pushes and sends devices a push that closes what they
-// showed (hub.Fallback schedules retractions at once).
+// showed (delivery.Fallback schedules retractions at once).
 
 type retraction struct {
 	ID   string `json:"id"`
@@ -86,7 +87,7 @@ func (s *Server) handleDeleteNotification(w http.ResponseWriter, r *http.Request
 	if err != nil {
 		return err
 	}
-	if err := s.deliver(ctx, []*notification.Event{ev}); err != nil {
+	if _, err := s.delivery.Publish(ctx, []*notification.Event{ev}, delivery.PublishOptions{}); err != nil {
 		s.log.Warn("retract publish failed", "err", err)
 		return errUnavailable
 	}
@@ -153,7 +154,7 @@ func (s *Server) handleRetract(w http.ResponseWriter, r *http.Request) error {
 		events = append(events, ev)
 		resp.Retractions = append(resp.Retractions, retraction{ID: id, User: user, Tag: req.Tag})
 	}
-	if err := s.deliver(ctx, events); err != nil {
+	if _, err := s.delivery.Publish(ctx, events, delivery.PublishOptions{}); err != nil {
 		s.log.Warn("retract publish failed", "err", err, "users", len(events))
 		return errUnavailable
 	}

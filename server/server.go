@@ -17,6 +17,7 @@ import (
 
 	"github.com/heraldhq/herald/hub"
 	"github.com/heraldhq/herald/pkg/broker"
+	"github.com/heraldhq/herald/pkg/delivery"
 	"github.com/heraldhq/herald/pkg/idempotency"
 	"github.com/heraldhq/herald/pkg/ingest"
 	"github.com/heraldhq/herald/pkg/lograte"
@@ -44,10 +45,12 @@ type Server struct {
 	apiKey   string
 	peers    *peerwatch.Watcher // nil where unsupported
 
-	warnings  *lograte.Limiter // repeated warnings, one line a period
-	conns     *connLimiter
-	reg       *prometheus.Registry
-	published prometheus.Counter
+	warnings *lograte.Limiter // repeated warnings, one line a period
+	conns    *connLimiter
+	reg      *prometheus.Registry
+	delivery *delivery.Pipeline
+	// acksDropped counts acks over the fallback's per-user cap.
+	acksDropped prometheus.Counter
 	// unrecorded counts idempotency records that could not be completed
 	// after the work was done, by source (api, webhook).
 	unrecorded *prometheus.CounterVec
@@ -83,14 +86,11 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	s := &Server{cfg: cfg, log: log, verifier: verifier, apiKey: cfg.APIKey, reg: prometheus.NewRegistry(),
 		warnings: lograte.New(warnPeriod), refusedOrigins: lograte.New(refusedLogEvery)}
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	s.published = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "herald_notifications_published_total", Help: "Notifications appended to history and published.",
-	})
 	s.unrecorded = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "herald_idempotency_complete_failures_total",
 		Help: "Work done whose idempotency record could not be completed, by source (api, webhook): a retry of it is done again.",
 	}, []string{"source"})
-	s.reg.MustRegister(s.published, s.unrecorded)
+	s.reg.MustRegister(s.unrecorded)
 	if s.conns, err = newConnLimiter(cfg.MaxConnsPerIP, cfg.TrustedProxies, s.reg); err != nil {
 		return nil, fmt.Errorf("trusted proxies: %w", err)
 	}
@@ -115,11 +115,12 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		KeepAlive:    cfg.PingInterval,
 		Logger:       log,
 		Metrics:      hub.NewMetrics(s.reg),
-		OnAck:        s.onAck,
 		// The oldest session closes when a new one exceeds the cap.
 		MaxSessionsPerUser: cfg.MaxSessionsPerUser,
 	})
 	s.hub = h
+	// Counted whether or not push is on, as it was by the hub.
+	s.acksDropped = delivery.NewAcksDropped(s.reg)
 	s.limits = newUserLimits(cfg, s.reg)
 	if s.peers, err = peerwatch.New(); err != nil {
 		s.peers = nil
@@ -129,6 +130,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		_ = s.backends.close()
 		return nil, err
 	}
+	s.delivery = delivery.New(delivery.Options{Broker: s.broker, Fallback: s.push.fallback, Metrics: s.reg})
+	h.RegisterAckHandler(s.delivery)
 	if err := s.setupIngest(cfg); err != nil {
 		_ = s.backends.close()
 		return nil, err

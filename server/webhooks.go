@@ -1,7 +1,6 @@
 package server
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -9,14 +8,13 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"github.com/heraldhq/herald/pkg/ingest"
 	"github.com/heraldhq/herald/pkg/webhook"
 )
 
-// Webhook outcomes, as counted in herald_webhooks_received_total.
+// Webhook outcomes, as counted in herald_webhooks_received_total, beside
+// ingest's Accepted, Duplicate and Ignored.
 const (
-	whAccepted     = "accepted"
-	whDuplicate    = "duplicate"
-	whIgnored      = "ignored"
 	whUnauthorized = "unauthorized"
 	whInvalid      = "invalid"
 	whTooLarge     = "too_large"
@@ -65,28 +63,16 @@ func (s *Server) receiveWebhook(w http.ResponseWriter, r *http.Request, p webhoo
 		return whInvalid, payloadError(err)
 	}
 	ev.Provider = p.Name()
-	if ev.Kind == webhook.KindIgnore || (ev.Kind != webhook.KindMembership && ev.Members == nil && !s.ingest.Enabled(ev.Provider, ev.Type)) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": whIgnored})
-		return whIgnored, nil
-	}
-	if ev.ID == "" {
-		ev.ID = "sha256:" + webhook.BodyID(body)
-	}
-	item, err := json.Marshal(&ev)
-	if err != nil {
-		return whInvalid, payloadError(err)
-	}
-	dup, err := s.queue.Enqueue(r.Context(), ev.Provider+":"+ev.ID, item)
-	if err != nil {
+	outcome, err := s.ingest.Accept(r.Context(), s.queue, &ev, body)
+	if errors.Is(err, ingest.ErrNotQueued) {
 		s.log.Warn("webhook not queued", "provider", ev.Provider, "event", ev.ID, "err", err)
 		return whUnavailable, errUnavailable
 	}
-	if dup {
-		writeJSON(w, http.StatusOK, map[string]string{"status": whDuplicate})
-		return whDuplicate, nil
+	if err != nil {
+		return whInvalid, payloadError(err)
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": whAccepted})
-	return whAccepted, nil
+	writeJSON(w, http.StatusOK, map[string]string{"status": outcome})
+	return outcome, nil
 }
 
 // payloadError is a payload that cannot be taken as a *webhook.FieldError,

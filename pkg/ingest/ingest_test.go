@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/heraldhq/herald/pkg/delivery"
 	"github.com/heraldhq/herald/pkg/notification"
 	"github.com/heraldhq/herald/pkg/webhook"
 )
@@ -103,7 +104,7 @@ type rig struct {
 func newRig(t *testing.T, opts Options) *rig {
 	t.Helper()
 	r := &rig{pub: &published{}, mem: members{}, pref: prefs{}}
-	r.p = New(r.mem, r.pref, NewMemoryCounter(), r.pub, &once{done: map[string][]byte{}}, opts)
+	r.p = New(r.mem, r.pref, NewMemoryCounter(), delivery.New(delivery.Options{Broker: r.pub}), &once{done: map[string][]byte{}}, opts)
 	return r
 }
 
@@ -424,7 +425,7 @@ func (failingComplete) Complete(context.Context, string, []byte, time.Duration) 
 // says so, for the worker's log and the metric.
 func TestFailedCompleteIsReportedNotSwallowed(t *testing.T) {
 	r := newRig(t, Options{})
-	r.p = New(r.mem, r.pref, NewMemoryCounter(), r.pub, failingComplete{&once{done: map[string][]byte{}}}, Options{})
+	r.p = New(r.mem, r.pref, NewMemoryCounter(), delivery.New(delivery.Options{Broker: r.pub}), failingComplete{&once{done: map[string][]byte{}}}, Options{})
 	out, err := r.p.Process(context.Background(), message("1", "c1", "bob", "hi", "alice"))
 	if err != nil || out.Notified != 1 {
 		t.Fatalf("outcome %+v, err %v; want one notified and no error", out, err)

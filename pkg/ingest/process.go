@@ -1,8 +1,9 @@
 // Package ingest turns verified webhook events into notifications: it
 // finds the recipients, applies the operator's toggles and each user's
 // preferences, renders templates, collapses bursts, and hands one
-// notification per recipient to the broker. It knows nothing of HTTP; the
-// queue in front of it and the broker behind it are interfaces.
+// notification per recipient to the delivery pipeline. It knows nothing of
+// HTTP; the queue in front of it and the pipeline behind it are
+// interfaces.
 package ingest
 
 import (
@@ -15,6 +16,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/heraldhq/herald/pkg/delivery"
 	"github.com/heraldhq/herald/pkg/idempotency"
 	"github.com/heraldhq/herald/pkg/notification"
 	"github.com/heraldhq/herald/pkg/webhook"
@@ -38,9 +40,10 @@ type Counter interface {
 	Incr(ctx context.Context, key string, window time.Duration) (int64, error)
 }
 
-// Publisher appends events to their users' histories and fans them out.
-type Publisher interface {
-	Publish(ctx context.Context, events []*notification.Event) error
+// Deliverer sends notifications: delivery.Pipeline, which claims the
+// event's idempotency key, builds its notifications and publishes them.
+type Deliverer interface {
+	Deliver(ctx context.Context, build delivery.Build, opts delivery.PublishOptions) (delivery.Result, error)
 }
 
 // ErrInProgress means another worker is processing the same event now;
@@ -72,13 +75,14 @@ type Processor struct {
 	members Members
 	prefs   PreferenceStore
 	counter Counter
-	pub     Publisher
+	pub     Deliverer
 	once    idempotency.Store // a redelivered event is not published twice
 	opts    Options
 }
 
-// New returns a Processor over its stores.
-func New(members Members, prefs PreferenceStore, counter Counter, pub Publisher, once idempotency.Store, opts Options) *Processor {
+// New returns a Processor over its stores, delivering through pub with
+// the events' idempotency keys kept in once.
+func New(members Members, prefs PreferenceStore, counter Counter, pub Deliverer, once idempotency.Store, opts Options) *Processor {
 	if opts.Templates == nil {
 		opts.Templates, _ = NewTemplates(nil)
 	}
@@ -149,42 +153,49 @@ func (p *Processor) Process(ctx context.Context, ev *webhook.Event) (Outcome, er
 		return Outcome{Skipped: "toggled_off"}, nil
 	}
 
-	key := "ingest:" + ev.Provider + ":" + ev.ID
-	prior, fresh, err := p.once.Reserve(ctx, key, p.opts.InUse)
-	if err != nil {
-		return Outcome{}, fmt.Errorf("ingest reserve: %w", err)
+	// The event's notifications are made once its key is claimed: the
+	// burst count they take is then counted once.
+	var out Outcome
+	res, err := p.pub.Deliver(ctx, func(ctx context.Context) ([]*notification.Event, error) {
+		var events []*notification.Event
+		var err error
+		out, events, err = p.process(ctx, ev)
+		return events, err
+	}, delivery.PublishOptions{
+		IdempotencyKey: "ingest:" + ev.Provider + ":" + ev.ID, Keys: p.once,
+		InUse: p.opts.InUse, ResultTTL: p.opts.DoneTTL,
+		Result: func(events []*notification.Event) ([]byte, error) {
+			out.Notified = len(events)
+			return json.Marshal(Outcome{Notified: out.Notified})
+		},
+	})
+	switch {
+	case errors.Is(err, delivery.ErrInProgress):
+		return Outcome{}, ErrInProgress
+	case err != nil:
+		return Outcome{}, err
+	case res.Suppressed:
+		var done Outcome
+		_ = json.Unmarshal(res.Record, &done)
+		done.Skipped = "done"
+		return done, nil
 	}
-	if !fresh {
-		if prior == nil {
-			return Outcome{}, ErrInProgress
-		}
-		var out Outcome
-		_ = json.Unmarshal(prior, &out)
-		out.Skipped = "done"
-		return out, nil
-	}
-	out, err := p.process(ctx, ev)
-	if err != nil {
-		_ = p.once.Release(context.WithoutCancel(ctx), key)
-		return out, err
-	}
-	rec, _ := json.Marshal(Outcome{Notified: out.Notified})
-	if err := p.once.Complete(context.WithoutCancel(ctx), key, rec, p.opts.DoneTTL); err != nil {
-		// Published already: not an error to retry, but worth knowing.
-		out.Unrecorded = fmt.Errorf("ingest complete: %w", err)
-	}
+	// Published already when unrecorded: not an error to retry, but worth
+	// knowing.
+	out.Unrecorded = res.Unrecorded
 	return out, nil
 }
 
-func (p *Processor) process(ctx context.Context, ev *webhook.Event) (Outcome, error) {
+// process makes ev's notifications.
+func (p *Processor) process(ctx context.Context, ev *webhook.Event) (Outcome, []*notification.Event, error) {
 	recipients, bad, err := p.recipients(ctx, ev)
 	if err != nil {
-		return Outcome{}, err
+		return Outcome{}, nil, err
 	}
 	out := Outcome{BadRecipients: bad}
 	if len(recipients) == 0 {
 		out.Skipped = "no_recipients"
-		return out, nil
+		return out, nil, nil
 	}
 	// Notifications are dated when Herald makes them: retention and the
 	// clients' ordering go by that; the provider's time is in data.sentAt.
@@ -198,7 +209,7 @@ func (p *Processor) process(ctx context.Context, ev *webhook.Event) (Outcome, er
 	for _, user := range recipients {
 		prefs, err := p.prefs.Preferences(ctx, user)
 		if err != nil {
-			return Outcome{}, fmt.Errorf("ingest preferences of %q: %w", user, err)
+			return Outcome{}, nil, fmt.Errorf("ingest preferences of %q: %w", user, err)
 		}
 		if ev.Conversation != "" && prefs.IsMuted(ev.Conversation) {
 			continue
@@ -214,7 +225,7 @@ func (p *Processor) process(ctx context.Context, ev *webhook.Event) (Outcome, er
 			ne, err = p.notification(ctx, ev, user, prefs, tag, created, now, &out)
 		}
 		if err != nil {
-			return Outcome{}, err
+			return Outcome{}, nil, err
 		}
 		if ne != nil {
 			events = append(events, ne)
@@ -222,13 +233,8 @@ func (p *Processor) process(ctx context.Context, ev *webhook.Event) (Outcome, er
 	}
 	if len(events) == 0 {
 		out.Skipped = "no_recipients"
-		return out, nil
 	}
-	if err := p.pub.Publish(ctx, events); err != nil {
-		return Outcome{}, fmt.Errorf("ingest publish: %w", err)
-	}
-	out.Notified = len(events)
-	return out, nil
+	return out, events, nil
 }
 
 // notification builds user's notification of a message, update or

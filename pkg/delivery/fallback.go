@@ -1,4 +1,4 @@
-package hub
+package delivery
 
 import (
 	"context"
@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/heraldhq/herald/pkg/lograte"
 	"github.com/heraldhq/herald/pkg/notification"
@@ -19,6 +21,12 @@ type PushScheduler interface {
 	HasDevices(ctx context.Context, users []string) (map[string]bool, error)
 	SchedulePush(ctx context.Context, ps []push.Pending) error
 	CancelPush(ctx context.Context, keys []string) error
+}
+
+// Presence counts a user's live sessions, across the cluster when there is
+// one (hub.Hub's Presence).
+type Presence interface {
+	Presence(ctx context.Context, user string) (int, error)
 }
 
 // FallbackOptions configure a Fallback.
@@ -38,6 +46,21 @@ type FallbackOptions struct {
 	// each says how many it held back.
 	WarnEvery time.Duration
 	Logger    *slog.Logger
+	// AcksDropped counts the acks dropped over MaxPendingAcks (nil: an
+	// unregistered counter); see NewAcksDropped.
+	AcksDropped prometheus.Counter
+}
+
+// NewAcksDropped is herald_acks_dropped_total, registered with reg when
+// it is not nil.
+func NewAcksDropped(reg prometheus.Registerer) prometheus.Counter {
+	c := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "herald_acks_dropped_total", Help: "Acks not applied because their user had too many waiting (the push may go).",
+	})
+	if reg != nil {
+		reg.MustRegister(c)
+	}
+	return c
 }
 
 // DefaultMaxPendingAcks leaves room for two full acks of maxAckIDs (a
@@ -49,9 +72,9 @@ const DefaultMaxPendingAcks = 2048
 // session anywhere, else after the ack timeout unless a session acks it
 // first. The decision is a pending push in the store; an ack cancels it.
 type Fallback struct {
-	h     *Hub
-	store PushScheduler
-	opts  FallbackOptions
+	presence Presence
+	store    PushScheduler
+	opts     FallbackOptions
 
 	// pending holds, per user, the acked ids whose pending pushes are
 	// still to be cancelled; cancelLoop swaps it out when woken. One lock
@@ -65,8 +88,9 @@ type Fallback struct {
 	warnings *lograte.Limiter
 }
 
-// NewFallback returns h's fallback over store; Close stops it.
-func NewFallback(h *Hub, store PushScheduler, opts FallbackOptions) *Fallback {
+// NewFallback returns the fallback over store, asking presence whether a
+// user is online; Close stops it.
+func NewFallback(presence Presence, store PushScheduler, opts FallbackOptions) *Fallback {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
@@ -76,8 +100,11 @@ func NewFallback(h *Hub, store PushScheduler, opts FallbackOptions) *Fallback {
 	if opts.WarnEvery <= 0 {
 		opts.WarnEvery = 10 * time.Second
 	}
+	if opts.AcksDropped == nil {
+		opts.AcksDropped = NewAcksDropped(nil)
+	}
 	f := &Fallback{
-		h: h, store: store, opts: opts,
+		presence: presence, store: store, opts: opts,
 		pending:  make(map[string]map[string]struct{}),
 		wake:     make(chan struct{}, 1),
 		stop:     make(chan struct{}),
@@ -122,7 +149,7 @@ func (f *Fallback) Schedule(ctx context.Context, events []*notification.Event) e
 		}
 		due := now
 		if ev.Kind == notification.KindNotification {
-			n, err := f.h.Presence(ctx, ev.User)
+			n, err := f.presence.Presence(ctx, ev.User)
 			if err != nil {
 				return fmt.Errorf("fallback presence: %w", err)
 			}
@@ -218,7 +245,7 @@ func (f *Fallback) Acked(user string, ids []string) {
 	default:
 	}
 	if dropped > 0 {
-		f.h.opts.Metrics.acksDropped.Add(float64(dropped))
+		f.opts.AcksDropped.Add(float64(dropped))
 		f.warnings.Log(f.opts.Logger, slog.LevelWarn, "acks dropped", "ack cancellations over the per-user cap dropped; pushes may go for acked notifications",
 			"user", user, "dropped", dropped)
 	}

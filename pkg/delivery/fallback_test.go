@@ -1,4 +1,4 @@
-package hub
+package delivery
 
 import (
 	"context"
@@ -17,6 +17,11 @@ import (
 	"github.com/heraldhq/herald/pkg/push"
 	"github.com/heraldhq/herald/pkg/store/boltstore"
 )
+
+// sessions is a Presence: users' live session counts.
+type sessions map[string]int
+
+func (s sessions) Presence(_ context.Context, user string) (int, error) { return s[user], nil }
 
 // memPush is an in-memory PushScheduler.
 type memPush struct {
@@ -69,13 +74,10 @@ func notif(t testing.TB, user, id string, data string) *notification.Event {
 }
 
 func TestFallbackDecisions(t *testing.T) {
-	h := New(newStubBroker(), nil, Options{})
+	h := sessions{"online": 1} // a live session
 	store := &memPush{devices: map[string]bool{"offline": true, "online": true}, pending: map[string]push.Pending{}}
 	f := NewFallback(h, store, FallbackOptions{AckTimeout: time.Minute})
 	defer f.Close()
-	if _, err := h.Attach(context.Background(), AttachRequest{User: "online", Writer: newRecorder()}); err != nil {
-		t.Fatal(err)
-	}
 	events := []*notification.Event{
 		notif(t, "offline", "n1", `{}`),
 		notif(t, "online", "n2", `{}`),
@@ -113,13 +115,10 @@ func TestFallbackDecisions(t *testing.T) {
 }
 
 func TestFallbackWaitsForAckWhenOnline(t *testing.T) {
-	h := New(newStubBroker(), nil, Options{})
+	h := sessions{"online": 1} // a live session
 	store := &memPush{devices: map[string]bool{"online": true}, pending: map[string]push.Pending{}}
 	f := NewFallback(h, store, FallbackOptions{AckTimeout: time.Minute})
 	defer f.Close()
-	if _, err := h.Attach(context.Background(), AttachRequest{User: "online", Writer: newRecorder()}); err != nil {
-		t.Fatal(err)
-	}
 	start := time.Now()
 	if err := f.Schedule(context.Background(), []*notification.Event{notif(t, "online", "n1", `{}`)}); err != nil {
 		t.Fatal(err)
@@ -142,7 +141,7 @@ func BenchmarkFallbackSchedule(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer st.Close()
-			h := New(newStubBroker(), nil, Options{})
+			h := sessions{}
 			if withDevice {
 				if _, err := st.RegisterDevice(context.Background(), &push.Device{ID: "d", User: "u", Platform: push.PlatformFCM, Token: "t"}, 0); err != nil {
 					b.Fatal(err)
@@ -194,7 +193,7 @@ func (g *gatedPush) CancelPush(ctx context.Context, keys []string) error {
 // bob's ack of a real notification must still cancel bob's push, and
 // mallory loses only her own acks beyond the per-user cap.
 func TestAckFloodOfOneUserDoesNotCancelAnothersAck(t *testing.T) {
-	h := New(newStubBroker(), nil, Options{})
+	h := sessions{"bob": 1} // a live session
 	mem := &memPush{devices: map[string]bool{"bob": true}, pending: map[string]push.Pending{}}
 	store := &gatedPush{memPush: mem, entered: make(chan struct{}), open: make(chan struct{}), cancelled: map[string]int{}}
 	var logs strings.Builder
@@ -206,9 +205,6 @@ func TestAckFloodOfOneUserDoesNotCancelAnothersAck(t *testing.T) {
 	}), nil))
 	f := NewFallback(h, store, FallbackOptions{AckTimeout: time.Minute, MaxPendingAcks: 2048, WarnEvery: time.Hour, Logger: log})
 	defer f.Close()
-	if _, err := h.Attach(context.Background(), AttachRequest{User: "bob", Writer: newRecorder()}); err != nil {
-		t.Fatal(err)
-	}
 	if err := f.Schedule(context.Background(), []*notification.Event{notif(t, "bob", "real", `{}`)}); err != nil {
 		t.Fatal(err)
 	}
@@ -244,7 +240,7 @@ func TestAckFloodOfOneUserDoesNotCancelAnothersAck(t *testing.T) {
 	if got != 1+2048 {
 		t.Fatalf("mallory's cancellations applied = %d, want her first ack and the %d of her cap", got, 2048)
 	}
-	if d := counterValue(h.opts.Metrics.acksDropped); d != flood-2048 {
+	if d := counterValue(f.opts.AcksDropped); d != flood-2048 {
 		t.Fatalf("acks dropped = %v, want %d", d, flood-2048)
 	}
 	logMu.Lock()

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/heraldhq/herald/pkg/redisslot"
 )
 
 // clusterTimeout bounds how long a cluster may take to form or to fail
@@ -267,32 +269,8 @@ func (s *Server) running() bool {
 	return s.proc != nil
 }
 
-// Slot is the Redis Cluster hash slot of key (CRC16 of its hash tag, or of
-// the whole key without one, modulo 16384).
-func Slot(key string) uint16 {
-	if i := strings.IndexByte(key, '{'); i >= 0 {
-		if j := strings.IndexByte(key[i+1:], '}'); j > 0 {
-			key = key[i+1 : i+1+j]
-		}
-	}
-	return crc16(key) % 16384
-}
-
-// crc16 is CRC-16/XMODEM, the cluster's key hash.
-func crc16(s string) uint16 {
-	var crc uint16
-	for i := 0; i < len(s); i++ {
-		crc ^= uint16(s[i]) << 8
-		for range 8 {
-			if crc&0x8000 != 0 {
-				crc = crc<<1 ^ 0x1021
-			} else {
-				crc <<= 1
-			}
-		}
-	}
-	return crc
-}
+// Slot is the Redis Cluster hash slot of key.
+func Slot(key string) uint16 { return uint16(redisslot.Of(key)) }
 
 // FlushAll empties every primary, so tests can share one cluster.
 func (c *Cluster) FlushAll() {

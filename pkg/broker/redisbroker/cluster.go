@@ -3,10 +3,11 @@ package redisbroker
 import (
 	"context"
 	"errors"
-	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/heraldhq/herald/pkg/redisslot"
 )
 
 // Sharded pub/sub on a Redis Cluster.
@@ -74,12 +75,12 @@ func (b *Broker) readSlots(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	owners := make([]string, slotCount)
+	owners := make([]string, redisslot.Count)
 	for _, s := range slots {
 		if len(s.Nodes) == 0 {
 			continue
 		}
-		for i := max(s.Start, 0); i <= s.End && i < slotCount; i++ {
+		for i := max(s.Start, 0); i <= s.End && i < redisslot.Count; i++ {
 			owners[i] = s.Nodes[0].Addr
 		}
 	}
@@ -97,7 +98,7 @@ func (b *Broker) shardForLocked(ctx context.Context, user string) (*shard, error
 		}
 		c.owners = owners
 	}
-	addr := c.owners[keySlot(b.keys.channel(user))]
+	addr := c.owners[redisslot.Of(b.keys.channel(user))]
 	if addr == "" {
 		return nil, errNoOwner
 	}
@@ -328,7 +329,7 @@ func (b *Broker) placeAll() bool {
 		if cs.sub == nil {
 			continue
 		}
-		if cs.shard == nil || cs.shard.dead || cs.shard.addr != owners[keySlot(b.keys.channel(user))] {
+		if cs.shard == nil || cs.shard.dead || cs.shard.addr != owners[redisslot.Of(b.keys.channel(user))] {
 			move = append(move, cs.sub)
 		}
 	}
@@ -341,7 +342,7 @@ func (b *Broker) placeAll() bool {
 		if b.closed() {
 			return true
 		}
-		addr := owners[keySlot(b.keys.channel(us.user))]
+		addr := owners[redisslot.Of(b.keys.channel(us.user))]
 		if failed[addr] {
 			continue
 		}
@@ -368,33 +369,3 @@ func (b *Broker) closeCluster() {
 }
 
 var errNoOwner = errors.New("no primary owns the slot")
-
-// slotCount is the number of Redis Cluster hash slots.
-const slotCount = 16384
-
-// keySlot is the Redis Cluster hash slot of key: CRC16 of its hash tag (the
-// part between the first { and the next }, if not empty) or of all of it.
-func keySlot(key string) int {
-	if s := strings.IndexByte(key, '{'); s >= 0 {
-		if e := strings.IndexByte(key[s+1:], '}'); e > 0 {
-			key = key[s+1 : s+1+e]
-		}
-	}
-	return int(crc16(key) % slotCount)
-}
-
-// crc16 is CRC-16/XMODEM, Redis Cluster's key hash.
-func crc16(s string) uint16 {
-	var crc uint16
-	for i := 0; i < len(s); i++ {
-		crc ^= uint16(s[i]) << 8
-		for range 8 {
-			if crc&0x8000 != 0 {
-				crc = crc<<1 ^ 0x1021
-			} else {
-				crc <<= 1
-			}
-		}
-	}
-	return crc
-}

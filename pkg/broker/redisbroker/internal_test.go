@@ -251,25 +251,6 @@ func TestTrimmedGapSendsReset(t *testing.T) {
 	}
 }
 
-// TestKeySlot checks the slot computation against values Redis documents
-// for CLUSTER KEYSLOT.
-func TestKeySlot(t *testing.T) {
-	for key, want := range map[string]int{
-		"foo":                  12182,
-		"123456789":            0x31c3,
-		"{user1000}.following": keySlot("user1000"),
-		"{}x":                  keySlot("{}x"),
-		"herald:{u}:c":         keySlot("u"),
-	} {
-		if got := keySlot(key); got != want {
-			t.Errorf("keySlot(%q) = %d, want %d", key, got, want)
-		}
-	}
-	if got := keySlot("{}x"); got == keySlot("x") || got == keySlot("") {
-		t.Errorf("an empty hash tag is not a tag: keySlot({}x) = %d", got)
-	}
-}
-
 // TestClusterUnsubscribeWithoutConnection: the last Unsubscribe of a user
 // whose connection was lost, before the user was placed on another, leaves
 // no state behind (no unsubscribe confirmation will ever come for it).

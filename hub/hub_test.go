@@ -11,6 +11,7 @@ import (
 
 	"github.com/heraldhq/herald/pkg/broker"
 	"github.com/heraldhq/herald/pkg/notification"
+	"github.com/heraldhq/herald/pkg/transport/wire"
 )
 
 // stubBroker serves History from a fixed list and lets the test dispatch
@@ -109,7 +110,7 @@ func (r *recorder) WriteEvents(deadline time.Time, evs []*notification.Event) er
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, ev := range evs {
-		r.frames = append(r.frames, string(ev.WSFrame()))
+		r.frames = append(r.frames, string(wire.WSMessage(ev)))
 	}
 	return nil
 }
@@ -138,7 +139,7 @@ func (r *recorder) wait(t *testing.T, n int) []string {
 	}
 }
 
-func notifFrame(ev *notification.Event) string { return string(ev.WSFrame()) }
+func notifFrame(ev *notification.Event) string { return string(wire.WSMessage(ev)) }
 
 func TestReplayMergesLiveTrafficWithoutGapOrDuplicate(t *testing.T) {
 	b := newStubBroker()

@@ -11,6 +11,7 @@ import (
 
 	"github.com/heraldhq/herald/hub"
 	"github.com/heraldhq/herald/pkg/notification"
+	"github.com/heraldhq/herald/pkg/transport/wire"
 )
 
 // Buffer sizes for hijacked connections. net/http hands a hijacked
@@ -96,12 +97,12 @@ func (c *wsConn) Write(p []byte) (int, error) {
 // case, needs no allocation. done must be called after the write.
 func (c *wsConn) frames(events []*notification.Event) [][]byte {
 	if len(events) == 1 {
-		c.one[0] = events[0].WSWire()
+		c.one[0] = wire.WSFrame(events[0])
 		return c.one[:]
 	}
 	bufs := make([][]byte, len(events))
 	for i, ev := range events {
-		bufs[i] = ev.WSWire()
+		bufs[i] = wire.WSFrame(ev)
 	}
 	return bufs
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/heraldhq/herald/hub"
 	"github.com/heraldhq/herald/pkg/notification"
+	"github.com/heraldhq/herald/pkg/transport/wire"
 )
 
 // sseRetry is the reconnect delay hint sent to EventSource clients.
@@ -85,7 +86,7 @@ func sseChunk(events []*notification.Event) (*[]byte, []byte) {
 	b := (*bp)[:0]
 	b = append(b, "00000000\r\n"...) // chunk size, patched below
 	for _, ev := range events {
-		b = append(b, ev.SSEFrame()...)
+		b = append(b, wire.SSERecord(ev)...)
 	}
 	if len(events) == 0 {
 		b = append(b, ": keep-alive\n\n"...)
@@ -230,7 +231,7 @@ func (w *heldSSE) deadline(d time.Time) { _ = w.rc.SetWriteDeadline(d) }
 func (w *heldSSE) WriteEvents(deadline time.Time, events []*notification.Event) error {
 	w.deadline(deadline)
 	for _, ev := range events {
-		if _, err := w.w.Write(ev.SSEFrame()); err != nil {
+		if _, err := w.w.Write(wire.SSERecord(ev)); err != nil {
 			return err
 		}
 	}

@@ -20,7 +20,7 @@ const (
 // Event is the unit the broker stores in a user's history and fans out to
 // the nodes holding that user's sessions. Payload is encoded once when the
 // event is created; frames for each transport are built from it once per
-// node and shared by every session that receives the event.
+// node (Encoded) and shared by every session that receives the event.
 type Event struct {
 	User    string
 	Cursor  Cursor
@@ -30,10 +30,7 @@ type Event struct {
 	Created time.Time
 	Payload []byte // JSON object, without the cursor
 
-	wsOnce  sync.Once
-	ws      []byte
-	sseOnce sync.Once
-	sse     []byte
+	enc [MaxEncodings]encoding
 }
 
 // ErrBadEnvelope reports bytes that are not an encoded event.
@@ -95,122 +92,34 @@ func readString(b []byte) (string, []byte, bool) {
 	return string(b[n : n+int(l)]), b[n+int(l):], true
 }
 
-// WSFrame returns the WebSocket text message for the event:
-// {"type":"notification","notification":{…}} or {"type":"retract","id":…,"tag":…}.
-// It is built once and shared; callers must not modify it.
-func (e *Event) WSFrame() []byte {
-	wire := e.WSWire()
-	return wire[wsHeaderLen(len(wire)):]
+// MaxEncodings is how many wire encodings an event caches; each transport
+// owns one slot (see pkg/transport/wire).
+const MaxEncodings = 2
+
+// encoding is one cached wire form of an event.
+type encoding struct {
+	once sync.Once
+	b    []byte
 }
 
-// WSWire returns the message as a complete server-to-client WebSocket frame
-// (final, text, unmasked), ready to be written to the socket. It is built
-// once, in the same buffer as WSFrame, and shared.
-func (e *Event) WSWire() []byte {
-	e.wsOnce.Do(func() {
-		size := 48 + len(e.Payload) + 40
-		b := make([]byte, maxWSHeader, maxWSHeader+size)
-		switch e.Kind {
-		case KindReset:
-			b = append(b, `{"type":"reset","cursor":"`...)
-			b = e.Cursor.AppendTo(b)
-			b = append(b, `"}`...)
-		case KindRetract:
-			b = append(b, `{"type":"retract","cursor":"`...)
-			b = e.Cursor.AppendTo(b)
-			b = append(b, `",`...)
-			b = append(b, e.Payload[1:]...)
-		default:
-			b = append(b, `{"type":"notification","notification":`...)
-			b = e.appendWithCursor(b)
-			b = append(b, '}')
-		}
-		// The header goes right in front of the message, in the room left
-		// for the longest one.
-		n := len(b) - maxWSHeader
-		start := maxWSHeader - wsHeaderSize(n)
-		putWSHeader(b[start:maxWSHeader], n)
-		e.ws = b[start:]
-	})
-	return e.ws
-}
-
-const maxWSHeader = 10
-
-// wsHeaderSize is the length of an unmasked frame header for a payload of n
-// bytes (RFC 6455 section 5.2).
-func wsHeaderSize(n int) int {
-	switch {
-	case n <= 125:
-		return 2
-	case n <= 0xffff:
-		return 4
-	}
-	return 10
-}
-
-// wsHeaderLen reads back the header size of a frame of total length
-// frameLen built by WSWire.
-func wsHeaderLen(frameLen int) int {
-	for _, h := range [...]int{2, 4, 10} {
-		if wsHeaderSize(frameLen-h) == h {
-			return h
-		}
-	}
-	return 10
-}
-
-func putWSHeader(h []byte, n int) {
-	h[0] = 0x81 // FIN, text
-	switch len(h) {
-	case 2:
-		h[1] = byte(n)
-	case 4:
-		h[1] = 126
-		binary.BigEndian.PutUint16(h[2:], uint16(n))
-	default:
-		h[1] = 127
-		binary.BigEndian.PutUint64(h[2:], uint64(n))
-	}
-}
-
-// SSEFrame returns the Server-Sent Events record for the event: the cursor as
-// id, the kind as event name, the notification (or retraction) JSON as data.
-func (e *Event) SSEFrame() []byte {
-	e.sseOnce.Do(func() {
-		b := make([]byte, 0, 64+len(e.Payload)+40)
-		b = append(b, "id: "...)
-		if !e.Cursor.IsZero() {
-			b = e.Cursor.AppendTo(b)
-		}
-		if e.Kind == KindReset {
-			b = append(b, "\nevent: reset\ndata: {\"cursor\":\""...)
-			if !e.Cursor.IsZero() {
-				b = e.Cursor.AppendTo(b)
-			}
-			e.sse = append(b, "\"}\n\n"...)
-			return
-		}
-		if e.Kind == KindRetract {
-			b = append(b, "\nevent: retract\ndata: "...)
-		} else {
-			b = append(b, "\nevent: notification\ndata: "...)
-		}
-		b = e.appendWithCursor(b)
-		b = append(b, "\n\n"...)
-		e.sse = b
-	})
-	return e.sse
+// Encoded returns the event's encoding in slot, built by build the first
+// time it is asked for and shared afterwards by every session that
+// receives the event; callers must not modify it. A slot is always built
+// by the same function.
+func (e *Event) Encoded(slot int, build func(*Event) []byte) []byte {
+	c := &e.enc[slot]
+	c.once.Do(func() { c.b = build(e) })
+	return c.b
 }
 
 // JSON returns the payload with the cursor spliced in, as the inbox lists it.
 func (e *Event) JSON() []byte {
-	return e.appendWithCursor(make([]byte, 0, len(e.Payload)+48))
+	return e.AppendJSON(make([]byte, 0, len(e.Payload)+48))
 }
 
-// appendWithCursor splices "cursor" into the payload object. Payloads are
+// AppendJSON appends the payload with the cursor spliced in. Payloads are
 // compact JSON objects without a cursor key, so the splice is a prefix.
-func (e *Event) appendWithCursor(b []byte) []byte {
+func (e *Event) AppendJSON(b []byte) []byte {
 	b = append(b, `{"cursor":"`...)
 	b = e.Cursor.AppendTo(b)
 	b = append(b, '"')

@@ -2,10 +2,8 @@ package notification
 
 import (
 	"bytes"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"strings"
 	"testing"
 	"time"
 )
@@ -84,65 +82,6 @@ func FuzzUnmarshalEnvelope(f *testing.F) {
 			t.Fatalf("re-encoded envelope does not decode: %v", err)
 		}
 	})
-}
-
-func TestFramesCarryTheCursor(t *testing.T) {
-	ev, _ := NewEvent(&Notification{ID: "n1", User: "alice", Title: "Hi"})
-	ev.Cursor = Cursor{"ep", 3}
-	var ws struct {
-		Type         string
-		Notification Notification
-	}
-	if err := json.Unmarshal(ev.WSFrame(), &ws); err != nil {
-		t.Fatalf("ws frame %s: %v", ev.WSFrame(), err)
-	}
-	if ws.Type != "notification" || ws.Notification.Cursor != "ep-3" || ws.Notification.ID != "n1" {
-		t.Fatalf("ws frame %s", ev.WSFrame())
-	}
-	want := "id: ep-3\nevent: notification\ndata: " + string(ev.JSON()) + "\n\n"
-	if string(ev.SSEFrame()) != want {
-		t.Fatalf("sse frame %q, want %q", ev.SSEFrame(), want)
-	}
-	r, _ := NewRetractEvent("alice", "n1", "c1", time.Now())
-	r.Cursor = Cursor{"ep", 4}
-	if got := string(r.WSFrame()); got != `{"type":"retract","cursor":"ep-4","id":"n1","tag":"c1"}` {
-		t.Fatalf("retract frame %s", got)
-	}
-	reset := NewResetEvent("alice", Cursor{"ep", 9})
-	if got := string(reset.WSFrame()); got != `{"type":"reset","cursor":"ep-9"}` {
-		t.Fatalf("reset frame %s", got)
-	}
-	if got := string(reset.SSEFrame()); got != "id: ep-9\nevent: reset\ndata: {\"cursor\":\"ep-9\"}\n\n" {
-		t.Fatalf("reset sse %q", got)
-	}
-}
-
-// TestWSWireIsOneFrame: the wire form is a final, unmasked text frame whose
-// length field (in each of its three sizes) covers exactly WSFrame.
-func TestWSWireIsOneFrame(t *testing.T) {
-	for _, size := range []int{1, 60, 125, 126, 200, 65535, 65536, 70000} {
-		ev, err := NewEvent(&Notification{ID: "n1", User: "u", Body: strings.Repeat("x", size)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ev.Cursor = Cursor{Epoch: "ep", Seq: 1}
-		wire, msg := ev.WSWire(), ev.WSFrame()
-		if wire[0] != 0x81 || wire[1]&0x80 != 0 {
-			t.Fatalf("body %d: header % x", size, wire[:2])
-		}
-		var n, h int
-		switch l := int(wire[1]); l {
-		case 126:
-			n, h = int(binary.BigEndian.Uint16(wire[2:])), 4
-		case 127:
-			n, h = int(binary.BigEndian.Uint64(wire[2:])), 10
-		default:
-			n, h = l, 2
-		}
-		if n != len(msg) || h+n != len(wire) || !bytes.Equal(wire[h:], msg) {
-			t.Fatalf("body %d: header says %d bytes after %d, message has %d, frame %d", size, n, h, len(msg), len(wire))
-		}
-	}
 }
 
 // TestNewEventsMatchesNewEvent: the shared-encoding path gives every

@@ -4,55 +4,46 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"time"
 	"unicode/utf8"
+
+	"github.com/heraldhq/herald/pkg/notification"
+	"github.com/heraldhq/herald/pkg/transport/wire"
 )
 
 // ErrTooLarge: a message cannot be made to fit a platform's payload limit
 // even with its data dropped and its body and title cut.
 var ErrTooLarge = errors.New("push: payload too large")
 
-// notification is a Message as clients see it (SPEC §4): the same fields a
-// live WebSocket frame carries, without the push-only ones.
-type notification struct {
-	ID      string         `json:"id"`
-	User    string         `json:"user,omitempty"`
-	Type    string         `json:"type,omitempty"`
-	Title   string         `json:"title,omitempty"`
-	Body    string         `json:"body,omitempty"`
-	Icon    string         `json:"icon,omitempty"`
-	URL     string         `json:"url,omitempty"`
-	Tag     string         `json:"tag,omitempty"`
-	Urgency string         `json:"urgency,omitempty"`
-	Data    map[string]any `json:"data,omitempty"`
-	Created *time.Time     `json:"created_at,omitempty"`
-}
-
-type frame struct {
-	Type         string        `json:"type"`
-	Notification *notification `json:"notification,omitempty"`
-	ID           string        `json:"id,omitempty"`
-	Tag          string        `json:"tag,omitempty"`
-}
-
-// Frame encodes m the way live clients receive it, so a service worker
-// handles a push and a WebSocket frame with one code path:
+// Frame encodes m the way live clients receive it (pkg/transport/wire),
+// so a service worker handles a push and a WebSocket frame with one code
+// path:
 //
 //	{"type":"notification","notification":{"id":…,"title":…,…}}
 //	{"type":"retract","id":"…","tag":"…"}
 func Frame(m *Message) ([]byte, error) {
 	if m.Retract {
-		return json.Marshal(frame{Type: "retract", ID: m.ID, Tag: m.Tag})
+		r, err := json.Marshal(notification.Retraction{ID: m.ID, Tag: m.Tag})
+		if err != nil {
+			return nil, err
+		}
+		return wire.AppendRetract(make([]byte, 0, len(r)+24), notification.Cursor{}, r), nil
 	}
-	n := &notification{
+	n := notification.Notification{
 		ID: m.ID, User: m.User, Type: m.Type, Title: m.Title, Body: m.Body,
-		Icon: m.Icon, URL: m.URL, Tag: m.Tag, Urgency: m.Urgency, Data: m.Data,
+		Icon: m.Icon, URL: m.URL, Tag: m.Tag, Urgency: m.Urgency, CreatedAt: m.Created.UTC(),
 	}
-	if !m.Created.IsZero() {
-		c := m.Created.UTC()
-		n.Created = &c
+	if len(m.Data) > 0 {
+		d, err := json.Marshal(m.Data)
+		if err != nil {
+			return nil, err
+		}
+		n.Data = d
 	}
-	return json.Marshal(frame{Type: "notification", Notification: n})
+	obj, err := json.Marshal(&n)
+	if err != nil {
+		return nil, err
+	}
+	return wire.AppendNotification(make([]byte, 0, len(obj)+40), func(b []byte) []byte { return append(b, obj...) }), nil
 }
 
 // Fit encodes m with encode, shrinking a copy of m until the result is at

@@ -18,6 +18,7 @@ import (
 
 	"github.com/heraldhq/herald/pkg/broker"
 	"github.com/heraldhq/herald/pkg/notification"
+	"github.com/heraldhq/herald/pkg/transport"
 )
 
 // Presence counts a user's sessions across the cluster. The embedded mode
@@ -45,7 +46,7 @@ type Options struct {
 	ReplayPage   int           // history page size during replay (500)
 	// MaxSessionsPerUser caps one user's sessions on this node (0: no
 	// cap). A session beyond it closes the user's oldest one here with
-	// CloseTooManySessions: the newest tab is the one being looked at,
+	// transport.CloseTooManySessions: the newest tab is the one being looked at,
 	// and a forgotten or runaway client cannot lock its user out. The cap
 	// is per node: in a cluster a user holds at most nodes × cap sessions
 	// (closing a session on another node would need a message to it).
@@ -158,7 +159,7 @@ type AttachRequest struct {
 	Since     notification.Cursor // resume after this cursor
 	Resume    bool                // Since was given by the client
 	Expires   time.Time           // the token's expiry; the session ends then (zero: never)
-	Writer    Writer
+	Writer    transport.Writer
 }
 
 // Attach registers a session, makes sure this node receives the user's
@@ -180,7 +181,7 @@ func (h *Hub) Attach(ctx context.Context, req AttachRequest) (*Session, error) {
 		replaying: req.Resume,
 		last:      req.Since,
 	}
-	s.try, _ = req.Writer.(TryWriter)
+	s.try, _ = req.Writer.(transport.TryWriter)
 	h.sessions.Add(1)
 	if err := h.join(ctx, s); err != nil {
 		h.sessions.Done()
@@ -223,7 +224,7 @@ func (h *Hub) join(ctx context.Context, s *Session) error {
 	})
 	if evicted != nil {
 		h.opts.Metrics.evicted.Inc()
-		evicted.close(CloseTooManySessions)
+		evicted.close(transport.CloseTooManySessions)
 	}
 	if err != nil && !errors.Is(err, errSubscribe) {
 		h.leave(s)
@@ -431,7 +432,7 @@ func (h *Hub) LocalSessions(user string) int {
 	return 0
 }
 
-// Shutdown refuses new sessions, closes every session with CloseShutdown
+// Shutdown refuses new sessions, closes every session with transport.CloseShutdown
 // (WebSocket 1012: reconnect elsewhere) and waits for them to drain.
 func (h *Hub) Shutdown(ctx context.Context) error {
 	if h.closing.Swap(true) {
@@ -448,7 +449,7 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 		}
 		sh.mu.RUnlock()
 		for _, s := range all {
-			s.close(CloseShutdown)
+			s.close(transport.CloseShutdown)
 		}
 	}
 	drained := make(chan struct{})

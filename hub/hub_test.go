@@ -11,6 +11,7 @@ import (
 
 	"github.com/heraldhq/herald/pkg/broker"
 	"github.com/heraldhq/herald/pkg/notification"
+	"github.com/heraldhq/herald/pkg/transport"
 	"github.com/heraldhq/herald/pkg/transport/wire"
 )
 
@@ -89,15 +90,15 @@ func (b *stubBroker) History(_ context.Context, user string, since notification.
 	return rest, head, nil
 }
 
-// recorder is a Writer that records frames.
+// recorder is a transport.Writer that records frames.
 type recorder struct {
 	mu     sync.Mutex
 	frames []string
-	closed chan CloseReason
+	closed chan transport.CloseReason
 	block  chan struct{} // when set, writes wait on it
 }
 
-func newRecorder() *recorder { return &recorder{closed: make(chan CloseReason, 1)} }
+func newRecorder() *recorder { return &recorder{closed: make(chan transport.CloseReason, 1)} }
 
 func (r *recorder) WriteEvents(deadline time.Time, evs []*notification.Event) error {
 	if r.block != nil {
@@ -115,7 +116,7 @@ func (r *recorder) WriteEvents(deadline time.Time, evs []*notification.Event) er
 	return nil
 }
 func (r *recorder) KeepAlive(time.Time) error { return nil }
-func (r *recorder) Close(reason CloseReason) {
+func (r *recorder) Close(reason transport.CloseReason) {
 	select {
 	case r.closed <- reason:
 	default:
@@ -236,7 +237,7 @@ func TestSlowConsumerIsClosed(t *testing.T) {
 	}
 	select {
 	case r := <-slow.closed:
-		if r != CloseSlowConsumer {
+		if r != transport.CloseSlowConsumer {
 			t.Fatalf("closed with %v", r)
 		}
 	case <-time.After(10 * time.Second):
@@ -281,12 +282,12 @@ func TestAttachAfterShutdownFails(t *testing.T) {
 	}
 }
 
-// discard is a Writer that drops frames, for benchmarks.
+// discard is a transport.Writer that drops frames, for benchmarks.
 type discard struct{}
 
 func (discard) WriteEvents(time.Time, []*notification.Event) error { return nil }
 func (discard) KeepAlive(time.Time) error                          { return nil }
-func (discard) Close(CloseReason)                                  {}
+func (discard) Close(transport.CloseReason)                        {}
 
 // tryDiscard is a discard whose socket always takes the frames at once.
 type tryDiscard struct{ discard }
@@ -299,7 +300,7 @@ func (tryDiscard) TryWriteEvents([]*notification.Event) (bool, error) { return t
 func BenchmarkDispatch(b *testing.B) {
 	for _, w := range []struct {
 		name string
-		w    Writer
+		w    transport.Writer
 	}{{"goroutine", discard{}}, {"pool", tryDiscard{}}} {
 		for _, sessions := range []int{1, 4} {
 			b.Run(fmt.Sprintf("writer=%s/sessions=%d", w.name, sessions), func(b *testing.B) {
@@ -359,7 +360,7 @@ func TestExpiredTokenEndsSession(t *testing.T) {
 	defer h.Detach(s)
 	select {
 	case r := <-rec.closed:
-		if r != CloseTokenExpired {
+		if r != transport.CloseTokenExpired {
 			t.Fatalf("closed with %v", r)
 		}
 	case <-time.After(10 * time.Second):
@@ -438,7 +439,7 @@ func TestSessionBeyondTheCapClosesTheOldest(t *testing.T) {
 	}
 	select {
 	case reason := <-recs[0].closed:
-		if reason != CloseTooManySessions {
+		if reason != transport.CloseTooManySessions {
 			t.Fatalf("oldest closed with %v", reason)
 		}
 	case <-time.After(10 * time.Second):

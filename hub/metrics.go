@@ -1,6 +1,9 @@
 package hub
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/heraldhq/herald/pkg/transport"
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // Metrics are the hub's Prometheus collectors.
 type Metrics struct {
@@ -13,8 +16,8 @@ type Metrics struct {
 	resumes         *prometheus.CounterVec
 	slowConsumers   prometheus.Counter
 	evicted         prometheus.Counter
-	// sessionsClosed's children by CloseReason, looked up once.
-	sessionsClosed [numCloseReasons]prometheus.Counter
+	// sessionsClosed's children by transport.CloseReason, looked up once.
+	sessionsClosed [transport.NumCloseReasons]prometheus.Counter
 	latency        prometheus.Histogram
 }
 
@@ -55,7 +58,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Help: "Live sessions ended, by reason (client_close, slow_consumer, write_failed, token_expired, too_many_sessions, shutdown, normal).",
 	}, []string{"reason"})
 	for r := range m.sessionsClosed {
-		m.sessionsClosed[r] = closed.WithLabelValues(CloseReason(r).String())
+		m.sessionsClosed[r] = closed.WithLabelValues(transport.CloseReason(r).String())
 	}
 	if reg != nil {
 		reg.MustRegister(m.connections, m.frames, m.acks, m.malformedFrames, m.resumes, m.slowConsumers, m.evicted, closed, m.latency)

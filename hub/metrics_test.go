@@ -9,6 +9,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/heraldhq/herald/pkg/notification"
+	"github.com/heraldhq/herald/pkg/transport"
 )
 
 // failingWriter fails every write.
@@ -21,7 +22,7 @@ func (failingWriter) WriteEvents(time.Time, []*notification.Event) error {
 // TestSessionsClosedAreCountedByReason: each way a session ends is
 // counted once, under its reason, whichever side ended it.
 func TestSessionsClosedAreCountedByReason(t *testing.T) {
-	closedBy := func(m *Metrics, r CloseReason) float64 {
+	closedBy := func(m *Metrics, r transport.CloseReason) float64 {
 		var d dto.Metric
 		if err := m.sessionsClosed[r].Write(&d); err != nil {
 			t.Fatal(err)
@@ -30,18 +31,18 @@ func TestSessionsClosedAreCountedByReason(t *testing.T) {
 	}
 	ctx := context.Background()
 	tests := []struct {
-		reason CloseReason
+		reason transport.CloseReason
 		label  string
 		run    func(t *testing.T, m *Metrics)
 	}{
-		{CloseClient, "client_close", func(t *testing.T, m *Metrics) {
+		{transport.CloseClient, "client_close", func(t *testing.T, m *Metrics) {
 			h := New(newStubBroker(), nil, Options{Metrics: m})
 			defer h.Shutdown(ctx)
 			s, _ := h.Attach(ctx, AttachRequest{User: "a", Writer: newRecorder()})
 			h.Detach(s)
 			h.Detach(s) // a second Detach is not a second close
 		}},
-		{CloseSlowConsumer, "slow_consumer", func(t *testing.T, m *Metrics) {
+		{transport.CloseSlowConsumer, "slow_consumer", func(t *testing.T, m *Metrics) {
 			b := newStubBroker()
 			h := New(b, nil, Options{Metrics: m, SessionQueue: 4, WriteTimeout: time.Minute})
 			defer h.Shutdown(ctx)
@@ -55,7 +56,7 @@ func TestSessionsClosedAreCountedByReason(t *testing.T) {
 			}
 			<-slow.closed
 		}},
-		{CloseWriteFailed, "write_failed", func(t *testing.T, m *Metrics) {
+		{transport.CloseWriteFailed, "write_failed", func(t *testing.T, m *Metrics) {
 			b := newStubBroker()
 			h := New(b, nil, Options{Metrics: m})
 			defer h.Shutdown(ctx)
@@ -67,7 +68,7 @@ func TestSessionsClosedAreCountedByReason(t *testing.T) {
 			}
 			<-w.closed
 		}},
-		{CloseTokenExpired, "token_expired", func(t *testing.T, m *Metrics) {
+		{transport.CloseTokenExpired, "token_expired", func(t *testing.T, m *Metrics) {
 			h := New(newStubBroker(), nil, Options{Metrics: m, KeepAlive: 160 * time.Millisecond})
 			defer h.Shutdown(ctx)
 			rec := newRecorder()
@@ -75,7 +76,7 @@ func TestSessionsClosedAreCountedByReason(t *testing.T) {
 			defer h.Detach(s)
 			<-rec.closed
 		}},
-		{CloseTooManySessions, "too_many_sessions", func(t *testing.T, m *Metrics) {
+		{transport.CloseTooManySessions, "too_many_sessions", func(t *testing.T, m *Metrics) {
 			h := New(newStubBroker(), nil, Options{Metrics: m, MaxSessionsPerUser: 1})
 			defer h.Shutdown(ctx)
 			first := newRecorder()
@@ -85,7 +86,7 @@ func TestSessionsClosedAreCountedByReason(t *testing.T) {
 			h.Detach(s1)
 			h.Detach(s2) // the client's own close: counted as client_close, not here
 		}},
-		{CloseShutdown, "shutdown", func(t *testing.T, m *Metrics) {
+		{transport.CloseShutdown, "shutdown", func(t *testing.T, m *Metrics) {
 			h := New(newStubBroker(), nil, Options{Metrics: m})
 			rec := newRecorder()
 			s, _ := h.Attach(ctx, AttachRequest{User: "a", Writer: rec})
@@ -106,11 +107,11 @@ func TestSessionsClosedAreCountedByReason(t *testing.T) {
 				t.Errorf("%s: counted %v, want 1", tc.label, got)
 			}
 			var total float64
-			for r := range numCloseReasons {
-				total += closedBy(m, CloseReason(r))
+			for r := range transport.NumCloseReasons {
+				total += closedBy(m, transport.CloseReason(r))
 			}
 			want := 1.0
-			if tc.reason == CloseTooManySessions {
+			if tc.reason == transport.CloseTooManySessions {
 				want = 2 // the evicted session and the one the client closed
 			}
 			if total != want {

@@ -6,59 +6,8 @@ import (
 	"time"
 
 	"github.com/heraldhq/herald/pkg/notification"
+	"github.com/heraldhq/herald/pkg/transport"
 )
-
-// CloseReason says why a session ended. The hub ends sessions with the
-// reasons from CloseShutdown to CloseTooManySessions, and transports map
-// them to a WebSocket close code or simply end the stream; CloseClient is
-// only counted, for a session whose transport ended first.
-type CloseReason uint8
-
-const (
-	CloseNormal          CloseReason = iota
-	CloseShutdown                    // node going away: reconnect elsewhere (WS 1012)
-	CloseSlowConsumer                // the client did not keep up (WS 1013)
-	CloseWriteFailed                 // a write failed or timed out
-	CloseTokenExpired                // the token the session was opened with expired
-	CloseTooManySessions             // the user opened more than MaxSessionsPerUser here (WS 4008)
-	CloseClient                      // the client or the network ended the connection
-
-	numCloseReasons = iota
-)
-
-func (r CloseReason) String() string {
-	switch r {
-	case CloseShutdown:
-		return "shutdown"
-	case CloseSlowConsumer:
-		return "slow_consumer"
-	case CloseWriteFailed:
-		return "write_failed"
-	case CloseTokenExpired:
-		return "token_expired"
-	case CloseTooManySessions:
-		return "too_many_sessions"
-	case CloseClient:
-		return "client_close"
-	default:
-		return "normal"
-	}
-}
-
-// Writer is a session's transport. The hub calls WriteEvents and KeepAlive
-// from at most one goroutine at a time, and only while something is to be
-// sent: an idle session has no goroutine of the hub's.
-type Writer interface {
-	// WriteEvents writes frames for the events (notification, retract or
-	// reset), in order, as one batch where the transport allows.
-	// The write must be done by deadline.
-	WriteEvents(deadline time.Time, events []*notification.Event) error
-	// KeepAlive proves the peer is alive (WS ping) or keeps intermediaries
-	// from timing out (SSE comment).
-	KeepAlive(deadline time.Time) error
-	// Close ends the transport; the transport then calls Hub.Detach.
-	Close(reason CloseReason)
-}
 
 // Session is one connected client (a browser tab) of one user.
 type Session struct {
@@ -68,8 +17,8 @@ type Session struct {
 	sid       string
 	transport string
 	expires   time.Time
-	w         Writer
-	try       TryWriter // w, when it can write without waiting
+	w         transport.Writer
+	try       transport.TryWriter // w, when it can write without waiting
 
 	mu        sync.Mutex
 	queue     []*notification.Event
@@ -100,7 +49,7 @@ func (s *Session) deliver(ev *notification.Event) {
 	}
 	if s.replaying {
 		if len(s.pending) >= s.hub.opts.SessionQueue*4 {
-			s.closeLocked(CloseSlowConsumer)
+			s.closeLocked(transport.CloseSlowConsumer)
 			return
 		}
 		s.pending = append(s.pending, ev)
@@ -149,7 +98,7 @@ func (s *Session) pushLocked(ev *notification.Event) {
 		limit += s.hub.opts.ReplayPage
 	}
 	if len(s.queue) >= limit {
-		s.closeLocked(CloseSlowConsumer)
+		s.closeLocked(transport.CloseSlowConsumer)
 		return
 	}
 	s.queue = append(s.queue, ev)
@@ -207,7 +156,7 @@ func (s *Session) keepAlive(now time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.expires.IsZero() && now.After(s.expires) {
-		s.closeLocked(CloseTokenExpired)
+		s.closeLocked(transport.CloseTokenExpired)
 		return
 	}
 	if s.closed || s.writing {
@@ -250,7 +199,7 @@ func (s *Session) writeLoop() {
 		s.mu.Unlock()
 		if err != nil {
 			s.hub.opts.Logger.Debug("session write failed", "user", s.user, "transport", s.transport, "err", err)
-			s.close(CloseWriteFailed)
+			s.close(transport.CloseWriteFailed)
 		}
 	}
 }
@@ -289,20 +238,20 @@ func (s *Session) wrote(batch []*notification.Event) {
 }
 
 // close ends the session from the hub's side.
-func (s *Session) close(reason CloseReason) {
+func (s *Session) close(reason transport.CloseReason) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.closeLocked(reason)
 }
 
-func (s *Session) closeLocked(reason CloseReason) {
+func (s *Session) closeLocked(reason transport.CloseReason) {
 	if s.closed {
 		return
 	}
 	s.closed = true
 	s.queue = nil
 	s.pending = nil
-	if reason == CloseSlowConsumer {
+	if reason == transport.CloseSlowConsumer {
 		s.hub.opts.Metrics.slowConsumers.Inc()
 	}
 	s.hub.opts.Metrics.sessionsClosed[reason].Inc()
@@ -319,7 +268,7 @@ func (s *Session) markDetached() bool {
 	}
 	s.detached = true
 	if !s.closed {
-		s.hub.opts.Metrics.sessionsClosed[CloseClient].Inc()
+		s.hub.opts.Metrics.sessionsClosed[transport.CloseClient].Inc()
 	}
 	s.closed = true
 	s.queue = nil

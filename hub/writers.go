@@ -5,28 +5,8 @@ import (
 	"runtime"
 	"sync"
 
-	"github.com/heraldhq/herald/pkg/notification"
+	"github.com/heraldhq/herald/pkg/transport"
 )
-
-// TryWriter is implemented by transports that can write without waiting.
-// The hub then writes their frames from a few pool goroutines instead of a
-// goroutine per session and batch: a fan-out to ten thousand sessions
-// starts no goroutine at all while their sockets have room.
-type TryWriter interface {
-	// TryWriteEvents writes the events' frames, in order, as far as the
-	// socket takes them now, and reports whether it took them all. When it
-	// did not (and err is nil), the transport keeps the rest and writes it
-	// first on the next WriteEvents, which the hub then calls without
-	// delay from a goroutine of the session's own.
-	// It returns ErrWouldBlock when it wrote and kept nothing (the
-	// connection is busy with a write of its own); the hub then hands the
-	// batch to WriteEvents.
-	TryWriteEvents(events []*notification.Event) (all bool, err error)
-}
-
-// ErrWouldBlock is what a TryWriter returns when it could not even start a
-// write without waiting.
-var ErrWouldBlock = errors.New("hub: write would block")
 
 // maxTryBatch is the largest batch the pool writes; a longer one (a resume
 // replaying its backlog) goes to the session's own goroutine, since its
@@ -34,7 +14,7 @@ var ErrWouldBlock = errors.New("hub: write would block")
 const maxTryBatch = 64
 
 // writerPool is a few goroutines that write the queued frames of sessions
-// with a TryWriter. A session is in at most one queue at a time (its
+// with a transport.TryWriter. A session is in at most one queue at a time (its
 // writing flag says so), and always in the same one, so its batches stay
 // in order without a lock held across the write.
 type writerPool struct {
@@ -130,7 +110,7 @@ func (s *Session) writeFromPool() {
 	s.mu.Unlock()
 
 	all, err := s.try.TryWriteEvents(batch)
-	if errors.Is(err, ErrWouldBlock) {
+	if errors.Is(err, transport.ErrWouldBlock) {
 		// Nothing went out: the batch goes first on the session's own
 		// goroutine, ahead of what was queued since.
 		s.mu.Lock()
@@ -149,7 +129,7 @@ func (s *Session) writeFromPool() {
 	switch {
 	case err != nil:
 		s.hub.opts.Logger.Debug("session write failed", "user", s.user, "transport", s.transport, "err", err)
-		s.closeLocked(CloseWriteFailed)
+		s.closeLocked(transport.CloseWriteFailed)
 		s.stopWritingLocked()
 	case !all:
 		s.flush = true

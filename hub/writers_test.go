@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/heraldhq/herald/pkg/notification"
+	"github.com/heraldhq/herald/pkg/transport"
 )
 
 // tryRecorder is a recorder whose socket, on a write without waiting, takes
@@ -83,7 +84,7 @@ func TestPoolWritesInOrderThroughPartialWrites(t *testing.T) {
 		{"socket takes one frame at a time", func(c int) (int, error) { return min(c, 1), nil }, true},
 		{"connection busy every other write", func(c int) (int, error) {
 			if c%2 == 0 {
-				return 0, ErrWouldBlock
+				return 0, transport.ErrWouldBlock
 			}
 			return -1, nil
 		}, true},
@@ -160,7 +161,7 @@ func TestPoolWriteErrorClosesSession(t *testing.T) {
 	}
 	select {
 	case r := <-rec.closed:
-		if r != CloseWriteFailed {
+		if r != transport.CloseWriteFailed {
 			t.Fatalf("closed with %v", r)
 		}
 	case <-time.After(10 * time.Second):
@@ -243,7 +244,7 @@ func BenchmarkFanout(b *testing.B) {
 			evs := make([]*notification.Event, users)
 			for i := range users {
 				user := fmt.Sprint("u", i)
-				var w Writer = countingWriter{n: &n}
+				var w transport.Writer = countingWriter{n: &n}
 				if pool {
 					w = tryCountingWriter{countingWriter{n: &n}}
 				}
@@ -283,7 +284,7 @@ func (b *busyOnce) TryWriteEvents(evs []*notification.Event) (all bool, err erro
 		busy = true
 	})
 	if busy {
-		return false, ErrWouldBlock
+		return false, transport.ErrWouldBlock
 	}
 	return b.tryRecorder.TryWriteEvents(evs)
 }

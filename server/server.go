@@ -22,9 +22,9 @@ import (
 	"github.com/heraldhq/herald/pkg/ingest"
 	"github.com/heraldhq/herald/pkg/lograte"
 	"github.com/heraldhq/herald/pkg/notification"
-	"github.com/heraldhq/herald/pkg/peerwatch"
 	"github.com/heraldhq/herald/pkg/queue"
 	"github.com/heraldhq/herald/pkg/token"
+	"github.com/heraldhq/herald/pkg/transport/peerwatch"
 	"github.com/heraldhq/herald/pkg/webhook"
 	"github.com/heraldhq/herald/server/config"
 )

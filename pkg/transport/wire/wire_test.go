@@ -95,3 +95,25 @@ func BenchmarkEncode(b *testing.B) {
 		_ = wire.SSERecord(ev)
 	}
 }
+
+func TestParseAck(t *testing.T) {
+	long := strings.Repeat("x", wire.MaxAckID+1)
+	for _, tc := range []struct {
+		in   string
+		want []string
+	}{
+		{`{"type":"ack","id":"n1"}`, []string{"n1"}},
+		{`{"type":"ack","ids":["a","b"]}`, []string{"a", "b"}},
+		{`{"type":"ack","ids":["a","b","c","d"]}`, nil}, // over maxIDs
+		{`{"type":"ack","id":"` + long + `"}`, nil},
+		{`{"type":"ack"}`, nil},
+		{`{"type":"read","id":"n1"}`, nil},
+		{`not json`, nil},
+	} {
+		var one [1]string
+		got, ok := wire.ParseAck([]byte(tc.in), &one, 3)
+		if ok != (tc.want != nil) || strings.Join(got, ",") != strings.Join(tc.want, ",") {
+			t.Errorf("ParseAck(%.40s) = %q, %v; want %q", tc.in, got, ok, tc.want)
+		}
+	}
+}

@@ -1,4 +1,4 @@
-package server
+package socket
 
 import (
 	"bytes"
@@ -35,8 +35,8 @@ func tcpPair(t *testing.T) (client, server net.Conn) {
 
 func TestSocketWriterKeepsWhatTheSocketWouldNotTake(t *testing.T) {
 	client, server := tcpPair(t)
-	w := newSocketWriter(server)
-	if !w.canTry() {
+	w := New(server)
+	if !w.CanTry() {
 		t.Fatal("a TCP connection cannot be written without waiting")
 	}
 	// Nobody reads, so the socket fills: the write that does not fit is
@@ -46,7 +46,7 @@ func TestSocketWriterKeepsWhatTheSocketWouldNotTake(t *testing.T) {
 	full := false
 	for i := 0; i < 1000 && !full; i++ {
 		c := append([]byte{byte(i)}, chunk...)
-		all, err := w.tryWrite([][]byte{c[:100], c[100:]})
+		all, err := w.TryWrite([][]byte{c[:100], c[100:]})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -60,7 +60,7 @@ func TestSocketWriterKeepsWhatTheSocketWouldNotTake(t *testing.T) {
 		t.Fatal("a partial write kept nothing")
 	}
 	// While the socket is full, later frames queue behind the rest.
-	if all, err := w.tryWrite([][]byte{[]byte("later")}); all || err != nil {
+	if all, err := w.TryWrite([][]byte{[]byte("later")}); all || err != nil {
 		t.Fatalf("write behind a kept rest: all %v err %v", all, err)
 	}
 	sent.WriteString("later")
@@ -70,7 +70,7 @@ func TestSocketWriterKeepsWhatTheSocketWouldNotTake(t *testing.T) {
 		b, _ := io.ReadAll(client)
 		got <- b
 	}()
-	if err := w.write(time.Now().Add(10*time.Second), []byte("end")); err != nil {
+	if err := w.Write(time.Now().Add(10*time.Second), []byte("end")); err != nil {
 		t.Fatal(err)
 	}
 	sent.WriteString("end")
@@ -82,12 +82,12 @@ func TestSocketWriterKeepsWhatTheSocketWouldNotTake(t *testing.T) {
 
 func TestSocketWriterTriesAgainAfterADeadlinePassed(t *testing.T) {
 	client, server := tcpPair(t)
-	w := newSocketWriter(server)
-	if err := w.write(time.Now().Add(20*time.Millisecond), []byte("a")); err != nil {
+	w := New(server)
+	if err := w.Write(time.Now().Add(20*time.Millisecond), []byte("a")); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(40 * time.Millisecond)
-	all, err := w.tryWrite([][]byte{[]byte("b")})
+	all, err := w.TryWrite([][]byte{[]byte("b")})
 	if err != nil || !all {
 		t.Fatalf("write after an earlier deadline passed: all %v err %v", all, err)
 	}
@@ -99,12 +99,12 @@ func TestSocketWriterTriesAgainAfterADeadlinePassed(t *testing.T) {
 
 func TestSocketWriterReportsABrokenConnection(t *testing.T) {
 	client, server := tcpPair(t)
-	w := newSocketWriter(server)
+	w := New(server)
 	client.(*net.TCPConn).SetLinger(0) // the peer resets rather than closes
 	client.Close()
 	var err error
 	for i := 0; i < 100 && err == nil; i++ {
-		_, err = w.tryWrite([][]byte{[]byte("x")})
+		_, err = w.TryWrite([][]byte{[]byte("x")})
 		time.Sleep(time.Millisecond)
 	}
 	if err == nil {
@@ -116,7 +116,7 @@ func TestSocketWriterNeedsASocketToTry(t *testing.T) {
 	a, b := net.Pipe()
 	defer a.Close()
 	defer b.Close()
-	if w := newSocketWriter(a); w.canTry() {
+	if w := New(a); w.CanTry() {
 		t.Fatal("an in-memory pipe claims it can be written without waiting")
 	}
 }

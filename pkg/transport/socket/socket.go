@@ -1,4 +1,7 @@
-package server
+// Package socket writes a live connection's prebuilt frames: several in
+// one system call, without waiting when the hub's writer pool asks, and
+// keeping what a full socket did not take for the next write.
+package socket
 
 import (
 	"errors"
@@ -10,15 +13,15 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// socketWriter writes a live connection's frames: without waiting when the
+// Writer writes a live connection's frames: without waiting when the
 // hub's writer pool asks (the socket takes them now, or the rest is kept),
 // and with a deadline otherwise, sending what a partial write left first.
 // Its owner serializes the calls.
-type socketWriter struct {
+type Writer struct {
 	conn     net.Conn
 	raw      syscall.RawConn // nil when the connection is not a plain socket (TLS)
 	rest     []byte          // what a write without waiting left unsent
-	deadline int64           // the write deadline kept by extendDeadline, Unix ns
+	deadline int64           // the write deadline kept by setDeadline, Unix ns
 
 	// The raw write's arguments and results, beside a callback made once,
 	// so that a write allocates nothing.
@@ -28,8 +31,8 @@ type socketWriter struct {
 	callFD func(fd uintptr) bool
 }
 
-func newSocketWriter(conn net.Conn) socketWriter {
-	w := socketWriter{conn: conn}
+func New(conn net.Conn) Writer {
+	w := Writer{conn: conn}
 	if sc, ok := conn.(syscall.Conn); ok {
 		if raw, err := sc.SyscallConn(); err == nil {
 			w.raw = raw
@@ -38,13 +41,13 @@ func newSocketWriter(conn net.Conn) socketWriter {
 	return w
 }
 
-// canTry reports whether tryWrite can write without waiting.
-func (w *socketWriter) canTry() bool { return w.raw != nil }
+// CanTry reports whether tryWrite can write without waiting.
+func (w *Writer) CanTry() bool { return w.raw != nil }
 
-// tryWrite writes bufs, in order, as far as the socket takes them now and
+// TryWrite writes bufs, in order, as far as the socket takes them now and
 // reports whether it took them all; what it did not take is kept for the
-// next write. It requires canTry.
-func (w *socketWriter) tryWrite(bufs [][]byte) (all bool, err error) {
+// next write. It requires CanTry.
+func (w *Writer) TryWrite(bufs [][]byte) (all bool, err error) {
 	if len(w.rest) > 0 {
 		w.keep(bufs, 0)
 		return false, nil
@@ -78,7 +81,7 @@ func (w *socketWriter) tryWrite(bufs [][]byte) (all bool, err error) {
 }
 
 // writeFD is the raw write: one system call that never waits.
-func (w *socketWriter) writeFD(fd uintptr) bool {
+func (w *Writer) writeFD(fd uintptr) bool {
 	if len(w.bufs) == 1 {
 		w.n, w.errno = syscall.Write(int(fd), w.bufs[0])
 	} else {
@@ -88,7 +91,7 @@ func (w *socketWriter) writeFD(fd uintptr) bool {
 }
 
 // keep saves what is left of bufs after the first n bytes.
-func (w *socketWriter) keep(bufs [][]byte, n int) {
+func (w *Writer) keep(bufs [][]byte, n int) {
 	for _, b := range bufs {
 		if n >= len(b) {
 			n -= len(b)
@@ -107,8 +110,8 @@ func size(bufs [][]byte) int {
 	return n
 }
 
-// write sends what an earlier write left, then bufs, by deadline.
-func (w *socketWriter) write(deadline time.Time, bufs ...[]byte) error {
+// Write sends what an earlier write left, then bufs, by deadline.
+func (w *Writer) Write(deadline time.Time, bufs ...[]byte) error {
 	if err := w.setDeadline(deadline); err != nil {
 		return err
 	}
@@ -140,7 +143,7 @@ func (w *socketWriter) write(deadline time.Time, bufs ...[]byte) error {
 // connection written only this way, a busy one keeps one deadline for a
 // while (no earlier than halfway to d) rather than a timer update per
 // write.
-func (w *socketWriter) setDeadline(d time.Time) error {
+func (w *Writer) setDeadline(d time.Time) error {
 	now := time.Now().UnixNano()
 	end := d.UnixNano()
 	if w.raw == nil && w.deadline <= end && w.deadline >= now+(end-now)/2 {

@@ -40,10 +40,15 @@ var ErrClosing = errors.New("hub: shutting down")
 
 // Options tune a Hub. Zero values take the defaults.
 type Options struct {
-	SessionQueue int           // frames a session may have unwritten before it is cut off (256)
-	WriteTimeout time.Duration // deadline for one batched write (10s)
-	KeepAlive    time.Duration // interval of WS pings and SSE heartbeats (25s)
-	ReplayPage   int           // history page size during replay (500)
+	SessionQueue int // frames a session may have unwritten before it is cut off (256)
+	// SessionQueueBytes bounds the same queue in bytes (1 MiB): a client
+	// that stops reading while large notifications arrive is cut off
+	// before it holds SessionQueue of them. A session always takes one
+	// notification, whatever its size.
+	SessionQueueBytes int
+	WriteTimeout      time.Duration // deadline for one batched write (10s)
+	KeepAlive         time.Duration // interval of WS pings and SSE heartbeats (25s)
+	ReplayPage        int           // history page size during replay (500)
 	// MaxSessionsPerUser caps one user's sessions on this node (0: no
 	// cap). A session beyond it closes the user's oldest one here with
 	// transport.CloseTooManySessions: the newest tab is the one being looked at,
@@ -58,6 +63,9 @@ type Options struct {
 func (o Options) withDefaults() Options {
 	if o.SessionQueue <= 0 {
 		o.SessionQueue = 256
+	}
+	if o.SessionQueueBytes <= 0 {
+		o.SessionQueueBytes = 1 << 20
 	}
 	if o.WriteTimeout <= 0 {
 		o.WriteTimeout = 10 * time.Second

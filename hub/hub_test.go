@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -223,12 +224,13 @@ func TestSlowConsumerIsClosed(t *testing.T) {
 	defer h.Shutdown(context.Background())
 	slow := newRecorder()
 	slow.block = make(chan struct{})
-	defer close(slow.block)
 	fast := newRecorder()
 	s1, _ := h.Attach(context.Background(), AttachRequest{User: "slow", Writer: slow})
 	defer h.Detach(s1)
 	s2, _ := h.Attach(context.Background(), AttachRequest{User: "fast", Writer: fast})
 	defer h.Detach(s2)
+	// Unblocked before the detaches, which wait for the session's writer.
+	defer close(slow.block)
 	for _, ev := range b.add("slow", 10) {
 		h.Dispatch(ev)
 	}
@@ -244,6 +246,49 @@ func TestSlowConsumerIsClosed(t *testing.T) {
 		t.Fatal("slow consumer not closed")
 	}
 	fast.wait(t, 3)
+}
+
+// TestSlowConsumerIsClosedByQueueBytes: a client that stops reading while
+// large notifications arrive is cut off once its queue holds
+// SessionQueueBytes, long before it holds SessionQueue frames; one that
+// keeps up with the same notifications is not.
+func TestSlowConsumerIsClosedByQueueBytes(t *testing.T) {
+	b := newStubBroker()
+	h := New(b, nil, Options{SessionQueue: 1000, SessionQueueBytes: 64 << 10, WriteTimeout: time.Minute})
+	defer h.Shutdown(context.Background())
+	slow := newRecorder()
+	slow.block = make(chan struct{})
+	fast := newRecorder()
+	s1, _ := h.Attach(context.Background(), AttachRequest{User: "slow", Writer: slow})
+	defer h.Detach(s1)
+	s2, _ := h.Attach(context.Background(), AttachRequest{User: "fast", Writer: fast})
+	defer h.Detach(s2)
+	// Unblocked before the detaches, which wait for the session's writer.
+	defer close(slow.block)
+	big := func(user string, n int) []*notification.Event {
+		events := b.add(user, n)
+		for _, ev := range events {
+			ev.Payload = []byte(`{"body":"` + strings.Repeat("x", 8<<10) + `"}`)
+		}
+		return events
+	}
+	for _, ev := range big("slow", 40) { // 40 × 8 KiB: 320 KiB, 40 frames
+		h.Dispatch(ev)
+	}
+	select {
+	case r := <-slow.closed:
+		if r != transport.CloseSlowConsumer {
+			t.Fatalf("closed with %v", r)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a session holding 320 KiB of a 64 KiB queue was not closed")
+	}
+	for i := 0; i < 5; i++ {
+		for _, ev := range big("fast", 4) {
+			h.Dispatch(ev)
+		}
+		fast.wait(t, 4*(i+1))
+	}
 }
 
 func TestLastSessionUnsubscribes(t *testing.T) {

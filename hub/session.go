@@ -22,6 +22,7 @@ type Session struct {
 
 	mu        sync.Mutex
 	queue     []*notification.Event
+	queued    int // bytes of queue, as frameBytes counts them
 	spare     []*notification.Event
 	pending   []*notification.Event // live events held back during replay
 	replaying bool
@@ -97,13 +98,19 @@ func (s *Session) pushLocked(ev *notification.Event) {
 	if s.replaying {
 		limit += s.hub.opts.ReplayPage
 	}
-	if len(s.queue) >= limit {
+	size := frameBytes(ev)
+	if len(s.queue) >= limit || (!s.replaying && len(s.queue) > 0 && s.queued+size > s.hub.opts.SessionQueueBytes) {
 		s.closeLocked(transport.CloseSlowConsumer)
 		return
 	}
 	s.queue = append(s.queue, ev)
+	s.queued += size
 	s.startWriterLocked()
 }
+
+// frameBytes is what an event is counted as in a session's queue: its
+// payload and room for the cursor and framing around it.
+func frameBytes(ev *notification.Event) int { return len(ev.Payload) + 64 }
 
 // startWriterLocked makes sure a writer will send what is queued: the
 // hub's pool when the transport can write without waiting, else a
@@ -208,6 +215,7 @@ func (s *Session) writeLoop() {
 // the spare slice, so that two slices serve a session's whole life.
 func (s *Session) takeQueueLocked() []*notification.Event {
 	batch := s.queue
+	s.queued = 0
 	s.queue = s.spare[:0]
 	s.spare = nil
 	return batch
@@ -249,7 +257,7 @@ func (s *Session) closeLocked(reason transport.CloseReason) {
 		return
 	}
 	s.closed = true
-	s.queue = nil
+	s.queue, s.queued = nil, 0
 	s.pending = nil
 	if reason == transport.CloseSlowConsumer {
 		s.hub.opts.Metrics.slowConsumers.Inc()
@@ -271,7 +279,7 @@ func (s *Session) markDetached() bool {
 		s.hub.opts.Metrics.sessionsClosed[transport.CloseClient].Inc()
 	}
 	s.closed = true
-	s.queue = nil
+	s.queue, s.queued = nil, 0
 	s.pending = nil
 	return true
 }

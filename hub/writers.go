@@ -116,6 +116,9 @@ func (s *Session) writeFromPool() {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		s.queue = append(batch, s.queue...)
+		for _, ev := range batch {
+			s.queued += frameBytes(ev)
+		}
 		s.handOffLocked()
 		return
 	}

@@ -110,11 +110,12 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	}
 	s.broker, s.idem = s.backends.broker, s.backends.idem
 	h = hub.New(s.broker, s.backends.presence, hub.Options{
-		SessionQueue: cfg.SessionQueue,
-		WriteTimeout: cfg.WriteTimeout,
-		KeepAlive:    cfg.PingInterval,
-		Logger:       log,
-		Metrics:      hub.NewMetrics(s.reg),
+		SessionQueue:      cfg.SessionQueue,
+		SessionQueueBytes: cfg.SessionQueueBytes,
+		WriteTimeout:      cfg.WriteTimeout,
+		KeepAlive:         cfg.PingInterval,
+		Logger:            log,
+		Metrics:           hub.NewMetrics(s.reg),
 		// The oldest session closes when a new one exceeds the cap.
 		MaxSessionsPerUser: cfg.MaxSessionsPerUser,
 	})

@@ -138,6 +138,9 @@ type Config struct {
 	// SessionQueue is how many frames a client may fall behind before it
 	// is cut off as a slow consumer (HERALD_SESSION_QUEUE).
 	SessionQueue int
+	// SessionQueueBytes bounds the same queue in bytes: a client behind by
+	// this much is cut off too (HERALD_SESSION_QUEUE_BYTES).
+	SessionQueueBytes int
 	// ReadTimeout bounds reading a non-streaming request's body; a client
 	// slower than that gets 408 (HERALD_READ_TIMEOUT).
 	ReadTimeout time.Duration
@@ -235,22 +238,23 @@ func (c *Config) given(key string) {
 // place defaults are written.
 func Default() *Config {
 	return &Config{
-		Addr:            ":8080",
-		DataDir:         "./data",
-		AckTimeout:      5 * time.Second,
-		APNsEnv:         "production",
-		HistoryMaxCount: 1000,
-		HistoryMaxAge:   7 * 24 * time.Hour,
-		ShutdownTimeout: 15 * time.Second,
-		WSReadLimit:     4096,
-		WriteTimeout:    10 * time.Second,
-		PingInterval:    25 * time.Second,
-		SessionQueue:    256,
-		PresenceTTL:     15 * time.Second,
-		ReadTimeout:     10 * time.Second,
-		MaxConnsPerIP:   1024,
-		AckRate:         200,
-		AckBurst:        2000,
+		Addr:              ":8080",
+		DataDir:           "./data",
+		AckTimeout:        5 * time.Second,
+		APNsEnv:           "production",
+		HistoryMaxCount:   1000,
+		HistoryMaxAge:     7 * 24 * time.Hour,
+		ShutdownTimeout:   15 * time.Second,
+		WSReadLimit:       4096,
+		WriteTimeout:      10 * time.Second,
+		PingInterval:      25 * time.Second,
+		SessionQueue:      256,
+		SessionQueueBytes: 1 << 20,
+		PresenceTTL:       15 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		MaxConnsPerIP:     1024,
+		AckRate:           200,
+		AckBurst:          2000,
 
 		MaxSessionsPerUser: 100,
 		MaxDevicesPerUser:  20,

@@ -76,6 +76,7 @@ var settings = []setting{
 	{"write_timeout", public, "deadline of one write to a client", func(c *Config) any { return &c.WriteTimeout }},
 	{"ping_interval", public, "WebSocket ping and SSE heartbeat interval", func(c *Config) any { return &c.PingInterval }},
 	{"session_queue", public, "frames a client may fall behind before it is cut off", func(c *Config) any { return &c.SessionQueue }},
+	{"session_queue_bytes", public, "bytes of frames a client may fall behind before it is cut off", func(c *Config) any { return &c.SessionQueueBytes }},
 	{"read_timeout", public, "deadline for reading a non-streaming request body (then 408)", func(c *Config) any { return &c.ReadTimeout }},
 	{"max_conns_per_ip", public, "concurrent connections per client address (0: no cap)", func(c *Config) any { return &c.MaxConnsPerIP }},
 	{"trusted_proxies", public, "reverse proxies (addresses or CIDRs) whose X-Forwarded-For is believed (comma list)", func(c *Config) any { return &c.TrustedProxies }},

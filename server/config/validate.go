@@ -116,6 +116,9 @@ func (c *Config) Validate() error {
 	if c.SessionQueue <= 0 {
 		v.bad("session_queue", "must be positive")
 	}
+	if c.SessionQueueBytes < 4<<10 {
+		v.bad("session_queue_bytes", "must be at least 4096")
+	}
 	for _, n := range []struct {
 		key string
 		n   int

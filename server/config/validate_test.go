@@ -122,6 +122,7 @@ func TestValidateNamesTheKey(t *testing.T) {
 		{"read limit small", func(c *Config) { c.WSReadLimit = 64 }, "HERALD_WS_READ_LIMIT:"},
 		{"read limit large", func(c *Config) { c.WSReadLimit = MaxWSReadLimit + 1 }, "HERALD_WS_READ_LIMIT:"},
 		{"session queue", func(c *Config) { c.SessionQueue = -1 }, "HERALD_SESSION_QUEUE: must be positive"},
+		{"session queue bytes", func(c *Config) { c.SessionQueueBytes = 100 }, "HERALD_SESSION_QUEUE_BYTES: must be at least 4096"},
 		{"log level", func(c *Config) { c.LogLevel = "loud" }, "HERALD_LOG_LEVEL:"},
 		{"log format", func(c *Config) { c.LogFormat = "xml" }, "HERALD_LOG_FORMAT: must be text or json"},
 	}

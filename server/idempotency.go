@@ -27,12 +27,7 @@ const fingerprintPrefix = "sha256:"
 // request; fields Herald ignores do not change what was done either.
 func (req *sendRequest) fingerprint() string {
 	c := *req
-	if c.Urgency == "" {
-		c.Urgency = notification.UrgencyNormal
-	}
-	if c.Type == "" {
-		c.Type = "notification"
-	}
+	c.Type, c.Urgency = notification.Defaults(c.Type, c.Urgency)
 	if len(c.Data) > 0 {
 		dec := json.NewDecoder(bytes.NewReader(c.Data))
 		dec.UseNumber()

@@ -116,12 +116,7 @@ func (p *Pipeline) Publish(ctx context.Context, events []*notification.Event, op
 func (p *Pipeline) Send(ctx context.Context, n *notification.Notification, to []string, opts PublishOptions) (Result, error) {
 	return p.Deliver(ctx, func(context.Context) ([]*notification.Event, error) {
 		c := *n
-		if c.Urgency == "" {
-			c.Urgency = notification.UrgencyNormal
-		}
-		if c.Type == "" {
-			c.Type = "notification"
-		}
+		c.Type, c.Urgency = notification.Defaults(c.Type, c.Urgency)
 		c.CreatedAt = time.Now().UTC()
 		users := notification.DistinctUsers(to, nil)
 		ids := make([]string, len(users))

@@ -18,6 +18,21 @@ const (
 	UrgencyLow    = "low"
 )
 
+// DefaultType is the type of a notification that names none.
+const DefaultType = "notification"
+
+// Defaults returns typ and urgency with what a notification that leaves
+// them empty gets: DefaultType, UrgencyNormal.
+func Defaults(typ, urgency string) (string, string) {
+	if typ == "" {
+		typ = DefaultType
+	}
+	if urgency == "" {
+		urgency = UrgencyNormal
+	}
+	return typ, urgency
+}
+
 // Notification is one message for one user, in the shape clients receive.
 // Cursor is filled in when the notification is appended to the user's
 // history; it is left out of the stored payload and spliced into frames.

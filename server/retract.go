@@ -11,7 +11,6 @@ import (
 
 	"github.com/heraldhq/herald/pkg/delivery"
 	"github.com/heraldhq/herald/pkg/notification"
-	"github.com/heraldhq/herald/pkg/push"
 )
 
 // Limits of the retraction API.
@@ -172,14 +171,5 @@ func (s *Server) cancelTagPushes(ctx context.Context, user, tag string) error {
 	if err != nil {
 		return err
 	}
-	var keys []string
-	for _, ev := range events {
-		if ev.Kind == notification.KindNotification && ev.Tag == tag {
-			keys = append(keys, push.PendingKey(user, ev.ID))
-		}
-	}
-	if len(keys) == 0 {
-		return nil
-	}
-	return s.backends.push.CancelPush(ctx, keys)
+	return s.push.fallback.CancelTagged(ctx, events, tag)
 }

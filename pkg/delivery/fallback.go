@@ -185,6 +185,22 @@ func (f *Fallback) Unschedule(ctx context.Context, events []*notification.Event)
 	_ = f.store.CancelPush(ctx, keys)
 }
 
+// CancelTagged cancels the pending pushes of the notifications among
+// events that carry tag, so that none can show on a device after the
+// push that closes the tag.
+func (f *Fallback) CancelTagged(ctx context.Context, events []*notification.Event, tag string) error {
+	var keys []string
+	for _, ev := range events {
+		if ev.Kind == notification.KindNotification && ev.Tag == tag {
+			keys = append(keys, push.PendingKey(ev.User, ev.ID))
+		}
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	return f.store.CancelPush(ctx, keys)
+}
+
 // pushMessage is what a device is sent for ev; ok is false for events
 // that are never pushed.
 func pushMessage(ev *notification.Event) (*push.Message, bool) {

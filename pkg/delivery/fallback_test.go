@@ -259,3 +259,28 @@ func counterValue(c prometheus.Counter) float64 {
 	_ = c.Write(&m)
 	return m.GetCounter().GetValue()
 }
+
+// TestCancelTaggedCancelsOnlyTheTag: a retraction by tag cancels the
+// pending pushes of that tag's notifications and leaves the others.
+func TestCancelTaggedCancelsOnlyTheTag(t *testing.T) {
+	store := &memPush{devices: map[string]bool{"u": true}, pending: map[string]push.Pending{}}
+	f := NewFallback(sessions{}, store, FallbackOptions{AckTimeout: time.Minute})
+	defer f.Close()
+	tagged := func(id, tag string) *notification.Event {
+		ev := notif(t, "u", id, `{}`)
+		ev.Tag = tag
+		return ev
+	}
+	events := []*notification.Event{tagged("n1", "c1"), tagged("n2", "c2"), tagged("n3", "c1")}
+	if err := f.Schedule(context.Background(), events); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.CancelTagged(context.Background(), events, "c1"); err != nil {
+		t.Fatal(err)
+	}
+	for id, want := range map[string]bool{"n1": false, "n2": true, "n3": false} {
+		if _, ok := store.get("u", id); ok != want {
+			t.Errorf("%s pending: %v, want %v", id, ok, want)
+		}
+	}
+}

@@ -130,6 +130,17 @@ func (s *Store) Queue(name string, opts QueueOptions) *Queue {
 	return q
 }
 
+// noScript reports whether a script call of cmds found the script missing
+// on its Redis.
+func noScript(cmds []*redis.Cmd) bool {
+	for _, c := range cmds {
+		if c != nil && redis.HasErrorPrefix(c.Err(), "NOSCRIPT") {
+			return true
+		}
+	}
+	return false
+}
+
 func unavailable(op string, err error) error {
 	return fmt.Errorf("redisstore queue %s: %w: %w", op, queue.ErrUnavailable, err)
 }
@@ -191,25 +202,28 @@ func nextBatch[T any](ctx context.Context, ch <-chan T, batch []T) ([]T, bool) {
 
 func (q *Queue) runEnqueues(ctx context.Context, batch []*enqueueReq) {
 	ttl := q.opts.DedupeTTL.Milliseconds()
-	run := func(useSha bool) ([]*redis.Cmd, error) {
-		cmds := make([]*redis.Cmd, len(batch))
+	cmds := make([]*redis.Cmd, len(batch))
+	run := func(again bool) error {
 		_, err := q.c.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for i, r := range batch {
 				part := q.parts[partitionOf(r.key, q.n)]
 				keys := []string{part.stream, part.dedupe + r.key}
-				if useSha {
+				switch {
+				case !again:
 					cmds[i] = enqueueScript.EvalSha(ctx, p, keys, r.body, ttl, r.at)
-				} else {
+				case redis.HasErrorPrefix(cmds[i].Err(), "NOSCRIPT"):
 					cmds[i] = enqueueScript.Eval(ctx, p, keys, r.body, ttl, r.at)
 				}
 			}
 			return nil
 		})
-		return cmds, err
+		return err
 	}
-	cmds, err := run(true)
-	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-		cmds, err = run(false) // Redis lost its script cache (restart)
+	err := run(false)
+	if err != nil && noScript(cmds) {
+		// Redis lost its script cache (restart), or a primary never had
+		// it: again there only, as the others have queued theirs.
+		err = run(true)
 	}
 	for i, r := range batch {
 		var res enqueueRes

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/heraldhq/herald/pkg/push"
 	"github.com/heraldhq/herald/pkg/queue"
 	"github.com/heraldhq/herald/pkg/redistest"
 	"github.com/heraldhq/herald/pkg/store/redisstore"
@@ -126,5 +127,37 @@ func TestQueueEntriesOfDeadNodeAreClaimedOnCluster(t *testing.T) {
 	}
 	if depth, _, err := qb.Stats(ctx); err != nil || depth != 0 {
 		t.Fatalf("depth after b's acks = %d, %v", depth, err)
+	}
+}
+
+// TestPendingPushesSpreadOverPrimaries: pending pushes of many users lie
+// on every primary, so scheduling and acking them is not all on one slot;
+// the claimer still finds every one.
+func TestPendingPushesSpreadOverPrimaries(t *testing.T) {
+	cl := redistest.StartCluster(t)
+	st, _ := clusterNode(t, cl, "a")
+	ctx := context.Background()
+	now := time.Now()
+	var ps []push.Pending
+	for i := range 200 {
+		ps = append(ps, push.Pending{User: fmt.Sprint("user-", i), ID: "n", Due: now, Message: []byte("{}")})
+	}
+	if err := st.SchedulePush(ctx, ps); err != nil {
+		t.Fatal(err)
+	}
+	holding, primaries := primariesHolding(t, cl, "herald:{push*}:due")
+	if holding < 2 || holding != primaries {
+		t.Fatalf("pending pushes on %d of %d primaries, want all", holding, primaries)
+	}
+	claimed := 0
+	for range 10 {
+		got, err := st.ClaimPush(ctx, now, 50, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		claimed += len(got)
+	}
+	if claimed != 200 {
+		t.Fatalf("claimed %d of 200", claimed)
 	}
 }

@@ -101,7 +101,7 @@ func openRedis(ctx context.Context, cfg *config.Config, r broker.Retention, h br
 		broker:   b,
 		idem:     st,
 		presence: st,
-		queue:    st.Queue("webhooks", queueOptions(cfg)),
+		queue:    st.Queue("webhooks", redisstore.QueueOptions{Options: queueOptions(cfg), Partitions: cfg.WebhookQueuePartitions}),
 		members:  st,
 		push:     st,
 		once:     st,

@@ -55,7 +55,7 @@ func TestWebhookOfDeadWorkerIsFinishedByAnotherNode(t *testing.T) {
 	t.Cleanup(func() { _ = client.Close() })
 	dying := redisstore.New(client, redisstore.Options{NodeID: "dying"})
 	t.Cleanup(func() { _ = dying.Close() })
-	q := dying.Queue("webhooks", queueOptions(a.cfg))
+	q := dying.Queue("webhooks", redisstore.QueueOptions{Options: queueOptions(a.cfg), Partitions: a.cfg.WebhookQueuePartitions})
 
 	p := talkjs.New(talkjsSecret)
 	enqueue := func(body string) {

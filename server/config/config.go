@@ -190,6 +190,12 @@ type Config struct {
 	// WebhookDedupeTTL is how long a provider's event id is remembered, to
 	// cover its retries (HERALD_WEBHOOK_DEDUPE_TTL).
 	WebhookDedupeTTL time.Duration
+	// WebhookQueuePartitions is how many streams the Redis webhook queue is
+	// spread over (HERALD_WEBHOOK_QUEUE_PARTITIONS, 1 to
+	// MaxWebhookQueuePartitions): on a Redis Cluster their slots lie on
+	// different primaries, so ingest is not all on one. 1 is the single
+	// stream of earlier versions. The embedded queue ignores it.
+	WebhookQueuePartitions int
 	// ThrottleWindow collapses a burst of messages in one conversation to
 	// one user into one popup; 0 turns it off (HERALD_THROTTLE_WINDOW).
 	ThrottleWindow time.Duration
@@ -262,14 +268,15 @@ func Default() *Config {
 		LogFormat:          "text",
 		Metrics:            true,
 
-		PushEnabled:        true,
-		WebhooksEnabled:    true,
-		WebhookMaxBody:     1 << 20,
-		WebhookWorkers:     4,
-		WebhookMaxAttempts: 5,
-		WebhookRetryAfter:  30 * time.Second,
-		WebhookDedupeTTL:   24 * time.Hour,
-		ThrottleWindow:     10 * time.Second,
+		PushEnabled:            true,
+		WebhooksEnabled:        true,
+		WebhookMaxBody:         1 << 20,
+		WebhookWorkers:         4,
+		WebhookMaxAttempts:     5,
+		WebhookRetryAfter:      30 * time.Second,
+		WebhookDedupeTTL:       24 * time.Hour,
+		WebhookQueuePartitions: 8,
+		ThrottleWindow:         10 * time.Second,
 	}
 }
 

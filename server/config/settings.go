@@ -93,6 +93,7 @@ var settings = []setting{
 	{"webhook_max_attempts", public, "tries of a queued webhook before the dead letters", func(c *Config) any { return &c.WebhookMaxAttempts }},
 	{"webhook_retry_after", public, "wait before a failed or abandoned webhook is tried again", func(c *Config) any { return &c.WebhookRetryAfter }},
 	{"webhook_dedupe_ttl", public, "how long a provider's event id is remembered", func(c *Config) any { return &c.WebhookDedupeTTL }},
+	{"webhook_queue_partitions", public, "streams the Redis webhook queue is spread over (1 to 256; 1: one stream)", func(c *Config) any { return &c.WebhookQueuePartitions }},
 	{"throttle_window", public, "collapse a burst per user and conversation into one popup (0: off)", func(c *Config) any { return &c.ThrottleWindow }},
 	{"stream_secret", secret, "Stream Chat webhook signing secret", func(c *Config) any { return &c.StreamSecret }},
 	{"sendbird_token", secret, "Sendbird webhook API token", func(c *Config) any { return &c.SendbirdToken }},

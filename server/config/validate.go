@@ -20,6 +20,9 @@ const (
 	MinWSReadLimit = 128
 	// MaxWSReadLimit keeps one client from making the node buffer much.
 	MaxWSReadLimit = 1 << 20
+	// MaxWebhookQueuePartitions is redisstore.MaxPartitions: the queue
+	// has no more distinct streams.
+	MaxWebhookQueuePartitions = 256
 )
 
 // Validate reports every problem of c at once, joined, one per line, each
@@ -118,6 +121,9 @@ func (c *Config) Validate() error {
 	}
 	if c.SessionQueueBytes < 4<<10 {
 		v.bad("session_queue_bytes", "must be at least 4096")
+	}
+	if c.WebhookQueuePartitions < 1 || c.WebhookQueuePartitions > MaxWebhookQueuePartitions {
+		v.bad("webhook_queue_partitions", fmt.Sprintf("must be between 1 and %d", MaxWebhookQueuePartitions))
 	}
 	for _, n := range []struct {
 		key string

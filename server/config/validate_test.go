@@ -113,6 +113,8 @@ func TestValidateNamesTheKey(t *testing.T) {
 		{"APNs host", func(c *Config) { c.APNsHost = "api.push.apple.com" }, "HERALD_APNS_HOST:"},
 		{"private push host", func(c *Config) { c.PushAllowPrivate = []string{"https://10.0.0.1"} }, `HERALD_PUSH_ALLOW_PRIVATE: "https://10.0.0.1"`},
 		{"history count", func(c *Config) { c.HistoryMaxCount = 0 }, "HERALD_HISTORY_MAX_COUNT: must be positive"},
+		{"no queue partition", func(c *Config) { c.WebhookQueuePartitions = 0 }, "HERALD_WEBHOOK_QUEUE_PARTITIONS: must be between 1 and 256"},
+		{"too many queue partitions", func(c *Config) { c.WebhookQueuePartitions = 257 }, "HERALD_WEBHOOK_QUEUE_PARTITIONS: must be between 1 and 256"},
 		{"ack timeout", func(c *Config) { c.AckTimeout = 0 }, "HERALD_ACK_TIMEOUT: must be positive"},
 		{"history age", func(c *Config) { c.HistoryMaxAge = -time.Hour }, "HERALD_HISTORY_MAX_AGE: must be positive"},
 		{"shutdown timeout", func(c *Config) { c.ShutdownTimeout = 0 }, "HERALD_SHUTDOWN_TIMEOUT: must be positive"},

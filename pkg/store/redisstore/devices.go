@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -15,14 +16,45 @@ import (
 
 // Devices live in one hash (device id → Device JSON) with a set of ids per
 // user. Pending pushes are a sorted set by due time, a hash of their
-// payloads and a sorted set of claims by lease expiry, under one hash tag
-// so the claim script can move them together.
+// payloads and a sorted set of claims by lease expiry. Every notification
+// schedules one and every ack drops it, so they are spread over
+// pushPartitions partitions by user (see partition.go): on a Redis Cluster
+// those writes are shared by the primaries instead of all hitting one
+// slot. A partition's three keys share one hash tag, so the claim script
+// can move them together, and one user's pending pushes are all in one
+// partition. Partition 0 keeps the tag {push} of the single key set of
+// earlier versions, so its entries are still claimed after an upgrade.
+
+// pushPartitions is fixed rather than configured: a pending push is found
+// again by its user's partition, so the count cannot change while pushes
+// are pending.
+const pushPartitions = 16
 
 func (s *Store) devicesKey() string             { return s.opts.Prefix + "devices" }
 func (s *Store) userDevicesKey(u string) string { return s.opts.Prefix + "udev:{" + u + "}" }
-func (s *Store) pushKeys() []string {
-	p := s.opts.Prefix + "{push}:"
-	return []string{p + "due", p + "msg", p + "lease"}
+
+// pushKeySets returns the due, msg and lease keys of every partition.
+func pushKeySets(prefix string) [][]string {
+	tags := partitionTags("push", pushPartitions)
+	out := make([][]string, len(tags))
+	for i, tag := range tags {
+		p := prefix + "{" + tag + "}:"
+		out[i] = []string{p + "due", p + "msg", p + "lease"}
+	}
+	return out
+}
+
+// pushKeysOf is the key set of user's partition.
+func (s *Store) pushKeysOf(user string) []string {
+	return s.pushKeys[partitionOf(user, len(s.pushKeys))]
+}
+
+// pendingUser is the user of a pending push's key (push.PendingKey).
+func pendingUser(key string) string {
+	if i := strings.IndexByte(key, 0); i >= 0 {
+		return key[:i]
+	}
+	return key
 }
 
 // addDeviceScript adds device ARGV[1] to the user's set KEYS[1] unless
@@ -222,15 +254,15 @@ func (s *Store) DeleteDevices(ctx context.Context, user string, ids []string, se
 }
 
 // SchedulePush stores pending pushes, replacing any with the same key (and
-// any claim on it).
+// any claim on it), each in its user's partition.
 func (s *Store) SchedulePush(ctx context.Context, ps []push.Pending) error {
-	k := s.pushKeys()
 	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i := range ps {
 			val, err := json.Marshal(&ps[i])
 			if err != nil {
 				return err
 			}
+			k := s.pushKeysOf(ps[i].User)
 			key := ps[i].Key()
 			p.HSet(ctx, k[1], key, val)
 			p.ZRem(ctx, k[2], key)
@@ -244,20 +276,30 @@ func (s *Store) SchedulePush(ctx context.Context, ps []push.Pending) error {
 	return nil
 }
 
-// CancelPush drops pending or claimed pushes.
+// CancelPush drops pending or claimed pushes; a key names its user, and so
+// its partition.
 func (s *Store) CancelPush(ctx context.Context, keys []string) error {
 	if len(keys) == 0 {
 		return nil
 	}
-	k := s.pushKeys()
-	members := make([]any, len(keys))
-	for i, key := range keys {
-		members[i] = key
+	// The keys of one call are mostly one user's (an ack): group them so
+	// each partition costs three commands, not three per key.
+	byPart := make(map[int][]string, 1)
+	for _, key := range keys {
+		p := partitionOf(pendingUser(key), len(s.pushKeys))
+		byPart[p] = append(byPart[p], key)
 	}
 	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
-		p.ZRem(ctx, k[0], members...)
-		p.ZRem(ctx, k[2], members...)
-		p.HDel(ctx, k[1], keys...)
+		for part, keys := range byPart {
+			k := s.pushKeys[part]
+			members := make([]any, len(keys))
+			for i, key := range keys {
+				members[i] = key
+			}
+			p.ZRem(ctx, k[0], members...)
+			p.ZRem(ctx, k[2], members...)
+			p.HDel(ctx, k[1], keys...)
+		}
 		return nil
 	})
 	if err != nil {
@@ -297,18 +339,82 @@ return out`)
 
 // ClaimPush hands out up to max pushes due by now, each leased for lease:
 // a claim not finished by then is handed out again.
+//
+// It first counts what is due (and whose lease ran out) in every
+// partition, in one pipeline (one round trip per primary), so an idle
+// poll costs no script; then it runs the claim script on the partitions
+// that have some, asking each for no more than it has and all together
+// for no more than max, starting from a rotating partition so a busy one
+// does not starve the rest.
 func (s *Store) ClaimPush(ctx context.Context, now time.Time, max int, lease time.Duration) ([]push.Pending, error) {
-	res, err := claimScript.Run(ctx, s.c, s.pushKeys(),
-		now.UnixMilli(), max, strconv.FormatInt(now.Add(lease).UnixMilli(), 10)).StringSlice()
+	if max <= 0 {
+		return nil, nil
+	}
+	nowMs := strconv.FormatInt(now.UnixMilli(), 10)
+	counts := make([]*redis.IntCmd, 2*len(s.pushKeys))
+	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, k := range s.pushKeys {
+			counts[2*i] = p.ZCount(ctx, k[0], "-inf", nowMs)
+			counts[2*i+1] = p.ZCount(ctx, k[2], "-inf", nowMs)
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, fmt.Errorf("redisstore claim push: %w", err)
 	}
-	out := make([]push.Pending, 0, len(res)/2)
-	for i := 0; i+1 < len(res); i += 2 {
-		var p push.Pending
-		if json.Unmarshal([]byte(res[i+1]), &p) == nil {
-			out = append(out, p)
+	type ask struct{ part, n int }
+	var asks []ask
+	left := max
+	start := int(s.pushNext.Add(1))
+	for j := 0; j < len(s.pushKeys) && left > 0; j++ {
+		i := (start + j) % len(s.pushKeys)
+		if n := int(counts[2*i].Val() + counts[2*i+1].Val()); n > 0 {
+			n = min(n, left)
+			asks = append(asks, ask{i, n})
+			left -= n
 		}
+	}
+	if len(asks) == 0 {
+		return nil, nil
+	}
+	until := strconv.FormatInt(now.Add(lease).UnixMilli(), 10)
+	cmds := make([]*redis.Cmd, len(asks))
+	_, err = s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, a := range asks {
+			cmds[i] = claimScript.EvalSha(ctx, p, s.pushKeys[a.part], nowMs, a.n, until)
+		}
+		return nil
+	})
+	if err != nil && noScript(cmds) {
+		// A primary without the script (not loaded there yet, or Redis
+		// lost its cache): send it again there only, as the others have
+		// claimed already.
+		_, err = s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, a := range asks {
+				if redis.HasErrorPrefix(cmds[i].Err(), "NOSCRIPT") {
+					cmds[i] = claimScript.Eval(ctx, p, s.pushKeys[a.part], nowMs, a.n, until)
+				}
+			}
+			return nil
+		})
+	}
+	out := make([]push.Pending, 0, max)
+	for _, c := range cmds {
+		// A partition that failed keeps its pushes for the next poll;
+		// what the others claimed is handed out.
+		res, cerr := c.StringSlice()
+		if cerr != nil {
+			continue
+		}
+		for i := 0; i+1 < len(res); i += 2 {
+			var p push.Pending
+			if json.Unmarshal([]byte(res[i+1]), &p) == nil {
+				out = append(out, p)
+			}
+		}
+	}
+	if len(out) == 0 && err != nil {
+		return nil, fmt.Errorf("redisstore claim push: %w", err)
 	}
 	return out, nil
 }

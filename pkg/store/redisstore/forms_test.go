@@ -68,7 +68,7 @@ func runForms(t *testing.T, newClient func() redis.UniversalClient) {
 	t.Run("PendingPushes", func(t *testing.T) { storetest.PendingPushes(t, node(t, "a", 0)) })
 	t.Run("Queue", func(t *testing.T) {
 		queuetest.Run(t, func(t *testing.T, opts queue.Options) queuetest.Queue {
-			return node(t, "a", 0).Queue("webhooks", opts)
+			return node(t, "a", 0).Queue("webhooks", redisstore.QueueOptions{Options: opts, Partitions: 4})
 		})
 	})
 	t.Run("KeyValue", func(t *testing.T) {

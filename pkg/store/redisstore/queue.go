@@ -2,11 +2,11 @@ package redisstore
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -14,16 +14,37 @@ import (
 	"github.com/heraldhq/herald/pkg/queue"
 )
 
-// The work queue is a Redis stream read through a consumer group: XADD on
-// enqueue, XREADGROUP hands each entry to one node, XACK+XDEL when done.
-// An entry whose node died stays pending and is claimed (XAUTOCLAIM) by
-// whichever node asks after it has been idle RetryAfter; its delivery count
-// rises with every hand-out, and past MaxAttempts it moves to a dead-letter
-// stream. The stream, the dead letters and the dedupe keys share one hash
-// tag, so the enqueue script runs on Redis Cluster too.
+// The work queue is a set of Redis streams (partitions), each read
+// through a consumer group: XADD on enqueue, XREADGROUP hands each entry to
+// one node, XACK+XDEL when done. An entry whose node died stays pending and
+// is claimed (XAUTOCLAIM) by whichever node asks after it has been idle
+// RetryAfter; its delivery count rises with every hand-out, and past
+// MaxAttempts it moves to its partition's dead-letter stream.
+//
+// An entry's partition is chosen from its dedupe key, so a retried webhook
+// meets its dedupe key in the same partition. A partition's stream, dead
+// letters and dedupe keys share one hash tag (see partition.go), so the
+// enqueue script and the dead-letter transaction run on a Redis Cluster,
+// and the partitions' tags lie in slots spread over the cluster: ingest is
+// shared by its primaries instead of all landing on one.
+//
+// Every node reads every partition. On one Redis (or a Sentinel-watched
+// primary) one XREADGROUP blocks on all the streams at once. On a Cluster
+// streams of different slots cannot be read in one call, so a read sweeps
+// the partitions without blocking (one pipelined round trip per primary)
+// and then blocks on one of them, in rotation, for at most splitPoll before
+// sweeping again: an idle node costs a few commands per worker per
+// splitPoll, and a new entry waits at most about splitPoll.
+//
+// Partitions beyond this node's count that still hold entries (the count
+// was lowered, or other nodes still run with a higher one) are found by a
+// look at their lengths every drainCheckEvery and read like the others
+// until they are empty, so changing the count loses nothing.
 const (
-	queueGroup = "workers"
-	queueField = "b"
+	queueGroup      = "workers"
+	queueField      = "b"
+	splitPoll       = 200 * time.Millisecond
+	drainCheckEvery = time.Minute
 )
 
 // enqueueScript claims the dedupe key and appends the body in one step, so
@@ -35,18 +56,42 @@ if redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[2]) then
 end
 return 0`)
 
-// Queue is the Redis work queue; every node's Queue reads the same stream.
+// QueueOptions configure a Redis work queue.
+type QueueOptions struct {
+	queue.Options
+	// Partitions is how many streams the queue is spread over, 1 to
+	// MaxPartitions (default 1: the single stream of earlier versions).
+	// Every node of a deployment should use the same count; while they
+	// differ (a rolling change) each node also drains the partitions
+	// beyond its own count, so nothing is lost.
+	Partitions int
+}
+
+// queuePart is one partition's keys.
+type queuePart struct {
+	index   int
+	stream  string
+	dead    string
+	dedupe  string      // prefix of dedupe keys
+	groupOK atomic.Bool // the consumer group is known to exist
+}
+
+// Queue is the Redis work queue; every node's Queue reads the same streams.
 type Queue struct {
 	c        redis.UniversalClient
 	opts     queue.Options
-	stream   string
-	dead     string
-	dedupe   string // prefix of dedupe keys
+	parts    []*queuePart // all MaxPartitions; the first n are written
+	n        int
 	consumer string
 
+	split atomic.Bool   // the streams cannot be read in one call (a Cluster)
+	next  atomic.Uint32 // rotates the partition a split read blocks on
+
 	mu        sync.Mutex
+	readable  []*queuePart // parts[:n] and the partitions being drained
+	spare     []queue.Item // read beyond a caller's max: handed out first
 	lastClaim time.Time
-	groupOK   bool
+	lastDrain time.Time
 
 	enqueues chan *enqueueReq // drained in pipelines by enqueueLoop
 }
@@ -69,16 +114,31 @@ const maxEnqueuePipeline = 256
 
 // Queue returns the shared work queue named name ("webhooks"), read as
 // this node.
-func (s *Store) Queue(name string, opts queue.Options) *Queue {
-	tag := s.opts.Prefix + "{" + name + "}:"
+func (s *Store) Queue(name string, opts QueueOptions) *Queue {
+	n := min(max(opts.Partitions, 1), MaxPartitions)
 	q := &Queue{
-		c: s.c, opts: opts.WithDefaults(),
-		stream: tag + "q", dead: tag + "dead", dedupe: tag + "d:",
+		c: s.c, opts: opts.Options.WithDefaults(), n: n,
 		consumer: s.node,
 		enqueues: make(chan *enqueueReq, maxEnqueuePipeline),
 	}
+	for i, tag := range partitionTags(name, MaxPartitions) {
+		p := s.opts.Prefix + "{" + tag + "}:"
+		q.parts = append(q.parts, &queuePart{index: i, stream: p + "q", dead: p + "dead", dedupe: p + "d:"})
+	}
+	q.readable = q.parts[:n:n]
 	go q.enqueueLoop(s.ctx)
 	return q
+}
+
+// noScript reports whether a script call of cmds found the script missing
+// on its Redis.
+func noScript(cmds []*redis.Cmd) bool {
+	for _, c := range cmds {
+		if c != nil && redis.HasErrorPrefix(c.Err(), "NOSCRIPT") {
+			return true
+		}
+	}
+	return false
 }
 
 func unavailable(op string, err error) error {
@@ -142,24 +202,28 @@ func nextBatch[T any](ctx context.Context, ch <-chan T, batch []T) ([]T, bool) {
 
 func (q *Queue) runEnqueues(ctx context.Context, batch []*enqueueReq) {
 	ttl := q.opts.DedupeTTL.Milliseconds()
-	run := func(useSha bool) ([]*redis.Cmd, error) {
-		cmds := make([]*redis.Cmd, len(batch))
+	cmds := make([]*redis.Cmd, len(batch))
+	run := func(again bool) error {
 		_, err := q.c.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for i, r := range batch {
-				keys := []string{q.stream, q.dedupe + r.key}
-				if useSha {
+				part := q.parts[partitionOf(r.key, q.n)]
+				keys := []string{part.stream, part.dedupe + r.key}
+				switch {
+				case !again:
 					cmds[i] = enqueueScript.EvalSha(ctx, p, keys, r.body, ttl, r.at)
-				} else {
+				case redis.HasErrorPrefix(cmds[i].Err(), "NOSCRIPT"):
 					cmds[i] = enqueueScript.Eval(ctx, p, keys, r.body, ttl, r.at)
 				}
 			}
 			return nil
 		})
-		return cmds, err
+		return err
 	}
-	cmds, err := run(true)
-	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-		cmds, err = run(false) // Redis lost its script cache (restart)
+	err := run(false)
+	if err != nil && noScript(cmds) {
+		// Redis lost its script cache (restart), or a primary never had
+		// it: again there only, as the others have queued theirs.
+		err = run(true)
 	}
 	for i, r := range batch {
 		var res enqueueRes
@@ -177,128 +241,53 @@ func (q *Queue) runEnqueues(ctx context.Context, batch []*enqueueReq) {
 	}
 }
 
-// ensureGroup creates the consumer group (and the stream) once; after Redis
-// lost its data the group is created again on the next NOGROUP.
-func (q *Queue) ensureGroup(ctx context.Context) error {
-	q.mu.Lock()
-	ok := q.groupOK
-	q.mu.Unlock()
-	if ok {
+// ensureGroups creates the consumer groups (and streams) of parts that
+// have none yet; after Redis lost its data a group is created again on the
+// next NOGROUP.
+func (q *Queue) ensureGroups(ctx context.Context, parts []*queuePart) error {
+	var missing []*queuePart
+	for _, p := range parts {
+		if !p.groupOK.Load() {
+			missing = append(missing, p)
+		}
+	}
+	if len(missing) == 0 {
 		return nil
 	}
-	err := q.c.XGroupCreateMkStream(ctx, q.stream, queueGroup, "0").Err()
-	if err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
-		return err
-	}
-	q.mu.Lock()
-	q.groupOK = true
-	q.mu.Unlock()
-	return nil
-}
-
-func (q *Queue) groupLost(err error) bool {
-	if err != nil && strings.HasPrefix(err.Error(), "NOGROUP") {
-		q.mu.Lock()
-		q.groupOK = false
-		q.mu.Unlock()
-		return true
-	}
-	return false
-}
-
-// Read hands out up to max entries: first any abandoned by a dead or slow
-// reader (idle RetryAfter), else new ones, waiting up to wait.
-func (q *Queue) Read(ctx context.Context, max int, wait time.Duration) ([]queue.Item, error) {
-	if err := q.ensureGroup(ctx); err != nil {
-		return nil, unavailable("read", err)
-	}
-	items, err := q.claim(ctx, max)
-	if err != nil || len(items) > 0 {
-		return items, err
-	}
-	if wait < time.Millisecond {
-		wait = time.Millisecond
-	}
-	res, err := q.c.XReadGroup(ctx, &redis.XReadGroupArgs{
-		Group: queueGroup, Consumer: q.consumer, Streams: []string{q.stream, ">"},
-		Count: int64(max), Block: wait,
-	}).Result()
-	if errors.Is(err, redis.Nil) {
-		return nil, nil
-	}
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		q.groupLost(err)
-		return nil, unavailable("read", err)
-	}
-	for _, s := range res {
-		for _, m := range s.Messages {
-			items = append(items, toItem(m, 1))
-		}
-	}
-	return items, nil
-}
-
-// claim takes over entries idle longer than RetryAfter, at most once per
-// RetryAfter/4 per node.
-func (q *Queue) claim(ctx context.Context, max int) ([]queue.Item, error) {
-	q.mu.Lock()
-	due := time.Since(q.lastClaim) >= q.opts.RetryAfter/4
-	if due {
-		q.lastClaim = time.Now()
-	}
-	q.mu.Unlock()
-	if !due {
-		return nil, nil
-	}
-	msgs, _, err := q.c.XAutoClaim(ctx, &redis.XAutoClaimArgs{
-		Stream: q.stream, Group: queueGroup, Consumer: q.consumer,
-		MinIdle: q.opts.RetryAfter, Start: "0-0", Count: int64(max),
-	}).Result()
-	if err != nil {
-		q.groupLost(err)
-		return nil, unavailable("claim", err)
-	}
-	if len(msgs) == 0 {
-		return nil, nil
-	}
-	// The delivery counts live in the pending entries list.
-	cmds := make([]*redis.XPendingExtCmd, len(msgs))
-	_, err = q.c.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, m := range msgs {
-			cmds[i] = p.XPendingExt(ctx, &redis.XPendingExtArgs{
-				Stream: q.stream, Group: queueGroup, Start: m.ID, End: m.ID, Count: 1,
-			})
+	cmds := make([]*redis.StatusCmd, len(missing))
+	_, _ = q.c.Pipelined(ctx, func(pl redis.Pipeliner) error {
+		for i, p := range missing {
+			cmds[i] = pl.XGroupCreateMkStream(ctx, p.stream, queueGroup, "0")
 		}
 		return nil
 	})
-	if err != nil {
-		return nil, unavailable("claim", err)
-	}
-	items := make([]queue.Item, 0, len(msgs))
-	for i, m := range msgs {
-		attempts := 2
-		if p, err := cmds[i].Result(); err == nil && len(p) == 1 {
-			attempts = int(p[0].RetryCount)
+	for i, p := range missing {
+		if err := cmds[i].Err(); err != nil && !redis.HasErrorPrefix(err, "BUSYGROUP") {
+			return err
 		}
-		items = append(items, toItem(m, attempts))
+		p.groupOK.Store(true)
 	}
-	return items, nil
+	return nil
 }
 
-func toItem(m redis.XMessage, attempts int) queue.Item {
-	it := queue.Item{ID: m.ID, Attempts: attempts}
-	if b, ok := m.Values[queueField].(string); ok {
-		it.Body = []byte(b)
-	}
-	if t, ok := m.Values["t"].(string); ok {
-		if ms, err := strconv.ParseInt(t, 10, 64); err == nil {
-			it.Enqueued = time.UnixMilli(ms)
+// groupLost notes that Redis lost the groups of parts (it answered
+// NOGROUP), so the next read creates them again.
+func groupLost(err error, parts ...*queuePart) {
+	if err != nil && redis.HasErrorPrefix(err, "NOGROUP") {
+		for _, p := range parts {
+			p.groupOK.Store(false)
 		}
 	}
-	return it
+}
+
+// entry splits an item ID into its partition and stream entry id.
+func (q *Queue) entry(id string) (*queuePart, string) {
+	if i := strings.IndexByte(id, '/'); i > 0 {
+		if n, err := strconv.Atoi(id[:i]); err == nil && n >= 0 && n < len(q.parts) {
+			return q.parts[n], id[i+1:]
+		}
+	}
+	return q.parts[0], id
 }
 
 // Ack removes processed entries.
@@ -307,8 +296,11 @@ func (q *Queue) Ack(ctx context.Context, ids ...string) error {
 		return nil
 	}
 	_, err := q.c.Pipelined(ctx, func(p redis.Pipeliner) error {
-		p.XAck(ctx, q.stream, queueGroup, ids...)
-		p.XDel(ctx, q.stream, ids...)
+		for _, id := range ids {
+			part, eid := q.entry(id)
+			p.XAck(ctx, part.stream, queueGroup, eid)
+			p.XDel(ctx, part.stream, eid)
+		}
 		return nil
 	})
 	if err != nil {
@@ -318,18 +310,19 @@ func (q *Queue) Ack(ctx context.Context, ids ...string) error {
 }
 
 // Fail records a failed attempt: the entry stays pending and is handed out
-// again once idle RetryAfter, or moves to the dead letters after
-// MaxAttempts.
+// again once idle RetryAfter, or moves to its partition's dead letters
+// after MaxAttempts.
 func (q *Queue) Fail(ctx context.Context, it queue.Item) (dead bool, err error) {
 	if it.Attempts < q.opts.MaxAttempts {
 		return false, nil
 	}
+	part, eid := q.entry(it.ID)
 	_, err = q.c.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.XAdd(ctx, &redis.XAddArgs{Stream: q.dead, Values: map[string]any{
+		p.XAdd(ctx, &redis.XAddArgs{Stream: part.dead, Values: map[string]any{
 			queueField: it.Body, "id": it.ID, "attempts": it.Attempts, "t": time.Now().UnixMilli(),
 		}})
-		p.XAck(ctx, q.stream, queueGroup, it.ID)
-		p.XDel(ctx, q.stream, it.ID)
+		p.XAck(ctx, part.stream, queueGroup, eid)
+		p.XDel(ctx, part.stream, eid)
 		return nil
 	})
 	if err != nil {
@@ -338,16 +331,26 @@ func (q *Queue) Fail(ctx context.Context, it queue.Item) (dead bool, err error) 
 	return true, nil
 }
 
-// Stats returns the stream's length and the dead letters'.
+// Stats returns the streams' lengths and the dead letters', summed over
+// the partitions this node reads.
 func (q *Queue) Stats(ctx context.Context) (depth, dead int64, err error) {
-	var l1, l2 *redis.IntCmd
+	q.mu.Lock()
+	parts := q.readable
+	q.mu.Unlock()
+	lens := make([]*redis.IntCmd, 2*len(parts))
 	_, err = q.c.Pipelined(ctx, func(p redis.Pipeliner) error {
-		l1 = p.XLen(ctx, q.stream)
-		l2 = p.XLen(ctx, q.dead)
+		for i, part := range parts {
+			lens[2*i] = p.XLen(ctx, part.stream)
+			lens[2*i+1] = p.XLen(ctx, part.dead)
+		}
 		return nil
 	})
 	if err != nil {
 		return 0, 0, unavailable("stats", err)
 	}
-	return l1.Val(), l2.Val(), nil
+	for i := 0; i < len(lens); i += 2 {
+		depth += lens[i].Val()
+		dead += lens[i+1].Val()
+	}
+	return depth, dead, nil
 }

@@ -12,17 +12,22 @@ import (
 	"github.com/heraldhq/herald/pkg/queue"
 	"github.com/heraldhq/herald/pkg/queue/queuetest"
 	"github.com/heraldhq/herald/pkg/redistest"
+	"github.com/heraldhq/herald/pkg/store/redisstore"
 	"github.com/heraldhq/herald/pkg/store/storetest"
 )
 
 func TestQueueConformance(t *testing.T) {
 	srv := redistest.Start(t)
 	n := 0
-	queuetest.Run(t, func(t *testing.T, opts queue.Options) queuetest.Queue {
-		st, _ := newNode(t, srv, "a", 0)
-		n++
-		return st.Queue(fmt.Sprint("q", n), opts)
-	})
+	for _, parts := range []int{1, 4} {
+		t.Run(fmt.Sprint("Partitions", parts), func(t *testing.T) {
+			queuetest.Run(t, func(t *testing.T, opts queue.Options) queuetest.Queue {
+				st, _ := newNode(t, srv, "a", 0)
+				n++
+				return st.Queue(fmt.Sprint("q", n), redisstore.QueueOptions{Options: opts, Partitions: parts})
+			})
+		})
+	}
 }
 
 func TestQueueEntryOfDeadNodeIsClaimedByAnother(t *testing.T) {
@@ -31,7 +36,7 @@ func TestQueueEntryOfDeadNodeIsClaimedByAnother(t *testing.T) {
 	opts := queue.Options{RetryAfter: 200 * time.Millisecond}
 	a, _ := newNode(t, srv, "a", 0)
 	b, _ := newNode(t, srv, "b", 0)
-	qa, qb := a.Queue("w", opts), b.Queue("w", opts)
+	qa, qb := a.Queue("w", redisstore.QueueOptions{Options: opts}), b.Queue("w", redisstore.QueueOptions{Options: opts})
 	if _, err := qa.Enqueue(ctx, "k", []byte("work")); err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +64,7 @@ func TestQueueEntryOfDeadNodeIsClaimedByAnother(t *testing.T) {
 func TestQueueUnavailableWhenRedisIsDown(t *testing.T) {
 	srv := redistest.Start(t)
 	st, _ := newNode(t, srv, "a", 0)
-	q := st.Queue("w", queue.Options{})
+	q := st.Queue("w", redisstore.QueueOptions{})
 	srv.Kill()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -114,5 +119,47 @@ func TestClaimOfDeadNodeReturnsAfterLease(t *testing.T) {
 	}
 	if got, _ := b.ClaimPush(ctx, now.Add(2*time.Second), 5, time.Second); len(got) != 1 {
 		t.Fatal("b did not take over the expired claim")
+	}
+}
+
+// TestQueuePartitionCountChangeLosesNothing: entries written by nodes with
+// more partitions than the reader's (a lowered count, or a rolling change)
+// are read too, and dead letters in every partition count.
+func TestQueuePartitionCountChangeLosesNothing(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	opts := queue.Options{MaxAttempts: 1}
+	a, _ := newNode(t, srv, "a", 0)
+	b, _ := newNode(t, srv, "b", 0)
+	wide := a.Queue("webhooks", redisstore.QueueOptions{Options: opts, Partitions: 16})
+	const n = 40
+	for round, parts := range []int{2, 1} {
+		for i := range n {
+			if _, err := wide.Enqueue(ctx, fmt.Sprint("k", round, "-", i), []byte(fmt.Sprint(i))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		narrow := b.Queue("webhooks", redisstore.QueueOptions{Options: opts, Partitions: parts})
+		seen := map[string]bool{}
+		deadline := time.Now().Add(10 * time.Second)
+		for len(seen) < n && time.Now().Before(deadline) {
+			items, err := narrow.Read(ctx, 10, 100*time.Millisecond)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, it := range items {
+				seen[string(it.Body)] = true
+				if dead, err := narrow.Fail(ctx, it); err != nil || !dead {
+					t.Fatalf("fail: %v %v", dead, err)
+				}
+			}
+		}
+		if len(seen) != n {
+			t.Fatalf("a reader with %d partitions read %d of %d entries", parts, len(seen), n)
+		}
+		depth, dead, err := narrow.Stats(ctx)
+		if want := int64((round + 1) * n); err != nil || depth != 0 || dead != want {
+			t.Fatalf("stats with %d partitions: depth %d dead %d (%v), want 0 and %d", parts, depth, dead, err, want)
+		}
 	}
 }

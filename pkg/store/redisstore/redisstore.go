@@ -76,6 +76,9 @@ type Store struct {
 
 	deviceChecks chan *deviceCheck // drained in pipelines by deviceCheckLoop
 
+	pushKeys [][]string    // due, msg, lease of each pending-push partition
+	pushNext atomic.Uint32 // rotates the partition ClaimPush starts at
+
 	ctx    context.Context // ends at Close: background loops stop
 	cancel context.CancelFunc
 	done   chan struct{} // closed when the heartbeat has stopped
@@ -110,6 +113,7 @@ func New(client redis.UniversalClient, opts Options) *Store {
 		done: make(chan struct{}),
 
 		deviceChecks: make(chan *deviceCheck, maxDeviceCheckPipeline),
+		pushKeys:     pushKeySets(opts.Prefix),
 	}
 	s.presence.local = make(map[string]int)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -149,7 +153,10 @@ func (s *Store) Close() error {
 
 // Keys. A user's presence hash shares the user's hash tag with the
 // broker's keys; the liveness keys share the tag {nodes}, so one MGET reads
-// all of them in a cluster.
+// all of them in a cluster. That puts them all on one slot, which is
+// fine: each is written once per node per PresenceTTL/3 and they are read
+// per presence check, not per notification (unlike the webhook queue and
+// the pending pushes, which are partitioned).
 func (s *Store) presenceKey(user string) string { return s.opts.Prefix + "{" + user + "}:presence" }
 func (s *Store) liveKey(node string) string     { return s.opts.Prefix + "{nodes}:live:" + node }
 func (s *Store) idemKey(key string) string      { return s.opts.Prefix + "idem:" + key }

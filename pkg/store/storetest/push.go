@@ -136,6 +136,48 @@ func PendingPushes(t *testing.T, s PushStore) {
 	if err != nil || len(later) != 1 || later[0].ID != "n3" {
 		t.Fatalf("claim later = %+v, %v; want n3", later, err)
 	}
+
+	// Many users' pushes (spread over a store's partitions, if it has
+	// any): claims of at most 7 hand each out once, and cancelling by
+	// key finds each.
+	var many []push.Pending
+	for i := range 40 {
+		many = append(many, push.Pending{User: fmt.Sprint("user-", i), ID: "m", Due: now.Add(-time.Second), Message: []byte("{}")})
+	}
+	if err := s.SchedulePush(ctx, many); err != nil {
+		t.Fatal(err)
+	}
+	var cancel []string
+	for i := 0; i < 40; i += 4 {
+		cancel = append(cancel, push.PendingKey(fmt.Sprint("user-", i), "m"))
+	}
+	if err := s.CancelPush(ctx, cancel); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for range 20 {
+		got, err := s.ClaimPush(ctx, now, 7, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) > 7 {
+			t.Fatalf("claim of at most 7 handed out %d", len(got))
+		}
+		for _, p := range got {
+			if seen[p.User] {
+				t.Fatalf("%s's push handed out twice", p.User)
+			}
+			seen[p.User] = true
+		}
+	}
+	if len(seen) != 30 {
+		t.Fatalf("%d pushes claimed, want the 30 not cancelled", len(seen))
+	}
+	for i := 0; i < 40; i += 4 {
+		if seen[fmt.Sprint("user-", i)] {
+			t.Fatalf("cancelled push of user-%d was claimed", i)
+		}
+	}
 }
 
 // DeviceLimit checks the per-user device limit: new devices beyond it

@@ -12,28 +12,37 @@ import (
 
 // CPU is the CPU time spent per operation of a run (a delivered
 // notification, an accepted webhook, a delivered fan-out frame), in
-// microseconds: the server's, when its PID is known, and the load tool's
-// own. On a machine the two share, the sum bounds the rate.
+// microseconds: the server's, when its PID is known, the Redis processes'
+// together, when theirs are, and the load tool's own. On a machine they
+// share, the sum bounds the rate.
 type CPU struct {
 	ServerMicros float64 `json:"server_us_per_op,omitempty"`
+	RedisMicros  float64 `json:"redis_us_per_op,omitempty"`
 	ToolMicros   float64 `json:"tool_us_per_op"`
 }
 
 // cpuMeter measures CPU time over a stretch of a run.
 type cpuMeter struct {
-	pid          int
-	server, tool time.Duration
+	pid                 int
+	redisPIDs           []int
+	server, redis, tool time.Duration
+	redisErr            error // a Redis process could not be read at the start
 }
 
-func startCPU(pid int) *cpuMeter {
-	m := &cpuMeter{pid: pid, tool: selfCPU()}
+func startCPU(pid int, redisPIDs []int) *cpuMeter {
+	m := &cpuMeter{pid: pid, redisPIDs: redisPIDs, tool: selfCPU()}
 	if pid > 0 {
 		m.server, _ = ProcessCPU(pid)
+	}
+	if len(redisPIDs) > 0 {
+		m.redis, m.redisErr = sumCPU(redisPIDs, ProcessCPU)
 	}
 	return m
 }
 
-// per returns the CPU spent since the start over ops operations.
+// per returns the CPU spent since the start over ops operations. The
+// Redis figure is left out when any of the processes could not be read at
+// either end: a partial sum would understate it.
 func (m *cpuMeter) per(ops int64) CPU {
 	if ops <= 0 {
 		return CPU{}
@@ -45,7 +54,47 @@ func (m *cpuMeter) per(ops int64) CPU {
 			c.ServerMicros = micros(now-m.server) / float64(ops)
 		}
 	}
+	if len(m.redisPIDs) > 0 && m.redisErr == nil {
+		if now, err := sumCPU(m.redisPIDs, ProcessCPU); err == nil {
+			c.RedisMicros = micros(now-m.redis) / float64(ops)
+		}
+	}
 	return c
+}
+
+// sumCPU adds up the CPU time of pids, read by cpuOf; one that cannot be
+// read fails the sum.
+func sumCPU(pids []int, cpuOf func(pid int) (time.Duration, error)) (time.Duration, error) {
+	var total time.Duration
+	for _, pid := range pids {
+		d, err := cpuOf(pid)
+		if err != nil {
+			return 0, fmt.Errorf("cpu of pid %d: %w", pid, err)
+		}
+		total += d
+	}
+	return total, nil
+}
+
+// ParsePIDs reads a comma-separated list of process ids ("4242,4243");
+// blanks around commas are allowed, empty items, duplicates and ids below
+// 1 are not.
+func ParsePIDs(s string) ([]int, error) {
+	var pids []int
+	seen := map[int]bool{}
+	for _, item := range strings.Split(s, ",") {
+		item = strings.TrimSpace(item)
+		pid, err := strconv.Atoi(item)
+		if err != nil || pid < 1 {
+			return nil, fmt.Errorf("pid %q: want a positive integer", item)
+		}
+		if seen[pid] {
+			return nil, fmt.Errorf("pid %d given twice", pid)
+		}
+		seen[pid] = true
+		pids = append(pids, pid)
+	}
+	return pids, nil
 }
 
 func micros(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }

@@ -30,6 +30,7 @@ type Options struct {
 	Sessions  int                               // live sessions to open, one user each
 	Users     int                               // distinct users (default Sessions)
 	ServerPID int                               // when set, its RSS growth (idle) or CPU per operation is reported
+	RedisPIDs []int                             // when set, the Redis processes' summed CPU per operation is reported
 	Sources   int                               // 127.0.0.x source addresses to spread over (default 64: 15,000 sessions stay under HERALD_MAX_CONNS_PER_IP)
 	Timeout   time.Duration                     // hard bound on the whole run (default 5m)
 	Progress  func(format string, args ...any)  // progress lines; nil for none

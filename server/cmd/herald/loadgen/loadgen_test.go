@@ -2,7 +2,9 @@ package loadgen
 
 import (
 	"context"
+	"errors"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -59,7 +61,7 @@ func TestParseStatCPU(t *testing.T) {
 }
 
 func TestCPUMeterCountsThisProcess(t *testing.T) {
-	m := startCPU(os.Getpid())
+	m := startCPU(os.Getpid(), nil)
 	deadline := time.Now().Add(300 * time.Millisecond)
 	for x := 0; time.Now().Before(deadline); x++ {
 		_ = x * x // burn CPU
@@ -72,5 +74,60 @@ func TestCPUMeterCountsThisProcess(t *testing.T) {
 	}
 	if (CPU{}) != m.per(0) {
 		t.Fatal("CPU per zero operations is not zero")
+	}
+}
+
+func TestParsePIDs(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want []int
+		err  bool
+	}{
+		{in: "4242", want: []int{4242}},
+		{in: "1,2,3", want: []int{1, 2, 3}},
+		{in: " 7 , 8 ", want: []int{7, 8}},
+		{in: "", err: true},
+		{in: "1,,2", err: true},
+		{in: "1,x", err: true},
+		{in: "0", err: true},
+		{in: "-3", err: true},
+		{in: "5,5", err: true},
+	} {
+		got, err := ParsePIDs(tc.in)
+		if (err != nil) != tc.err || !slices.Equal(got, tc.want) {
+			t.Errorf("ParsePIDs(%q) = %v, %v; want %v, error %v", tc.in, got, err, tc.want, tc.err)
+		}
+	}
+}
+
+func TestSumCPUAddsEveryProcessAndFailsOnAMissingOne(t *testing.T) {
+	cpuOf := func(pid int) (time.Duration, error) {
+		if pid == 99 {
+			return 0, errors.New("no such process")
+		}
+		return time.Duration(pid) * time.Second, nil
+	}
+	if got, err := sumCPU([]int{1, 2, 4}, cpuOf); err != nil || got != 7*time.Second {
+		t.Fatalf("sum = %v, %v; want 7s", got, err)
+	}
+	if _, err := sumCPU([]int{1, 99}, cpuOf); err == nil {
+		t.Fatal("a process that cannot be read was left out of the sum silently")
+	}
+}
+
+func TestCPUMeterCountsRedisProcesses(t *testing.T) {
+	// This process stands in for a Redis: its CPU lands in the Redis figure.
+	m := startCPU(0, []int{os.Getpid()})
+	deadline := time.Now().Add(300 * time.Millisecond)
+	for x := 0; time.Now().Before(deadline); x++ {
+		_ = x * x
+	}
+	if c := m.per(1000); c.RedisMicros < 100 || c.ServerMicros != 0 {
+		t.Fatalf("per op %+v, want Redis near 300 µs and no server figure", c)
+	}
+	// A process that cannot be read leaves the Redis figure out.
+	gone := startCPU(0, []int{os.Getpid(), 1 << 30})
+	if c := gone.per(1000); c.RedisMicros != 0 {
+		t.Fatalf("per op %+v with an unreadable Redis pid, want no Redis figure", c)
 	}
 }

@@ -36,7 +36,8 @@ func runBench(ctx context.Context, args []string, out io.Writer) error {
 		"and http_api.error_mode \"transport\" for refused sends to count as errors)")
 	sessions := fs.Int("sessions", 1000, "live sessions to open (one user each)")
 	pid := fs.Int("pid", 0, "server PID: idle reports its RSS growth per connection, the others its CPU time per operation")
-	var redisPIDs pidList
+	var nodePIDs, redisPIDs pidList
+	fs.Var(&nodePIDs, "node-pid", "the cluster's other node PIDs, comma-separated or repeated: their CPU is added to --pid's")
 	const redisUsage = "Redis PIDs, comma-separated or repeated (every process of a Cluster): unicast, fanout and ingest\n" +
 		"report their summed CPU time per operation (cpu.redis_us_per_op)"
 	fs.Var(&redisPIDs, "redis-pid", redisUsage)
@@ -69,7 +70,7 @@ func runBench(ctx context.Context, args []string, out io.Writer) error {
 			return fmt.Errorf("bench ingest: --peer %s: ingest drives Herald's own webhooks; use idle, unicast or fanout", *peer)
 		}
 		return benchIngest(ctx, out, loadgen.IngestOptions{
-			Options: loadgen.Options{BaseURL: *base, SendURL: *sendTo, Users: *users, ServerPID: *pid, RedisPIDs: redisPIDs, Timeout: *timeout,
+			Options: loadgen.Options{BaseURL: *base, SendURL: *sendTo, Users: *users, ServerPID: *pid, NodePIDs: nodePIDs, RedisPIDs: redisPIDs, Timeout: *timeout,
 				Progress: func(format string, a ...any) { fmt.Fprintf(os.Stderr, format+"\n", a...) }},
 			Provider: *provider, Secret: *secret, Messages: *messages, Rate: *rate, Workers: *workers,
 		}, *creds.dataDir)
@@ -80,7 +81,7 @@ func runBench(ctx context.Context, args []string, out io.Writer) error {
 	}
 	opts := loadgen.Options{
 		BaseURL: *base, SendURL: *sendTo, APIKey: *creds.apiKey, Transport: *transport, Sessions: *sessions,
-		ServerPID: *pid, RedisPIDs: redisPIDs, Timeout: *timeout, Peer: *peer, MintToken: mint,
+		ServerPID: *pid, NodePIDs: nodePIDs, RedisPIDs: redisPIDs, Timeout: *timeout, Peer: *peer, MintToken: mint,
 		Progress: func(format string, a ...any) { fmt.Fprintf(os.Stderr, format+"\n", a...) },
 	}
 	var res any

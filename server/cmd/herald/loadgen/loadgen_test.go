@@ -61,18 +61,15 @@ func TestParseStatCPU(t *testing.T) {
 }
 
 func TestCPUMeterCountsThisProcess(t *testing.T) {
-	m := startCPU(os.Getpid(), nil)
-	deadline := time.Now().Add(300 * time.Millisecond)
-	for x := 0; time.Now().Before(deadline); x++ {
-		_ = x * x // burn CPU
-	}
+	m := startCPU([]int{os.Getpid()}, nil)
+	burnCPU(t, 300*time.Millisecond)
 	c := m.per(1000)
 	// 300 ms of spinning over 1000 operations is about 300 µs each; /proc
 	// counts in 10 ms ticks, so only a loose lower bound is safe.
 	if c.ToolMicros < 100 || c.ServerMicros < 100 {
 		t.Fatalf("per op %+v, want both near 300 µs", c)
 	}
-	if (CPU{}) != m.per(0) {
+	if m.per(0).ByPID != nil || m.per(0).ServerMicros != 0 {
 		t.Fatal("CPU per zero operations is not zero")
 	}
 }
@@ -117,17 +114,31 @@ func TestSumCPUAddsEveryProcessAndFailsOnAMissingOne(t *testing.T) {
 
 func TestCPUMeterCountsRedisProcesses(t *testing.T) {
 	// This process stands in for a Redis: its CPU lands in the Redis figure.
-	m := startCPU(0, []int{os.Getpid()})
-	deadline := time.Now().Add(300 * time.Millisecond)
-	for x := 0; time.Now().Before(deadline); x++ {
-		_ = x * x
-	}
-	if c := m.per(1000); c.RedisMicros < 100 || c.ServerMicros != 0 {
+	m := startCPU(nil, []int{os.Getpid()})
+	burnCPU(t, 300*time.Millisecond)
+	c := m.per(1000)
+	if c.RedisMicros < 100 || c.ServerMicros != 0 {
 		t.Fatalf("per op %+v, want Redis near 300 µs and no server figure", c)
 	}
+	if len(c.ByPID) != 1 || c.ByPID[os.Getpid()] != c.RedisMicros {
+		t.Fatalf("by pid %v, want this process's share, the whole Redis figure", c.ByPID)
+	}
 	// A process that cannot be read leaves the Redis figure out.
-	gone := startCPU(0, []int{os.Getpid(), 1 << 30})
+	gone := startCPU(nil, []int{os.Getpid(), 1 << 30})
 	if c := gone.per(1000); c.RedisMicros != 0 {
 		t.Fatalf("per op %+v with an unreadable Redis pid, want no Redis figure", c)
+	}
+}
+
+// burnCPU spins until this process has used d more CPU time: on a busy
+// machine that takes longer than d of wall time.
+func burnCPU(t *testing.T, d time.Duration) {
+	t.Helper()
+	start, deadline := selfCPU(), time.Now().Add(30*time.Second)
+	for x := 0; selfCPU()-start < d; x++ {
+		if time.Now().After(deadline) {
+			t.Fatalf("this process got less than %v of CPU in 30 s", d)
+		}
+		_ = x * x
 	}
 }

@@ -137,7 +137,7 @@ func Unicast(ctx context.Context, o UnicastOptions) (*UnicastResult, error) {
 	}
 	var sent, errs atomic.Int64
 	start := time.Now()
-	cpu := startCPU(o.ServerPID, o.RedisPIDs)
+	cpu := startCPU(o.serverPIDs(), o.RedisPIDs)
 	progress := func() { o.Progress("sent %d/%d, delivered %d", sent.Load(), o.Messages, lat.recv.Load()) }
 	drive(ctx, o.Messages, o.Workers, o.Rate, progress, func(int) {
 		user := userName(rand.IntN(o.Users))
@@ -213,7 +213,7 @@ func Fanout(ctx context.Context, o FanoutOptions) (*FanoutResult, error) {
 	}
 	res := &FanoutResult{Scenario: "fanout", Transport: o.Transport, Peer: o.Peer, Users: o.Users, Rounds: o.Rounds}
 	var times []time.Duration
-	cpu, first := startCPU(o.ServerPID, o.RedisPIDs), recv.Load()
+	cpu, first := startCPU(o.serverPIDs(), o.RedisPIDs), recv.Load()
 	var sent int64
 	for r := 0; r < o.Rounds && ctx.Err() == nil; r++ {
 		base := recv.Load()

@@ -20,18 +20,32 @@ redis_wait_ping() {
   return 1
 }
 
+# redis_port_free PORT: waits up to 10 s for nothing to answer on PORT, so a
+# Redis left from before (or someone else's) is never taken for ours.
+redis_port_free() {
+  for _ in $(seq 100); do
+    redis-cli -p "$1" ping >/dev/null 2>&1 || return 0
+    sleep 0.1
+  done
+  echo "port $1 is taken by another Redis" >&2
+  return 1
+}
+
 start_redis() {
   local port=$1 dir=$2
+  redis_port_free "$port"
   mkdir -p "$dir"
   redis-server --port "$port" --bind 127.0.0.1 --dir "$dir" \
     --appendonly yes --appendfsync everysec --save "" >"$dir/redis.log" 2>&1 &
   pids+=($!)
   REDIS_PIDS=$!
   redis_wait_ping "$port"
+  kill -0 "$REDIS_PIDS" 2>/dev/null || { echo "redis on port $port exited (see $dir/redis.log)" >&2; return 1; }
 }
 
 start_redis_cluster() {
   local base=$1 dir=$2 addrs=() rpids=() port
+  for i in 0 1 2 3 4 5; do redis_port_free $((base + i)); done
   for i in 0 1 2 3 4 5; do
     port=$((base + i))
     mkdir -p "$dir/$port"
@@ -43,6 +57,9 @@ start_redis_cluster() {
     addrs+=("127.0.0.1:$port")
   done
   for i in 0 1 2 3 4 5; do redis_wait_ping $((base + i)); done
+  for p in "${rpids[@]}"; do
+    kill -0 "$p" 2>/dev/null || { echo "a cluster redis exited (see $dir/*/redis.log)" >&2; return 1; }
+  done
   redis-cli --cluster create "${addrs[@]}" --cluster-replicas 1 --cluster-yes >"$dir/create.log" 2>&1 || {
     echo "redis-cli --cluster create failed (see $dir/create.log)" >&2
     return 1

@@ -3,7 +3,7 @@
 GO ?= go
 GOFLAGS_TEST ?= -race -count=1 -timeout 30m
 
-.PHONY: run test test-deps vet fmt-check bench cluster build fuzz
+.PHONY: run test test-deps vet fmt-check bench cluster cluster-redis-cluster build fuzz
 
 run:
 	$(GO) run ./server/cmd/herald serve
@@ -31,6 +31,11 @@ bench:
 # topology without Docker). Ctrl-C stops everything.
 cluster: build
 	./scripts/cluster.sh
+
+# The same with a local 6-process Redis Cluster (3 primaries, 3 replicas)
+# instead of one Redis.
+cluster-redis-cluster: build
+	CLUSTER=redis-cluster ./scripts/cluster.sh
 
 # Runs every fuzz target for FUZZTIME each (the seed corpora run in `make test`).
 FUZZTIME ?= 30s

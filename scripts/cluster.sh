@@ -3,11 +3,18 @@
 # Herald nodes and nginx in front of them, all on loopback. Stops everything
 # on Ctrl-C or SIGTERM.
 #
-#   LB_PORT (8080) NODE1_PORT (8081) NODE2_PORT (8082) REDIS_PORT (6390)
-#   CLUSTER_DIR (a temporary directory) HERALD_BIN (bin/herald)
-#   HERALD_JWT_SECRET, HERALD_API_KEY (development defaults)
+# With CLUSTER=redis-cluster (`make cluster-redis-cluster`) the Redis is a
+# Redis Cluster of six processes on REDIS_PORT..REDIS_PORT+5, three
+# primaries with a replica each, and the nodes use HERALD_REDIS_CLUSTER_ADDRS
+# (sharded pub/sub, one pub/sub connection per primary).
+#
+#   CLUSTER ("" or redis-cluster) LB_PORT (8080) NODE1_PORT (8081)
+#   NODE2_PORT (8082) REDIS_PORT (6390) CLUSTER_DIR (a temporary directory)
+#   HERALD_BIN (bin/herald) HERALD_JWT_SECRET, HERALD_API_KEY (development
+#   defaults)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/redis-cluster.sh
 
 LB_PORT=${LB_PORT:-8080}
 NODE1_PORT=${NODE1_PORT:-8081}
@@ -28,15 +35,26 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$CLUSTER_DIR/redis" \
-  --appendonly yes --appendfsync everysec --save "" >"$CLUSTER_DIR/redis.log" 2>&1 &
-pids+=($!)
-echo "redis  pid $! port $REDIS_PORT"
-for _ in $(seq 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+case ${CLUSTER:-} in
+"")
+  start_redis "$REDIS_PORT" "$CLUSTER_DIR/redis"
+  echo "redis  pid $REDIS_PIDS port $REDIS_PORT"
+  redis_form=(HERALD_REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0")
+  ;;
+redis-cluster)
+  start_redis_cluster "$REDIS_PORT" "$CLUSTER_DIR/redis"
+  echo "redis cluster  pids $REDIS_PIDS  nodes $REDIS_CLUSTER_ADDRS"
+  redis_form=(HERALD_REDIS_CLUSTER_ADDRS="$REDIS_CLUSTER_ADDRS")
+  ;;
+*)
+  echo "CLUSTER=$CLUSTER: want redis-cluster or nothing" >&2
+  exit 2
+  ;;
+esac
 
 for i in 1 2; do
   port_var="NODE${i}_PORT"
-  HERALD_ADDR="127.0.0.1:${!port_var}" HERALD_TRUSTED_PROXIES=127.0.0.1 HERALD_REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0" \
+  env "${redis_form[@]}" HERALD_ADDR="127.0.0.1:${!port_var}" HERALD_TRUSTED_PROXIES=127.0.0.1 \
     HERALD_NODE_ID="node$i" HERALD_DATA_DIR="$CLUSTER_DIR/node$i" \
     "$HERALD_BIN" serve >"$CLUSTER_DIR/node$i.log" 2>&1 &
   pids+=($!)

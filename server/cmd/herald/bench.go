@@ -9,6 +9,9 @@ import (
 	"io"
 	"os"
 	"runtime/pprof"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/heraldhq/herald/pkg/token"
@@ -33,6 +36,12 @@ func runBench(ctx context.Context, args []string, out io.Writer) error {
 		"and http_api.error_mode \"transport\" for refused sends to count as errors)")
 	sessions := fs.Int("sessions", 1000, "live sessions to open (one user each)")
 	pid := fs.Int("pid", 0, "server PID: idle reports its RSS growth per connection, the others its CPU time per operation")
+	var nodePIDs, redisPIDs pidList
+	fs.Var(&nodePIDs, "node-pid", "the cluster's other node PIDs, comma-separated or repeated: their CPU is added to --pid's")
+	const redisUsage = "Redis PIDs, comma-separated or repeated (every process of a Cluster): unicast, fanout and ingest\n" +
+		"report their summed CPU time per operation (cpu.redis_us_per_op)"
+	fs.Var(&redisPIDs, "redis-pid", redisUsage)
+	fs.Var(&redisPIDs, "redis-pids", "the same as --redis-pid")
 	messages := fs.Int("messages", 20000, "unicast: notifications to send")
 	rate := fs.Float64("rate", 0, "unicast: notifications per second (0: as fast as possible)")
 	workers := fs.Int("workers", 32, "unicast: concurrent API callers")
@@ -61,7 +70,7 @@ func runBench(ctx context.Context, args []string, out io.Writer) error {
 			return fmt.Errorf("bench ingest: --peer %s: ingest drives Herald's own webhooks; use idle, unicast or fanout", *peer)
 		}
 		return benchIngest(ctx, out, loadgen.IngestOptions{
-			Options: loadgen.Options{BaseURL: *base, SendURL: *sendTo, Users: *users, ServerPID: *pid, Timeout: *timeout,
+			Options: loadgen.Options{BaseURL: *base, SendURL: *sendTo, Users: *users, ServerPID: *pid, NodePIDs: nodePIDs, RedisPIDs: redisPIDs, Timeout: *timeout,
 				Progress: func(format string, a ...any) { fmt.Fprintf(os.Stderr, format+"\n", a...) }},
 			Provider: *provider, Secret: *secret, Messages: *messages, Rate: *rate, Workers: *workers,
 		}, *creds.dataDir)
@@ -72,7 +81,7 @@ func runBench(ctx context.Context, args []string, out io.Writer) error {
 	}
 	opts := loadgen.Options{
 		BaseURL: *base, SendURL: *sendTo, APIKey: *creds.apiKey, Transport: *transport, Sessions: *sessions,
-		ServerPID: *pid, Timeout: *timeout, Peer: *peer, MintToken: mint,
+		ServerPID: *pid, NodePIDs: nodePIDs, RedisPIDs: redisPIDs, Timeout: *timeout, Peer: *peer, MintToken: mint,
 		Progress: func(format string, a ...any) { fmt.Fprintf(os.Stderr, format+"\n", a...) },
 	}
 	var res any
@@ -142,4 +151,29 @@ func report(out io.Writer, res any) error {
 	line, _ := json.Marshal(res)
 	_, err := fmt.Fprintf(out, "%s\n", line)
 	return err
+}
+
+// pidList is a flag of process ids: "1,2,3", or the flag repeated.
+type pidList []int
+
+func (l *pidList) String() string {
+	s := make([]string, len(*l))
+	for i, pid := range *l {
+		s[i] = strconv.Itoa(pid)
+	}
+	return strings.Join(s, ",")
+}
+
+func (l *pidList) Set(v string) error {
+	pids, err := loadgen.ParsePIDs(v)
+	if err != nil {
+		return err
+	}
+	for _, pid := range pids {
+		if slices.Contains(*l, pid) {
+			return fmt.Errorf("pid %d given twice", pid)
+		}
+	}
+	*l = append(*l, pids...)
+	return nil
 }

@@ -93,7 +93,7 @@ func Ingest(ctx context.Context, o IngestOptions) (*IngestResult, error) {
 	var mu sync.Mutex
 	times := make([]time.Duration, 0, o.Messages)
 	start := time.Now()
-	cpu := startCPU(o.ServerPID)
+	cpu := startCPU(o.serverPIDs(), o.RedisPIDs)
 	progress := func() { o.Progress("sent %d/%d, accepted %d", sent.Load(), o.Messages, accepted.Load()) }
 	drive(ctx, o.Messages, o.Workers, o.Rate, progress, func(i int) {
 		now := time.Now()

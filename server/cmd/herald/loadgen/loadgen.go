@@ -30,6 +30,8 @@ type Options struct {
 	Sessions  int                               // live sessions to open, one user each
 	Users     int                               // distinct users (default Sessions)
 	ServerPID int                               // when set, its RSS growth (idle) or CPU per operation is reported
+	NodePIDs  []int                             // the cluster's other nodes: their CPU is added to the server's
+	RedisPIDs []int                             // when set, the Redis processes' summed CPU per operation is reported
 	Sources   int                               // 127.0.0.x source addresses to spread over (default 64: 15,000 sessions stay under HERALD_MAX_CONNS_PER_IP)
 	Timeout   time.Duration                     // hard bound on the whole run (default 5m)
 	Progress  func(format string, args ...any)  // progress lines; nil for none
@@ -93,6 +95,15 @@ func loopbackOnly(raw string) error {
 func dialerFor(i, sources int) *net.Dialer {
 	ip := net.IPv4(127, 0, byte(i%sources/250), byte(2+i%sources%250))
 	return &net.Dialer{LocalAddr: &net.TCPAddr{IP: ip}, Timeout: 10 * time.Second}
+}
+
+// serverPIDs are the processes whose CPU is the server's.
+func (o *Options) serverPIDs() []int {
+	var pids []int
+	if o.ServerPID > 0 {
+		pids = append(pids, o.ServerPID)
+	}
+	return append(pids, o.NodePIDs...)
 }
 
 func userName(i int) string { return "lg" + strconv.Itoa(i) }

@@ -2,7 +2,9 @@ package loadgen
 
 import (
 	"context"
+	"errors"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -59,18 +61,84 @@ func TestParseStatCPU(t *testing.T) {
 }
 
 func TestCPUMeterCountsThisProcess(t *testing.T) {
-	m := startCPU(os.Getpid())
-	deadline := time.Now().Add(300 * time.Millisecond)
-	for x := 0; time.Now().Before(deadline); x++ {
-		_ = x * x // burn CPU
-	}
+	m := startCPU([]int{os.Getpid()}, nil)
+	burnCPU(t, 300*time.Millisecond)
 	c := m.per(1000)
 	// 300 ms of spinning over 1000 operations is about 300 µs each; /proc
 	// counts in 10 ms ticks, so only a loose lower bound is safe.
 	if c.ToolMicros < 100 || c.ServerMicros < 100 {
 		t.Fatalf("per op %+v, want both near 300 µs", c)
 	}
-	if (CPU{}) != m.per(0) {
+	if m.per(0).ByPID != nil || m.per(0).ServerMicros != 0 {
 		t.Fatal("CPU per zero operations is not zero")
+	}
+}
+
+func TestParsePIDs(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want []int
+		err  bool
+	}{
+		{in: "4242", want: []int{4242}},
+		{in: "1,2,3", want: []int{1, 2, 3}},
+		{in: " 7 , 8 ", want: []int{7, 8}},
+		{in: "", err: true},
+		{in: "1,,2", err: true},
+		{in: "1,x", err: true},
+		{in: "0", err: true},
+		{in: "-3", err: true},
+		{in: "5,5", err: true},
+	} {
+		got, err := ParsePIDs(tc.in)
+		if (err != nil) != tc.err || !slices.Equal(got, tc.want) {
+			t.Errorf("ParsePIDs(%q) = %v, %v; want %v, error %v", tc.in, got, err, tc.want, tc.err)
+		}
+	}
+}
+
+func TestSumCPUAddsEveryProcessAndFailsOnAMissingOne(t *testing.T) {
+	cpuOf := func(pid int) (time.Duration, error) {
+		if pid == 99 {
+			return 0, errors.New("no such process")
+		}
+		return time.Duration(pid) * time.Second, nil
+	}
+	if got, err := sumCPU([]int{1, 2, 4}, cpuOf); err != nil || got != 7*time.Second {
+		t.Fatalf("sum = %v, %v; want 7s", got, err)
+	}
+	if _, err := sumCPU([]int{1, 99}, cpuOf); err == nil {
+		t.Fatal("a process that cannot be read was left out of the sum silently")
+	}
+}
+
+func TestCPUMeterCountsRedisProcesses(t *testing.T) {
+	// This process stands in for a Redis: its CPU lands in the Redis figure.
+	m := startCPU(nil, []int{os.Getpid()})
+	burnCPU(t, 300*time.Millisecond)
+	c := m.per(1000)
+	if c.RedisMicros < 100 || c.ServerMicros != 0 {
+		t.Fatalf("per op %+v, want Redis near 300 µs and no server figure", c)
+	}
+	if len(c.ByPID) != 1 || c.ByPID[os.Getpid()] != c.RedisMicros {
+		t.Fatalf("by pid %v, want this process's share, the whole Redis figure", c.ByPID)
+	}
+	// A process that cannot be read leaves the Redis figure out.
+	gone := startCPU(nil, []int{os.Getpid(), 1 << 30})
+	if c := gone.per(1000); c.RedisMicros != 0 {
+		t.Fatalf("per op %+v with an unreadable Redis pid, want no Redis figure", c)
+	}
+}
+
+// burnCPU spins until this process has used d more CPU time: on a busy
+// machine that takes longer than d of wall time.
+func burnCPU(t *testing.T, d time.Duration) {
+	t.Helper()
+	start, deadline := selfCPU(), time.Now().Add(30*time.Second)
+	for x := 0; selfCPU()-start < d; x++ {
+		if time.Now().After(deadline) {
+			t.Fatalf("this process got less than %v of CPU in 30 s", d)
+		}
+		_ = x * x
 	}
 }

@@ -137,7 +137,7 @@ func Unicast(ctx context.Context, o UnicastOptions) (*UnicastResult, error) {
 	}
 	var sent, errs atomic.Int64
 	start := time.Now()
-	cpu := startCPU(o.ServerPID)
+	cpu := startCPU(o.serverPIDs(), o.RedisPIDs)
 	progress := func() { o.Progress("sent %d/%d, delivered %d", sent.Load(), o.Messages, lat.recv.Load()) }
 	drive(ctx, o.Messages, o.Workers, o.Rate, progress, func(int) {
 		user := userName(rand.IntN(o.Users))
@@ -181,7 +181,8 @@ type FanoutResult struct {
 	Rounds     int     `json:"rounds"`
 	Incomplete int     `json:"incomplete_rounds"`
 	LastFrame  Latency `json:"last_frame"`
-	CPU        CPU     `json:"cpu"` // per delivered frame
+	CPU        CPU     `json:"cpu"`            // per delivered frame (recipient)
+	PerFanout  CPU     `json:"cpu_per_fanout"` // per round sent: one notification to every user
 }
 
 // Fanout sends one notification to every user per round (one API call) and
@@ -212,13 +213,15 @@ func Fanout(ctx context.Context, o FanoutOptions) (*FanoutResult, error) {
 	}
 	res := &FanoutResult{Scenario: "fanout", Transport: o.Transport, Peer: o.Peer, Users: o.Users, Rounds: o.Rounds}
 	var times []time.Duration
-	cpu, first := startCPU(o.ServerPID), recv.Load()
+	cpu, first := startCPU(o.serverPIDs(), o.RedisPIDs), recv.Load()
+	var sent int64
 	for r := 0; r < o.Rounds && ctx.Err() == nil; r++ {
 		base := recv.Load()
 		start := time.Now()
 		if err := postNotification(ctx, client, &o.Options, users); err != nil {
 			return nil, err
 		}
+		sent++
 		want := base + int64(o.Sessions)
 		deadline := start.Add(10 * time.Second)
 		for recv.Load() < want && time.Now().Before(deadline) {
@@ -234,6 +237,7 @@ func Fanout(ctx context.Context, o FanoutOptions) (*FanoutResult, error) {
 	}
 	res.LastFrame = summarize(times)
 	res.CPU = cpu.per(recv.Load() - first)
+	res.PerFanout = cpu.per(sent)
 	return res, nil
 }
 

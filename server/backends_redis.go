@@ -85,7 +85,14 @@ func openRedis(ctx context.Context, cfg *config.Config, r broker.Retention, h br
 		return nil, fmt.Errorf("redis autopipeline: %w", err)
 	}
 	st := redisstore.New(ap, redisstore.Options{NodeID: cfg.NodeID, PresenceTTL: cfg.PresenceTTL, Logger: log})
-	bo := redisbroker.Options{Retention: r, Sharded: cfg.RedisSharded, Logger: log}
+	bo := redisbroker.Options{
+		Retention: r, Sharded: cfg.RedisSharded, Logger: log,
+		// WAIT counts the writes of its own connection, which the
+		// autopipeliner does not keep together: publishes that wait for
+		// replicas go through the client itself.
+		Direct:      client,
+		MinReplicas: cfg.RedisMinReplicas, ReplicaTimeout: cfg.RedisReplicaTimeout,
+	}
 	if cc, ok := client.(*redis.ClusterClient); ok {
 		// On a Cluster pub/sub is always sharded, one connection per primary.
 		bo.Cluster = cc

@@ -52,6 +52,15 @@ type Config struct {
 	RedisUsername string
 	RedisPassword string
 	RedisTLS      bool
+	// RedisMinReplicas is how many replicas must acknowledge a
+	// notification's history append before it is accepted, counted among
+	// the replicas connected to its primary, so a Redis without replicas
+	// needs none; 0 accepts what the primary alone has
+	// (HERALD_REDIS_MIN_REPLICAS).
+	RedisMinReplicas int
+	// RedisReplicaTimeout bounds the wait for those replicas; past it the
+	// send answers 503 and the sender retries (HERALD_REDIS_REPLICA_TIMEOUT).
+	RedisReplicaTimeout time.Duration
 	// NodeID names this node in presence and logs; random when empty
 	// (HERALD_NODE_ID).
 	NodeID string
@@ -249,8 +258,11 @@ func Default() *Config {
 		PresenceTTL:     15 * time.Second,
 		ReadTimeout:     10 * time.Second,
 		MaxConnsPerIP:   1024,
-		AckRate:         200,
-		AckBurst:        2000,
+
+		RedisMinReplicas:    1,
+		RedisReplicaTimeout: time.Second,
+		AckRate:             200,
+		AckBurst:            2000,
 
 		MaxSessionsPerUser: 100,
 		MaxDevicesPerUser:  20,

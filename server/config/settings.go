@@ -39,6 +39,8 @@ var settings = []setting{
 	{"redis_sentinel_master", public, "name of the primary the Sentinels monitor", func(c *Config) any { return &c.RedisSentinelMaster }},
 	{"redis_username", public, "Redis user of the cluster or sentinel form", func(c *Config) any { return &c.RedisUsername }},
 	{"redis_password", secret, "Redis password of the cluster or sentinel form", func(c *Config) any { return &c.RedisPassword }},
+	{"redis_min_replicas", public, "replicas that must acknowledge each notification, among those connected (0: none)", func(c *Config) any { return &c.RedisMinReplicas }},
+	{"redis_replica_timeout", public, "bound on the wait for replicas before a send answers 503 (at most 2s)", func(c *Config) any { return &c.RedisReplicaTimeout }},
 	{"redis_tls", public, "connect over TLS in the cluster or sentinel form", func(c *Config) any { return &c.RedisTLS }},
 	{"node_id", public, "this node's name in presence and logs (random when empty)", func(c *Config) any { return &c.NodeID }},
 	{"jwt_secret", secret, "HS256 secret for user tokens (generated in zero-config mode)", func(c *Config) any { return &c.JWTSecret }},

@@ -148,6 +148,9 @@ func (c *Config) Validate() error {
 	return errors.Join(v.errs...)
 }
 
+// MaxRedisReplicaTimeout bounds HERALD_REDIS_REPLICA_TIMEOUT.
+const MaxRedisReplicaTimeout = 2 * time.Second
+
 // validateRedis checks the Redis form: at most one of URL, cluster and
 // sentinel, each complete.
 func (c *Config) validateRedis(v *validation) {
@@ -175,6 +178,13 @@ func (c *Config) validateRedis(v *validation) {
 			names[i] = envPrefix + strings.ToUpper(f)
 		}
 		v.bad(forms[1], "Redis is given more than one way ("+strings.Join(names, ", ")+"); set exactly one")
+	}
+	if c.RedisMinReplicas < 0 {
+		v.bad("redis_min_replicas", "must not be negative (0 turns it off)")
+	}
+	// The wait must end before the Redis client's read deadline (3s).
+	if c.RedisReplicaTimeout <= 0 || c.RedisReplicaTimeout > MaxRedisReplicaTimeout {
+		v.bad("redis_replica_timeout", fmt.Sprintf("must be positive and at most %s", MaxRedisReplicaTimeout))
 	}
 	if c.RedisURL != "" || len(forms) == 0 {
 		for _, o := range []struct {

@@ -47,6 +47,9 @@ func newRedisClient(cfg *config.Config) (redis.UniversalClient, error) {
 			Username:      cfg.RedisUsername,
 			Password:      cfg.RedisPassword,
 			TLSConfig:     tlsConfig,
+			// The Sentinels have credentials of their own.
+			SentinelUsername: cfg.RedisSentinelUsername,
+			SentinelPassword: cfg.RedisSentinelPassword,
 		}), nil
 	default:
 		opt, err := redis.ParseURL(cfg.RedisURL)

@@ -45,6 +45,12 @@ type Config struct {
 	// (HERALD_REDIS_SENTINEL_ADDRS, HERALD_REDIS_SENTINEL_MASTER).
 	RedisSentinelAddrs  []string
 	RedisSentinelMaster string
+	// RedisSentinelUsername and RedisSentinelPassword authenticate to the
+	// Sentinels themselves (HERALD_REDIS_SENTINEL_USERNAME,
+	// HERALD_REDIS_SENTINEL_PASSWORD); the data servers take RedisUsername
+	// and RedisPassword.
+	RedisSentinelUsername string
+	RedisSentinelPassword string
 	// RedisUsername and RedisPassword authenticate to the Redis servers of
 	// the cluster or sentinel form; RedisTLS connects to them over TLS
 	// (HERALD_REDIS_USERNAME, HERALD_REDIS_PASSWORD, HERALD_REDIS_TLS). The

@@ -37,6 +37,8 @@ var settings = []setting{
 	{"redis_cluster_addrs", public, "seed host:port of a Redis Cluster, instead of HERALD_REDIS_URL (comma list)", func(c *Config) any { return &c.RedisClusterAddrs }},
 	{"redis_sentinel_addrs", public, "host:port of Redis Sentinels, instead of HERALD_REDIS_URL (comma list)", func(c *Config) any { return &c.RedisSentinelAddrs }},
 	{"redis_sentinel_master", public, "name of the primary the Sentinels monitor", func(c *Config) any { return &c.RedisSentinelMaster }},
+	{"redis_sentinel_username", public, "user for the Sentinels themselves", func(c *Config) any { return &c.RedisSentinelUsername }},
+	{"redis_sentinel_password", secret, "password for the Sentinels themselves", func(c *Config) any { return &c.RedisSentinelPassword }},
 	{"redis_username", public, "Redis user of the cluster or sentinel form", func(c *Config) any { return &c.RedisUsername }},
 	{"redis_password", secret, "Redis password of the cluster or sentinel form", func(c *Config) any { return &c.RedisPassword }},
 	{"redis_min_replicas", public, "replicas that must acknowledge each notification, among those connected (0: none)", func(c *Config) any { return &c.RedisMinReplicas }},

@@ -169,8 +169,19 @@ func (c *Config) validateRedis(v *validation) {
 		if c.RedisSentinelMaster == "" {
 			v.bad("redis_sentinel_master", "is required with HERALD_REDIS_SENTINEL_ADDRS")
 		}
-	} else if c.RedisSentinelMaster != "" {
-		v.bad("redis_sentinel_master", "goes with HERALD_REDIS_SENTINEL_ADDRS")
+	} else {
+		for _, o := range []struct {
+			key string
+			set bool
+		}{
+			{"redis_sentinel_master", c.RedisSentinelMaster != ""},
+			{"redis_sentinel_username", c.RedisSentinelUsername != ""},
+			{"redis_sentinel_password", c.RedisSentinelPassword != ""},
+		} {
+			if o.set {
+				v.bad(o.key, "goes with HERALD_REDIS_SENTINEL_ADDRS")
+			}
+		}
 	}
 	if len(forms) > 1 {
 		names := make([]string, len(forms))

@@ -88,6 +88,7 @@ func TestValidateNamesTheKey(t *testing.T) {
 		{"master without sentinels", func(c *Config) { c.RedisSentinelMaster = "m" }, "HERALD_REDIS_SENTINEL_MASTER: goes with HERALD_REDIS_SENTINEL_ADDRS"},
 		{"password with the URL", func(c *Config) { c.RedisURL, c.RedisPassword = "redis://r:6379", "pw" }, "HERALD_REDIS_PASSWORD: goes with HERALD_REDIS_CLUSTER_ADDRS or HERALD_REDIS_SENTINEL_ADDRS"},
 		{"TLS without Redis", func(c *Config) { c.RedisTLS = true }, "HERALD_REDIS_TLS: goes with"},
+		{"sentinel password without sentinels", func(c *Config) { c.RedisSentinelPassword = "pw" }, "HERALD_REDIS_SENTINEL_PASSWORD: goes with HERALD_REDIS_SENTINEL_ADDRS"},
 		{"negative min replicas", func(c *Config) { c.RedisMinReplicas = -1 }, "HERALD_REDIS_MIN_REPLICAS: must not be negative"},
 		{"replica timeout past the read deadline", func(c *Config) { c.RedisReplicaTimeout = 5 * time.Second }, "HERALD_REDIS_REPLICA_TIMEOUT: must be positive and at most 2s"},
 		{"node id", func(c *Config) { c.NodeID = "node 1" }, "HERALD_NODE_ID:"},

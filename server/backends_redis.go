@@ -47,6 +47,9 @@ func newRedisClient(cfg *config.Config) (redis.UniversalClient, error) {
 			Username:      cfg.RedisUsername,
 			Password:      cfg.RedisPassword,
 			TLSConfig:     tlsConfig,
+			// The Sentinels have credentials of their own.
+			SentinelUsername: cfg.RedisSentinelUsername,
+			SentinelPassword: cfg.RedisSentinelPassword,
 		}), nil
 	default:
 		opt, err := redis.ParseURL(cfg.RedisURL)
@@ -85,7 +88,14 @@ func openRedis(ctx context.Context, cfg *config.Config, r broker.Retention, h br
 		return nil, fmt.Errorf("redis autopipeline: %w", err)
 	}
 	st := redisstore.New(ap, redisstore.Options{NodeID: cfg.NodeID, PresenceTTL: cfg.PresenceTTL, Logger: log})
-	bo := redisbroker.Options{Retention: r, Sharded: cfg.RedisSharded, Logger: log}
+	bo := redisbroker.Options{
+		Retention: r, Sharded: cfg.RedisSharded, Logger: log,
+		// WAIT counts the writes of its own connection, which the
+		// autopipeliner does not keep together: publishes that wait for
+		// replicas go through the client itself.
+		Direct:      client,
+		MinReplicas: cfg.RedisMinReplicas, ReplicaTimeout: cfg.RedisReplicaTimeout,
+	}
 	if cc, ok := client.(*redis.ClusterClient); ok {
 		// On a Cluster pub/sub is always sharded, one connection per primary.
 		bo.Cluster = cc

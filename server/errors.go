@@ -116,7 +116,7 @@ func errorFor(err error) *httpError {
 		return codeInvalidPayload.with(fe.Field + ": " + fe.Reason)
 	case errors.Is(err, hub.ErrClosing):
 		return errShuttingDown
-	case errors.Is(err, queue.ErrUnavailable):
+	case errors.Is(err, queue.ErrUnavailable), errors.Is(err, broker.ErrUnavailable):
 		return errUnavailable
 	case errors.Is(err, broker.ErrReset):
 		return errResetCursor

@@ -18,6 +18,13 @@ import (
 // the events after it are no longer retained. The client must be told.
 var ErrReset = errors.New("history cannot resume from cursor")
 
+// ErrUnavailable is returned by Publish when the back-end could not make
+// the events durable (too few replicas acknowledged them, no primary for
+// their keys): the sender should retry. Events it reports may still have
+// been appended and delivered; a retry with the same notification id does
+// not append them twice.
+var ErrUnavailable = errors.New("broker unavailable")
+
 // ErrClosed is returned by a broker after Close.
 var ErrClosed = errors.New("broker closed")
 

@@ -114,6 +114,30 @@ func (c *Cluster) PrimaryOf(key string) *Server {
 	return nil
 }
 
+// ReplicaOf is a server replicating primary, with its link up.
+func (c *Cluster) ReplicaOf(primary *Server) *Server {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	for _, n := range c.nodes {
+		if n == primary || !n.running() {
+			continue
+		}
+		cl := quickClient(n.Addr())
+		info, err := cl.Info(ctx, "replication").Result()
+		_ = cl.Close()
+		if err != nil {
+			continue
+		}
+		f := infoFields(info)
+		if f["role"] == "slave" && f["master_port"] == strconv.Itoa(primary.port) && f["master_link_status"] == "up" {
+			return n
+		}
+	}
+	c.t.Fatalf("redistest: no replica of %s", primary.Addr())
+	return nil
+}
+
 // KillPrimaryOf SIGKILLs the primary owning key's slot and returns it.
 func (c *Cluster) KillPrimaryOf(key string) *Server {
 	c.t.Helper()

@@ -135,3 +135,43 @@ func TestClusterMovesASlotWithItsKeys(t *testing.T) {
 		t.Fatalf("target holds %d keys (%v)", n, err)
 	}
 }
+
+// TestSentinelWithPasswords: the data servers and the sentinels of a set
+// started WithPasswords refuse clients without the passwords, and serve
+// and fail over with them.
+func TestSentinelWithPasswords(t *testing.T) {
+	s := redistest.StartSentinel(t, redistest.WithPasswords("data-pw", "sentinel-pw"))
+	ctx := context.Background()
+	if err := s.Client().Set(ctx, "k", "v", 0).Err(); err != nil {
+		t.Fatalf("with the passwords: %v", err)
+	}
+	open := redis.NewSentinelClient(&redis.Options{Addr: s.Addrs()[0]})
+	defer open.Close()
+	if err := open.Ping(ctx).Err(); err == nil {
+		t.Fatal("a sentinel answered a client without its password")
+	}
+	data := redis.NewClient(&redis.Options{Addr: s.Primary().Addr()})
+	defer data.Close()
+	if err := data.Get(ctx, "k").Err(); err == nil {
+		t.Fatal("the primary answered a client without its password")
+	}
+	waitReplicatedSentinel(t, s, "k")
+	victim := s.KillPrimary()
+	s.WaitFailover(victim)
+	if v, err := s.Client().Get(ctx, "k").Result(); err != nil || v != "v" {
+		t.Fatalf("after the failover: %q %v", v, err)
+	}
+}
+
+func waitReplicatedSentinel(t *testing.T, s *redistest.Sentinel, key string) {
+	t.Helper()
+	for _, srv := range s.Servers() {
+		deadline := time.Now().Add(10 * time.Second)
+		for srv.Client().Exists(context.Background(), key).Val() != 1 {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s never got %s", srv.Addr(), key)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}

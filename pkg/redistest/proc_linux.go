@@ -29,3 +29,25 @@ func startOwned(cmd *exec.Cmd, exited chan<- struct{}, waitErr *error) error {
 	}()
 	return <-started
 }
+
+// signal sends sig to the running process, if any.
+func (s *Server) signal(sig syscall.Signal) {
+	s.t.Helper()
+	s.mu.Lock()
+	p := s.proc
+	s.mu.Unlock()
+	if p == nil {
+		s.t.Fatalf("redistest: %s is not running", s.Addr())
+	}
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		s.t.Fatalf("redistest: signal %s: %v", s.Addr(), err)
+	}
+}
+
+// Pause stops the server with SIGSTOP, as a stalled host would: it keeps
+// its connections but answers nothing, a replica acknowledges nothing,
+// until Resume.
+func (s *Server) Pause() { s.signal(syscall.SIGSTOP) }
+
+// Resume continues a paused server (SIGCONT).
+func (s *Server) Resume() { s.signal(syscall.SIGCONT) }

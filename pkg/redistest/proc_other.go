@@ -16,3 +16,9 @@ func startOwned(cmd *exec.Cmd, exited chan<- struct{}, waitErr *error) error {
 	}()
 	return nil
 }
+
+// Pause is not supported here: it fails the test.
+func (s *Server) Pause() { s.t.Fatal("redistest: Pause needs Linux") }
+
+// Resume is not supported here: it fails the test.
+func (s *Server) Resume() { s.t.Fatal("redistest: Resume needs Linux") }

@@ -36,6 +36,7 @@ type config struct {
 	extra      []string // further redis-server arguments
 	cluster    bool     // cluster mode, with its bus on a second free port
 	sentinel   string   // non-empty: run as a sentinel with this config file
+	password   string   // requirepass: clients must AUTH with it
 }
 
 // withArgs appends redis-server arguments (cluster and replica settings).
@@ -162,7 +163,7 @@ func (s *Server) launch() error {
 	if err != nil {
 		return err
 	}
-	if err := waitReady(s.Addr(), p); err != nil {
+	if err := waitReady(s.Addr(), s.cfg.password, p); err != nil {
 		p.kill()
 		return err
 	}
@@ -174,8 +175,8 @@ func (s *Server) launch() error {
 
 // waitReady polls PING until it succeeds, the process exits, or the start
 // timeout passes.
-func waitReady(addr string, p *process) error {
-	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: time.Second})
+func waitReady(addr, password string, p *process) error {
+	c := redis.NewClient(&redis.Options{Addr: addr, Password: password, MaxRetries: -1, DialTimeout: time.Second})
 	defer c.Close()
 	deadline := time.Now().Add(startTimeout)
 	for {
@@ -205,7 +206,7 @@ func (s *Server) URL() string { return "redis://" + s.Addr() + "/0" }
 
 // Client returns a new client of the server, closed when the test ends.
 func (s *Server) Client() *redis.Client {
-	c := redis.NewClient(&redis.Options{Addr: s.Addr()})
+	c := redis.NewClient(&redis.Options{Addr: s.Addr(), Password: s.cfg.password})
 	s.t.Cleanup(func() { _ = c.Close() })
 	return c
 }

@@ -26,6 +26,22 @@ type Sentinel struct {
 	t         testing.TB
 	servers   []*Server // the primary and the replica, in start order
 	sentinels []*Server
+	opts      sentinelOptions
+}
+
+// SentinelOption configures StartSentinel.
+type SentinelOption func(*sentinelOptions)
+
+type sentinelOptions struct {
+	dataPassword, sentinelPassword string
+}
+
+// WithPasswords makes the primary and the replica require data (requirepass,
+// with masterauth for the replica and auth-pass for the sentinels) and the
+// sentinels require sentinel (requirepass in sentinel mode, sentinel-pass
+// between them). Empty leaves that side open.
+func WithPasswords(data, sentinel string) SentinelOption {
+	return func(o *sentinelOptions) { o.dataPassword, o.sentinelPassword = data, sentinel }
 }
 
 // StartSentinel runs a primary, a replica of it and three redis-sentinels
@@ -33,13 +49,21 @@ type Sentinel struct {
 // sentinel names the primary and knows the two other sentinels and the
 // replica, and stops them all when the test ends. It skips the test when
 // redis-server or redis-sentinel is missing, unless HERALD_REQUIRE_REDIS=1.
-func StartSentinel(t testing.TB) *Sentinel {
+func StartSentinel(t testing.TB, opts ...SentinelOption) *Sentinel {
 	t.Helper()
 	bin := lookPath(t, "redis-server")
 	sbin := lookPath(t, "redis-sentinel")
 	s := &Sentinel{t: t}
-	primary := start(t, bin)
-	replica := start(t, bin, withArgs("--replicaof", "127.0.0.1", strconv.Itoa(primary.port)))
+	for _, o := range opts {
+		o(&s.opts)
+	}
+	dataPass, sentPass := s.opts.dataPassword, s.opts.sentinelPassword
+	var dataAuth []Option
+	if dataPass != "" {
+		dataAuth = []Option{func(c *config) { c.password = dataPass }, withArgs("--requirepass", dataPass, "--masterauth", dataPass)}
+	}
+	primary := start(t, bin, dataAuth...)
+	replica := start(t, bin, append(dataAuth, withArgs("--replicaof", "127.0.0.1", strconv.Itoa(primary.port)))...)
 	s.servers = []*Server{primary, replica}
 	for range 3 {
 		dir := t.TempDir()
@@ -47,11 +71,18 @@ func StartSentinel(t testing.TB) *Sentinel {
 		if err := os.WriteFile(conf, nil, 0o644); err != nil {
 			t.Fatalf("redistest: %v", err)
 		}
-		s.sentinels = append(s.sentinels, start(t, sbin, WithDir(dir), func(c *config) { c.sentinel = conf }, withArgs(
+		args := []string{
 			"--sentinel", "monitor", SentinelMaster, "127.0.0.1", strconv.Itoa(primary.port), "2",
 			"--sentinel", "down-after-milliseconds", SentinelMaster, strconv.Itoa(int(SentinelDownAfter.Milliseconds())),
 			"--sentinel", "failover-timeout", SentinelMaster, "10000",
-		)))
+		}
+		if dataPass != "" {
+			args = append(args, "--sentinel", "auth-pass", SentinelMaster, dataPass)
+		}
+		if sentPass != "" {
+			args = append(args, "--requirepass", sentPass, "--sentinel", "sentinel-pass", sentPass)
+		}
+		s.sentinels = append(s.sentinels, start(t, sbin, WithDir(dir), func(c *config) { c.sentinel, c.password = conf, sentPass }, withArgs(args...)))
 	}
 	s.waitAgreed(primary, "agree on the primary")
 	return s
@@ -75,7 +106,10 @@ func (s *Sentinel) Servers() []*Server { return s.servers }
 // Client returns a new failover client of the set, closed when the test
 // ends.
 func (s *Sentinel) Client() *redis.Client {
-	c := redis.NewFailoverClient(&redis.FailoverOptions{MasterName: SentinelMaster, SentinelAddrs: s.Addrs()})
+	c := redis.NewFailoverClient(&redis.FailoverOptions{
+		MasterName: SentinelMaster, SentinelAddrs: s.Addrs(),
+		Password: s.opts.dataPassword, SentinelPassword: s.opts.sentinelPassword,
+	})
 	s.t.Cleanup(func() { _ = c.Close() })
 	return c
 }
@@ -87,7 +121,7 @@ func (s *Sentinel) Primary() *Server {
 		if !sn.running() {
 			continue
 		}
-		if addr, err := masterAddr(sn); err == nil {
+		if addr, err := s.masterAddr(sn); err == nil {
 			return s.byAddr(addr)
 		}
 	}
@@ -123,7 +157,7 @@ func (s *Sentinel) WaitFailover(killed *Server) {
 func (s *Sentinel) failedOver(killed *Server) string {
 	var addr string
 	for _, sn := range s.sentinels {
-		a, err := masterAddr(sn)
+		a, err := s.masterAddr(sn)
 		if err != nil {
 			return err.Error()
 		}
@@ -132,7 +166,7 @@ func (s *Sentinel) failedOver(killed *Server) string {
 		}
 		addr = a
 	}
-	return role(addr, "master")
+	return s.role(addr, "master")
 }
 
 // waitAgreed waits until the replica is in sync and every sentinel names
@@ -155,7 +189,7 @@ func (s *Sentinel) waitAgreed(primary *Server, what string) {
 func (s *Sentinel) disagreement(primary *Server) string {
 	for _, srv := range s.servers {
 		if srv != primary {
-			if why := role(srv.Addr(), "slave"); why != "" {
+			if why := s.role(srv.Addr(), "slave"); why != "" {
 				return why
 			}
 		}
@@ -163,14 +197,14 @@ func (s *Sentinel) disagreement(primary *Server) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	for _, sn := range s.sentinels {
-		addr, err := masterAddr(sn)
+		addr, err := s.masterAddr(sn)
 		if err != nil {
 			return err.Error()
 		}
 		if addr != primary.Addr() {
 			return sn.Addr() + " names " + addr
 		}
-		c := redis.NewSentinelClient(&redis.Options{Addr: sn.Addr(), MaxRetries: -1, DialTimeout: time.Second})
+		c := s.sentinelClient(sn)
 		m, err := c.Master(ctx, SentinelMaster).Result()
 		_ = c.Close()
 		if err != nil {
@@ -185,8 +219,8 @@ func (s *Sentinel) disagreement(primary *Server) string {
 
 // role reports why the server at addr is not in the given role ("master",
 // or "slave" with its link up), or "".
-func role(addr, want string) string {
-	c := quickClient(addr)
+func (s *Sentinel) role(addr, want string) string {
+	c := redis.NewClient(&redis.Options{Addr: addr, Password: s.opts.dataPassword, MaxRetries: -1, DialTimeout: time.Second, ReadTimeout: 2 * time.Second})
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
@@ -204,8 +238,12 @@ func role(addr, want string) string {
 	return ""
 }
 
-func masterAddr(sn *Server) (string, error) {
-	c := redis.NewSentinelClient(&redis.Options{Addr: sn.Addr(), MaxRetries: -1, DialTimeout: time.Second})
+func (s *Sentinel) sentinelClient(sn *Server) *redis.SentinelClient {
+	return redis.NewSentinelClient(&redis.Options{Addr: sn.Addr(), Password: s.opts.sentinelPassword, MaxRetries: -1, DialTimeout: time.Second})
+}
+
+func (s *Sentinel) masterAddr(sn *Server) (string, error) {
+	c := s.sentinelClient(sn)
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
@@ -233,7 +271,7 @@ func (s *Sentinel) byAddr(addr string) *Server {
 func (s *Sentinel) FlushAll() {
 	s.t.Helper()
 	p := s.Primary()
-	cl := quickClient(p.Addr())
+	cl := p.Client()
 	defer cl.Close()
 	if err := cl.FlushAll(context.Background()).Err(); err != nil {
 		s.t.Fatalf("redistest: flush %s: %v", p.Addr(), err)
@@ -260,12 +298,12 @@ func (s *Sentinel) RestartServers() {
 	for {
 		var why string
 		for _, sn := range s.sentinels {
-			addr, err := masterAddr(sn)
+			addr, err := s.masterAddr(sn)
 			if err != nil {
 				why = err.Error()
 				break
 			}
-			if why = role(addr, "master"); why != "" {
+			if why = s.role(addr, "master"); why != "" {
 				break
 			}
 		}

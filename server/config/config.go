@@ -45,6 +45,12 @@ type Config struct {
 	// (HERALD_REDIS_SENTINEL_ADDRS, HERALD_REDIS_SENTINEL_MASTER).
 	RedisSentinelAddrs  []string
 	RedisSentinelMaster string
+	// RedisSentinelUsername and RedisSentinelPassword authenticate to the
+	// Sentinels themselves (HERALD_REDIS_SENTINEL_USERNAME,
+	// HERALD_REDIS_SENTINEL_PASSWORD); the data servers take RedisUsername
+	// and RedisPassword.
+	RedisSentinelUsername string
+	RedisSentinelPassword string
 	// RedisUsername and RedisPassword authenticate to the Redis servers of
 	// the cluster or sentinel form; RedisTLS connects to them over TLS
 	// (HERALD_REDIS_USERNAME, HERALD_REDIS_PASSWORD, HERALD_REDIS_TLS). The
@@ -52,6 +58,15 @@ type Config struct {
 	RedisUsername string
 	RedisPassword string
 	RedisTLS      bool
+	// RedisMinReplicas is how many replicas must acknowledge a
+	// notification's history append before it is accepted, counted among
+	// the replicas connected to its primary, so a Redis without replicas
+	// needs none; 0 accepts what the primary alone has
+	// (HERALD_REDIS_MIN_REPLICAS).
+	RedisMinReplicas int
+	// RedisReplicaTimeout bounds the wait for those replicas; past it the
+	// send answers 503 and the sender retries (HERALD_REDIS_REPLICA_TIMEOUT).
+	RedisReplicaTimeout time.Duration
 	// NodeID names this node in presence and logs; random when empty
 	// (HERALD_NODE_ID).
 	NodeID string
@@ -244,23 +259,25 @@ func (c *Config) given(key string) {
 // place defaults are written.
 func Default() *Config {
 	return &Config{
-		Addr:              ":8080",
-		DataDir:           "./data",
-		AckTimeout:        5 * time.Second,
-		APNsEnv:           "production",
-		HistoryMaxCount:   1000,
-		HistoryMaxAge:     7 * 24 * time.Hour,
-		ShutdownTimeout:   15 * time.Second,
-		WSReadLimit:       4096,
-		WriteTimeout:      10 * time.Second,
-		PingInterval:      25 * time.Second,
-		SessionQueue:      256,
-		SessionQueueBytes: 1 << 20,
-		PresenceTTL:       15 * time.Second,
-		ReadTimeout:       10 * time.Second,
-		MaxConnsPerIP:     1024,
-		AckRate:           200,
-		AckBurst:          2000,
+		Addr:                ":8080",
+		DataDir:             "./data",
+		AckTimeout:          5 * time.Second,
+		APNsEnv:             "production",
+		HistoryMaxCount:     1000,
+		HistoryMaxAge:       7 * 24 * time.Hour,
+		ShutdownTimeout:     15 * time.Second,
+		WSReadLimit:         4096,
+		WriteTimeout:        10 * time.Second,
+		PingInterval:        25 * time.Second,
+		SessionQueue:        256,
+		SessionQueueBytes:   1 << 20,
+		PresenceTTL:         15 * time.Second,
+		ReadTimeout:         10 * time.Second,
+		MaxConnsPerIP:       1024,
+		AckRate:             200,
+		AckBurst:            2000,
+		RedisMinReplicas:    1,
+		RedisReplicaTimeout: time.Second,
 
 		MaxSessionsPerUser: 100,
 		MaxDevicesPerUser:  20,

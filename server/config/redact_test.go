@@ -109,7 +109,7 @@ func TestSecretSettings(t *testing.T) {
 		"vapid_private_key": secret, "redis_url": secretURL, "jwks_url": secretURL,
 		"fcm_endpoint": secretURL, "apns_host": secretURL, "stream_secret": secret, "sendbird_token": secret,
 		"apns_cert_password": secret, "push_webhook_url": secretURL, "push_webhook_secret": secret,
-		"redis_password": secret,
+		"redis_password": secret, "redis_sentinel_password": secret,
 	}
 	for i := range settings {
 		s := &settings[i]

@@ -157,6 +157,9 @@ func (c *Config) Validate() error {
 	return errors.Join(v.errs...)
 }
 
+// MaxRedisReplicaTimeout bounds HERALD_REDIS_REPLICA_TIMEOUT.
+const MaxRedisReplicaTimeout = 2 * time.Second
+
 // validateRedis checks the Redis form: at most one of URL, cluster and
 // sentinel, each complete.
 func (c *Config) validateRedis(v *validation) {
@@ -175,8 +178,19 @@ func (c *Config) validateRedis(v *validation) {
 		if c.RedisSentinelMaster == "" {
 			v.bad("redis_sentinel_master", "is required with HERALD_REDIS_SENTINEL_ADDRS")
 		}
-	} else if c.RedisSentinelMaster != "" {
-		v.bad("redis_sentinel_master", "goes with HERALD_REDIS_SENTINEL_ADDRS")
+	} else {
+		for _, o := range []struct {
+			key string
+			set bool
+		}{
+			{"redis_sentinel_master", c.RedisSentinelMaster != ""},
+			{"redis_sentinel_username", c.RedisSentinelUsername != ""},
+			{"redis_sentinel_password", c.RedisSentinelPassword != ""},
+		} {
+			if o.set {
+				v.bad(o.key, "goes with HERALD_REDIS_SENTINEL_ADDRS")
+			}
+		}
 	}
 	if len(forms) > 1 {
 		names := make([]string, len(forms))
@@ -184,6 +198,13 @@ func (c *Config) validateRedis(v *validation) {
 			names[i] = envPrefix + strings.ToUpper(f)
 		}
 		v.bad(forms[1], "Redis is given more than one way ("+strings.Join(names, ", ")+"); set exactly one")
+	}
+	if c.RedisMinReplicas < 0 {
+		v.bad("redis_min_replicas", "must not be negative (0 turns it off)")
+	}
+	// The wait must end before the Redis client's read deadline (3s).
+	if c.RedisReplicaTimeout <= 0 || c.RedisReplicaTimeout > MaxRedisReplicaTimeout {
+		v.bad("redis_replica_timeout", fmt.Sprintf("must be positive and at most %s", MaxRedisReplicaTimeout))
 	}
 	if c.RedisURL != "" || len(forms) == 0 {
 		for _, o := range []struct {

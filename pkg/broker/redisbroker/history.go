@@ -46,6 +46,7 @@ func (b *Broker) History(ctx context.Context, user string, since notification.Cu
 	if err != nil {
 		return nil, head, fmt.Errorf("redisbroker history: %w", err)
 	}
+	events = dropTrimmed(events, head, b.opts.Retention.MaxCount)
 	cutoff := time.Now().Add(-b.opts.Retention.MaxAge)
 	if since.IsZero() {
 		return dropAged(events, cutoff), head, nil
@@ -65,6 +66,21 @@ func resumable(since, head notification.Cursor, after []*notification.Event, cut
 		return true
 	}
 	return len(after) > 0 && after[0].Cursor.Seq == since.Seq+1 && !after[0].Created.Before(cutoff)
+}
+
+// dropTrimmed drops the events of an oldest-first list that are not among
+// the newest maxCount of the history: the publish script trims the stream
+// only approximately, by whole stream nodes, and may keep a few more.
+func dropTrimmed(events []*notification.Event, head notification.Cursor, maxCount int) []*notification.Event {
+	if head.Seq <= uint64(maxCount) {
+		return events
+	}
+	oldest := head.Seq - uint64(maxCount) + 1
+	i := 0
+	for i < len(events) && events[i].Cursor.Seq < oldest {
+		i++
+	}
+	return events[i:]
 }
 
 // dropAged drops the events created before cutoff from the front of an

@@ -54,6 +54,27 @@ type Options struct {
 	// cluster.go); Sharded is then implied.
 	Cluster *redis.ClusterClient
 
+	// Direct is the client under the one the broker was given, when that
+	// one is an autopipeliner: publishes followed by WAIT go through it,
+	// since WAIT covers only the writes of its own connection, which an
+	// autopipeliner does not keep together. Nil uses the given client. On a
+	// Cluster the broker writes to each primary's own client instead.
+	Direct redis.UniversalClient
+
+	// MinReplicas is how many replicas must acknowledge a publish before
+	// it succeeds (WAIT after each pipeline of publishes to a primary),
+	// counted among the replicas connected to that primary (or connected
+	// until shortly before: see replicaGrace): a primary with fewer, such
+	// as a single Redis without replicas, needs only those.
+	// A publish that too few acknowledge within ReplicaTimeout fails with
+	// broker.ErrUnavailable; it is appended and published all the same,
+	// and the sender's retry of the same notification id is a no-op that
+	// answers the first cursor. 0 turns WAIT off.
+	MinReplicas int
+
+	// ReplicaTimeout bounds the WAIT for replicas (default 1s).
+	ReplicaTimeout time.Duration
+
 	// SubscribeTimeout bounds how long Subscribe waits for Redis to confirm
 	// the subscription (default 10s).
 	SubscribeTimeout time.Duration
@@ -73,6 +94,7 @@ const (
 	DefaultPrefix              = "herald:"
 	DefaultSubscribeTimeout    = 10 * time.Second
 	DefaultHealthCheckInterval = 15 * time.Second
+	DefaultReplicaTimeout      = time.Second
 )
 
 func (o Options) withDefaults() (Options, error) {
@@ -94,6 +116,12 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	if o.MinReplicas < 0 {
+		return o, fmt.Errorf("redisbroker: min replicas %d is negative", o.MinReplicas)
+	}
+	if o.ReplicaTimeout <= 0 {
+		o.ReplicaTimeout = DefaultReplicaTimeout
 	}
 	return o, nil
 }
@@ -125,6 +153,7 @@ type Broker struct {
 	seed    maphash.Seed
 
 	publishes chan *publishReq // drained in shared pipelines by publishLoop
+	replicas  replicaCounts    // by primary, for WAIT; owned by publishLoop
 
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
@@ -221,6 +250,10 @@ type keyspace struct{ prefix string }
 func (k keyspace) meta(user string) string    { return k.prefix + "{" + user + "}:m" }
 func (k keyspace) stream(user string) string  { return k.prefix + "{" + user + "}:h" }
 func (k keyspace) channel(user string) string { return k.prefix + "{" + user + "}:c" }
+
+// seen holds the previous generation of the ids the publish script
+// recorded for dedupe (see publish.go).
+func (k keyspace) seen(user string) string { return k.prefix + "{" + user + "}:d" }
 
 // userOf is the inverse of channel.
 func (k keyspace) userOf(ch string) (string, bool) {

@@ -120,8 +120,8 @@ type userState struct {
 	err      error         // set before ready is closed when Subscribe failed
 }
 
-// New returns a hub delivering the events of b. The broker's handler must
-// call Dispatch. presence may be nil (single node).
+// New returns a hub delivering the events of b: it registers itself as
+// b's handler (Dispatch). presence may be nil (single node).
 func New(b broker.Broker, presence Presence, opts Options) *Hub {
 	h := &Hub{
 		opts:     opts.withDefaults(),
@@ -135,6 +135,7 @@ func New(b broker.Broker, presence Presence, opts Options) *Hub {
 	for i := range h.shards {
 		h.shards[i].users = make(map[string]*userState)
 	}
+	b.RegisterHandler(h.Dispatch)
 	go h.keepAliveLoop()
 	return h
 }

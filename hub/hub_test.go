@@ -48,6 +48,7 @@ func (b *stubBroker) add(user string, n int) []*notification.Event {
 }
 
 func (b *stubBroker) Publish(context.Context, []*notification.Event) error { return nil }
+func (b *stubBroker) RegisterHandler(broker.Handler)                       {}
 func (b *stubBroker) Subscribe(_ context.Context, u string) error {
 	b.mu.Lock()
 	b.subs[u]++

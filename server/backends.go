@@ -48,7 +48,7 @@ func queueOptions(cfg *config.Config) queue.Options {
 
 // openEmbedded opens the on-disk store under the data directory and an
 // in-process broker over it.
-func openEmbedded(cfg *config.Config, r broker.Retention, h broker.Handler, log *slog.Logger) (*backends, error) {
+func openEmbedded(cfg *config.Config, r broker.Retention, log *slog.Logger) (*backends, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
@@ -67,7 +67,7 @@ func openEmbedded(cfg *config.Config, r broker.Retention, h broker.Handler, log 
 		st.Close()
 		return nil, fmt.Errorf("open webhook queue: %w", err)
 	}
-	b := localbroker.New(embeddedLog{Store: hist, bolt: st}, h, localbroker.Options{Logger: log})
+	b := localbroker.New(embeddedLog{Store: hist, bolt: st}, nil, localbroker.Options{Logger: log})
 	return &backends{
 		broker:  b,
 		idem:    st,

@@ -66,7 +66,7 @@ type autoPipeliner interface {
 }
 
 // openRedis connects to Redis and builds the cluster back-ends.
-func openRedis(ctx context.Context, cfg *config.Config, r broker.Retention, h broker.Handler, log *slog.Logger) (*backends, error) {
+func openRedis(ctx context.Context, cfg *config.Config, r broker.Retention, log *slog.Logger) (*backends, error) {
 	client, err := newRedisClient(cfg)
 	if err != nil {
 		return nil, err
@@ -100,7 +100,7 @@ func openRedis(ctx context.Context, cfg *config.Config, r broker.Retention, h br
 		// On a Cluster pub/sub is always sharded, one connection per primary.
 		bo.Cluster = cc
 	}
-	b, err := redisbroker.New(ap, h, bo)
+	b, err := redisbroker.New(ap, nil, bo)
 	if err != nil {
 		_ = st.Close()
 		_ = ap.Close()

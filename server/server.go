@@ -21,7 +21,6 @@ import (
 	"github.com/heraldhq/herald/pkg/idempotency"
 	"github.com/heraldhq/herald/pkg/ingest"
 	"github.com/heraldhq/herald/pkg/lograte"
-	"github.com/heraldhq/herald/pkg/notification"
 	"github.com/heraldhq/herald/pkg/queue"
 	"github.com/heraldhq/herald/pkg/token"
 	"github.com/heraldhq/herald/pkg/transport/peerwatch"
@@ -96,20 +95,19 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	}
 
 	// The broker delivers into the hub, and the hub reads the broker: the
-	// handler is bound once both exist, before any subscription is made.
-	var h *hub.Hub
-	dispatch := func(ev *notification.Event) { h.Dispatch(ev) }
+	// hub registers itself as the broker's handler once it exists, before
+	// any subscription is made.
 	retention := broker.Retention{MaxCount: cfg.HistoryMaxCount, MaxAge: cfg.HistoryMaxAge}
 	if cfg.UsesRedis() {
-		s.backends, err = openRedis(ctx, cfg, retention, dispatch, log)
+		s.backends, err = openRedis(ctx, cfg, retention, log)
 	} else {
-		s.backends, err = openEmbedded(cfg, retention, dispatch, log)
+		s.backends, err = openEmbedded(cfg, retention, log)
 	}
 	if err != nil {
 		return nil, err
 	}
 	s.broker, s.idem = s.backends.broker, s.backends.idem
-	h = hub.New(s.broker, s.backends.presence, hub.Options{
+	h := hub.New(s.broker, s.backends.presence, hub.Options{
 		SessionQueue:      cfg.SessionQueue,
 		SessionQueueBytes: cfg.SessionQueueBytes,
 		WriteTimeout:      cfg.WriteTimeout,

@@ -8,6 +8,7 @@ package broker
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"time"
 
 	"github.com/heraldhq/herald/pkg/notification"
@@ -36,6 +37,26 @@ var ErrClosed = errors.New("broker closed")
 // on the broker's delivery path.
 type Handler func(ev *notification.Event)
 
+// HandlerSlot holds a broker's Handler. The broker exists before its
+// handler (the hub reads the broker), so the handler registers itself
+// once it exists, before its first Subscribe; events that arrive before
+// then have no subscriber to go to and are dropped.
+type HandlerSlot struct{ p atomic.Pointer[Handler] }
+
+// Register sets the handler.
+func (s *HandlerSlot) Register(h Handler) {
+	if h != nil {
+		s.p.Store(&h)
+	}
+}
+
+// Deliver hands ev to the registered handler, if any.
+func (s *HandlerSlot) Deliver(ev *notification.Event) {
+	if h := s.p.Load(); h != nil {
+		(*h)(ev)
+	}
+}
+
 // Broker is the history-and-fan-out back-end.
 type Broker interface {
 	// Publish appends each event to its user's history, assigning its
@@ -60,6 +81,9 @@ type Broker interface {
 	// from.
 	History(ctx context.Context, user string, since notification.Cursor, limit int) (events []*notification.Event, head notification.Cursor, err error)
 
+	// RegisterHandler sets the Handler that receives the subscribed
+	// users' events; it is called before the first Subscribe.
+	RegisterHandler(h Handler)
 	// Ready reports whether the back-end is reachable.
 	Ready(ctx context.Context) error
 

@@ -87,7 +87,7 @@ func (o Options) withDefaults() Options {
 // concurrent use.
 type Broker struct {
 	log     Log
-	handler broker.Handler
+	handler broker.HandlerSlot
 	opts    Options
 	subs    subscriptions
 
@@ -118,18 +118,18 @@ type request struct {
 var requests = sync.Pool{New: func() any { return &request{done: make(chan error, 1)} }}
 
 // New returns a broker over log that delivers the events of subscribed
-// users to handler, and starts its writer and its retention sweeper. The
+// users to handler (nil: the one registered later with RegisterHandler),
+// and starts its writer and its retention sweeper. The
 // log stays the caller's: Close does not close it, and the caller closes it
 // after the broker.
 func New(log Log, handler broker.Handler, opts Options) *Broker {
-	if log == nil || handler == nil {
-		panic("localbroker: New needs a Log and a Handler")
+	if log == nil {
+		panic("localbroker: New needs a Log")
 	}
 	opts = opts.withDefaults()
 	sweepCtx, cancel := context.WithCancel(context.Background())
 	b := &Broker{
 		log:         log,
-		handler:     handler,
 		opts:        opts,
 		queue:       make(chan *request, opts.QueueSize),
 		stop:        make(chan struct{}),
@@ -138,6 +138,7 @@ func New(log Log, handler broker.Handler, opts Options) *Broker {
 		sweeperDone: make(chan struct{}),
 	}
 	b.subs.init()
+	b.handler.Register(handler)
 	go b.write()
 	go b.sweep(sweepCtx)
 	return b
@@ -271,6 +272,9 @@ func (b *Broker) commit(batch []*request, events []*notification.Event) {
 	}
 }
 
+// RegisterHandler sets the handler of subscribed users' events.
+func (b *Broker) RegisterHandler(h broker.Handler) { b.handler.Register(h) }
+
 // deliver hands the events of subscribed users to the handler, in order.
 func (b *Broker) deliver(events []*notification.Event) {
 	if b.subs.empty() {
@@ -278,7 +282,7 @@ func (b *Broker) deliver(events []*notification.Event) {
 	}
 	for _, ev := range events {
 		if b.subs.has(ev.User) {
-			b.handler(ev)
+			b.handler.Deliver(ev)
 		}
 	}
 }

@@ -26,7 +26,9 @@ func openStore(t testing.TB, r broker.Retention) *histlog.Store {
 
 func newBroker(t *testing.T, h broker.Handler, r broker.Retention) broker.Broker {
 	st := openStore(t, r)
-	b := localbroker.New(st, h, localbroker.Options{})
+	// The handler registers after New, as the hub does.
+	b := localbroker.New(st, nil, localbroker.Options{})
+	b.RegisterHandler(h)
 	t.Cleanup(func() { _ = b.Close() }) // runs before the store's cleanup
 	return b
 }

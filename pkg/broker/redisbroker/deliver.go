@@ -175,7 +175,7 @@ func (w *worker) fill(us *userSub, cur notification.Cursor) bool {
 // them): they get a reset and reload the inbox, instead of a silent gap.
 func (w *worker) lost(us *userSub, after, before notification.Cursor) {
 	w.b.opts.Logger.Warn("events missed on pub/sub are no longer retained", "user", us.user, "after", after.String(), "before", before.String())
-	w.b.handler(notification.NewResetEvent(us.user, notification.Cursor{}))
+	w.b.handler.Deliver(notification.NewResetEvent(us.user, notification.Cursor{}))
 }
 
 // resync delivers everything after the position from the stream: after a
@@ -244,7 +244,7 @@ func (w *worker) deliverEntries(us *userSub, epoch string, msgs []redis.XMessage
 
 func (w *worker) deliver(us *userSub, ev *notification.Event) {
 	us.pos, us.delivered = ev.Cursor, true
-	w.b.handler(ev)
+	w.b.handler.Deliver(ev)
 }
 
 // parseMessage splits "<epoch> <seq> <envelope>".

@@ -71,10 +71,11 @@ func bareBroker(t *testing.T, c *redis.Client) *Broker {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	b := &Broker{
-		c: c, handler: func(*notification.Event) {}, opts: opts,
+		c: c, opts: opts,
 		keys: keyspace{prefix: opts.Prefix}, args: newScriptArgs(opts), chans: make(map[string]*channelState),
 		ctx: ctx, cancel: cancel,
 	}
+	b.handler.Register(func(*notification.Event) {})
 	b.ps = c.Subscribe(ctx)
 	b.startWorkers()
 	t.Cleanup(func() { _ = b.Close() })

@@ -134,7 +134,7 @@ const opTimeout = 5 * time.Second
 // concurrent use.
 type Broker struct {
 	c       redis.UniversalClient
-	handler broker.Handler
+	handler broker.HandlerSlot
 	opts    Options
 	keys    keyspace
 	args    scriptArgs
@@ -164,12 +164,13 @@ type Broker struct {
 var _ broker.Broker = (*Broker)(nil)
 
 // New returns a broker that delivers the events of users subscribed on this
-// node to handler, and starts its pub/sub reader. It does not contact Redis
+// node to handler (nil: the one registered later with RegisterHandler),
+// and starts its pub/sub reader. It does not contact Redis
 // first: a node may start before Redis is reachable, and Ready tells.
 // The client stays the caller's: Close does not close it.
 func New(client redis.UniversalClient, handler broker.Handler, opts Options) (*Broker, error) {
-	if client == nil || handler == nil {
-		return nil, errors.New("redisbroker: client and handler are required")
+	if client == nil {
+		return nil, errors.New("redisbroker: a client is required")
 	}
 	opts, err := opts.withDefaults()
 	if err != nil {
@@ -183,7 +184,7 @@ func New(client redis.UniversalClient, handler broker.Handler, opts Options) (*B
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	b := &Broker{
-		c: client, handler: handler, opts: opts,
+		c: client, opts: opts,
 		keys:   keyspace{prefix: opts.Prefix},
 		args:   newScriptArgs(opts),
 		chans:  make(map[string]*channelState),
@@ -192,6 +193,7 @@ func New(client redis.UniversalClient, handler broker.Handler, opts Options) (*B
 
 		publishes: make(chan *publishReq, 256),
 	}
+	b.handler.Register(handler)
 	b.startWorkers()
 	b.wg.Add(2)
 	switch {
@@ -208,6 +210,9 @@ func New(client redis.UniversalClient, handler broker.Handler, opts Options) (*B
 	go b.publishLoop()
 	return b, nil
 }
+
+// RegisterHandler sets the handler of subscribed users' events.
+func (b *Broker) RegisterHandler(h broker.Handler) { b.handler.Register(h) }
 
 // Ready pings Redis.
 func (b *Broker) Ready(ctx context.Context) error {

@@ -51,10 +51,12 @@ func newBroker(t testing.TB, srv *redistest.Server, h broker.Handler, opts redis
 	if opts.Logger == nil {
 		opts.Logger = quiet
 	}
-	b, err := redisbroker.New(ap, h, opts)
+	// The handler registers after New, as the hub does.
+	b, err := redisbroker.New(ap, nil, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
+	b.RegisterHandler(h)
 	t.Cleanup(func() {
 		_ = b.Close()
 		_ = ap.Close()
@@ -85,8 +87,8 @@ func TestNewRejectsBadOptions(t *testing.T) {
 	if _, err := redisbroker.New(c, func(*notification.Event) {}, redisbroker.Options{Prefix: "a{b}:"}); err == nil {
 		t.Error("prefix with braces accepted")
 	}
-	if _, err := redisbroker.New(c, nil, redisbroker.Options{}); err == nil {
-		t.Error("nil handler accepted")
+	if _, err := redisbroker.New(nil, nil, redisbroker.Options{}); err == nil {
+		t.Error("nil client accepted")
 	}
 	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{"127.0.0.1:1"}})
 	defer cc.Close()

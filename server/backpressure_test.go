@@ -41,7 +41,9 @@ func TestFullSocketDeliversEverythingInOrder(t *testing.T) {
 	client := &http.Client{Transport: &http.Transport{DialContext: smallWindowDialer.DialContext}}
 	for _, transport := range []string{"ws", "sse"} {
 		t.Run(transport, func(t *testing.T) {
-			node := startNode(t, func(c *config.Config) { c.SessionQueue = 2 * n })
+			// A queue that holds all of it, in frames and in bytes: this is
+			// about partial writes, not about cutting slow consumers off.
+			node := startNode(t, func(c *config.Config) { c.SessionQueue, c.SessionQueueBytes = 2*n, 2*n*(len(body)+512) })
 			var next func() (string, error)
 			switch transport {
 			case "ws":

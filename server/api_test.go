@@ -104,7 +104,7 @@ func TestIdempotencyKeyReplaysTheSameRequestAndRefusesAnother(t *testing.T) {
 			}
 
 			// A key whose request is still in flight (another node's, say).
-			if _, fresh, err := n.srv.idem.Reserve(context.Background(), "notifications:k2", time.Minute); err != nil || !fresh {
+			if _, fresh, err := n.srv.idem.Reserve(context.Background(), "notifications:k2", "test", time.Minute); err != nil || !fresh {
 				t.Fatalf("reserve: %v %v", fresh, err)
 			}
 			status, _, b := n.post("/v1/notifications", `{"id":"k2","to":["alice"],"title":"t"}`)
@@ -164,7 +164,7 @@ func TestIdempotencyResultStoredBeforeFingerprintsStillReplays(t *testing.T) {
 	n := startNode(t, nil)
 	ctx := context.Background()
 	old := `{"notifications":[{"id":"01OLD","user":"alice"}]}`
-	if _, _, err := n.srv.idem.Reserve(ctx, "notifications:old", time.Minute); err != nil {
+	if _, _, err := n.srv.idem.Reserve(ctx, "notifications:old", "test", time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	if err := n.srv.idem.Complete(ctx, "notifications:old", []byte(old), time.Minute); err != nil {

@@ -49,11 +49,12 @@ type Pipeline struct {
 	broker    Publisher
 	fallback  *Fallback
 	published prometheus.Counter
+	releases  *releaser
 }
 
 // New returns a pipeline publishing to opts.Broker.
 func New(opts Options) *Pipeline {
-	p := &Pipeline{broker: opts.Broker, fallback: opts.Fallback,
+	p := &Pipeline{broker: opts.Broker, fallback: opts.Fallback, releases: newReleaser(),
 		published: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "herald_notifications_published_total", Help: "Notifications appended to history and published.",
 		})}
@@ -113,6 +114,12 @@ func (p *Pipeline) Publish(ctx context.Context, events []*notification.Event, op
 // Send publishes notification n to each distinct user of to, each copy
 // with an id of its own; the type and urgency n leaves empty take their
 // defaults, and it is dated now.
+//
+// Under an idempotency key each copy's id is derived from the key and the
+// user: an attempt that failed after its publish went out (a lost reply,
+// too few replicas in time) and is retried publishes the same ids, which
+// the broker recognises and publishes once. Without a key the ids are
+// ULIDs.
 func (p *Pipeline) Send(ctx context.Context, n *notification.Notification, to []string, opts PublishOptions) (Result, error) {
 	return p.Deliver(ctx, func(context.Context) ([]*notification.Event, error) {
 		c := *n
@@ -120,8 +127,12 @@ func (p *Pipeline) Send(ctx context.Context, n *notification.Notification, to []
 		c.CreatedAt = time.Now().UTC()
 		users := notification.DistinctUsers(to, nil)
 		ids := make([]string, len(users))
-		for i := range ids {
-			ids[i] = ulid.Make().String()
+		for i, u := range users {
+			if opts.IdempotencyKey != "" {
+				ids[i] = notification.DerivedID("ik", opts.IdempotencyKey, u)
+			} else {
+				ids[i] = ulid.Make().String()
+			}
 		}
 		return notification.NewEvents(&c, users, ids)
 	}, opts)
@@ -132,12 +143,18 @@ func (p *Pipeline) Send(ctx context.Context, n *notification.Notification, to []
 // anything failed, so that a retry can do the work).
 func (p *Pipeline) Deliver(ctx context.Context, build Build, opts PublishOptions) (Result, error) {
 	key, keys := opts.IdempotencyKey, opts.Keys
+	var holder string
+	var until time.Time // when the claim expires by itself
 	if key != "" {
 		if keys == nil {
 			return Result{}, errors.New("delivery: idempotency key without a store")
 		}
-		prior, fresh, err := keys.Reserve(ctx, key, opts.InUse)
+		holder, until = newHolder(), time.Now().Add(opts.InUse)
+		prior, fresh, err := keys.Reserve(ctx, key, holder, opts.InUse)
 		if err != nil {
+			// The claim may have been made all the same (its reply lost
+			// with the connection): undo it once the store answers.
+			p.releases.later(keys, key, holder, until)
 			return Result{}, fmt.Errorf("delivery reserve: %w", err)
 		}
 		if !fresh {
@@ -152,7 +169,7 @@ func (p *Pipeline) Deliver(ctx context.Context, build Build, opts PublishOptions
 		return res, err
 	}
 	if err != nil {
-		_ = keys.Release(context.WithoutCancel(ctx), key)
+		p.releases.release(ctx, keys, key, holder, until)
 		return res, err
 	}
 	if err := keys.Complete(context.WithoutCancel(ctx), key, res.Record, opts.ResultTTL); err != nil {
@@ -206,9 +223,12 @@ func (p *Pipeline) Acked(user string, ids []string) {
 	}
 }
 
-// Close stops the fallback, waiting for the cancellations in hand.
+// Close stops the fallback, waiting for the cancellations in hand, and
+// the background releases of idempotency keys (those still waiting
+// expire by themselves).
 func (p *Pipeline) Close() {
 	if p.fallback != nil {
 		p.fallback.Close()
 	}
+	p.releases.close()
 }

@@ -70,7 +70,7 @@ type once struct {
 	done map[string][]byte
 }
 
-func (o *once) Reserve(_ context.Context, key string, _ time.Duration) ([]byte, bool, error) {
+func (o *once) Reserve(_ context.Context, key, _ string, _ time.Duration) ([]byte, bool, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if v, ok := o.done[key]; ok {
@@ -87,7 +87,7 @@ func (o *once) Complete(_ context.Context, key string, result []byte, _ time.Dur
 	return nil
 }
 
-func (o *once) Release(_ context.Context, key string) error {
+func (o *once) Release(_ context.Context, key, _ string) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	delete(o.done, key)

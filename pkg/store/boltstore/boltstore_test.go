@@ -59,7 +59,7 @@ func TestEpochAndSettingsSurviveRestart(t *testing.T) {
 	if err := s.Put(ctx, "vapid", []byte("keys")); err != nil {
 		t.Fatal(err)
 	}
-	if _, fresh, err := s.Reserve(ctx, "req-1", time.Hour); err != nil || !fresh {
+	if _, fresh, err := s.Reserve(ctx, "req-1", "h", time.Hour); err != nil || !fresh {
 		t.Fatalf("reserve: %v %v", fresh, err)
 	}
 	if err := s.Complete(ctx, "req-1", []byte("result"), time.Hour); err != nil {
@@ -77,7 +77,7 @@ func TestEpochAndSettingsSurviveRestart(t *testing.T) {
 	if v, err := s.Get(ctx, "vapid"); err != nil || string(v) != "keys" {
 		t.Fatalf("setting after restart: %q %v", v, err)
 	}
-	if prior, fresh, err := s.Reserve(ctx, "req-1", time.Hour); err != nil || fresh || string(prior) != "result" {
+	if prior, fresh, err := s.Reserve(ctx, "req-1", "h", time.Hour); err != nil || fresh || string(prior) != "result" {
 		t.Fatalf("idempotency key after restart: %q %v %v", prior, fresh, err)
 	}
 }
@@ -138,7 +138,7 @@ func TestCallsAfterCloseFail(t *testing.T) {
 	if err := s.Ready(ctx); err == nil {
 		t.Error("ready after close")
 	}
-	if _, _, err := s.Reserve(ctx, "k", time.Minute); err == nil {
+	if _, _, err := s.Reserve(ctx, "k", "h", time.Minute); err == nil {
 		t.Error("reserve after close")
 	}
 }

@@ -12,7 +12,8 @@ import (
 )
 
 // An idempotency record is the expiry (8 bytes, Unix nanoseconds, big
-// endian), a state byte, and for a completed request its stored result.
+// endian), a state byte, and then the holder of a pending claim or the
+// stored result of a completed request.
 const (
 	idemPending byte = 'p'
 	idemDone    byte = 'd'
@@ -25,7 +26,7 @@ const (
 // another request with the key is still in progress. Claim and lookup are
 // one transaction, so exactly one of concurrent callers gets fresh. An
 // expired key counts as absent.
-func (s *Store) Reserve(ctx context.Context, key string, ttl time.Duration) (prior []byte, fresh bool, err error) {
+func (s *Store) Reserve(ctx context.Context, key, holder string, ttl time.Duration) (prior []byte, fresh bool, err error) {
 	if err := s.checkIdem(ctx, key, ttl); err != nil {
 		return nil, false, fmt.Errorf("boltstore reserve: %w", err)
 	}
@@ -42,7 +43,7 @@ func (s *Store) Reserve(ctx context.Context, key string, ttl time.Duration) (pri
 			return nil
 		}
 		fresh = true
-		return b.Put([]byte(key), idemRecord(now.Add(ttl), idemPending, nil))
+		return b.Put([]byte(key), idemRecord(now.Add(ttl), idemPending, []byte(holder)))
 	})
 	if err != nil {
 		return nil, false, fmt.Errorf("boltstore reserve: %w", err)
@@ -66,8 +67,9 @@ func (s *Store) Complete(ctx context.Context, key string, result []byte, ttl tim
 	return nil
 }
 
-// Release forgets key, so a request that failed can be retried with it.
-func (s *Store) Release(ctx context.Context, key string) error {
+// Release forgets key if holder's claim is on it, so a request that
+// failed can be retried with it.
+func (s *Store) Release(ctx context.Context, key, holder string) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("boltstore release: %w", err)
 	}
@@ -75,7 +77,12 @@ func (s *Store) Release(ctx context.Context, key string) error {
 		return fmt.Errorf("boltstore release: %w", err)
 	}
 	err := s.db.Batch(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketIdem).Delete([]byte(key))
+		b := tx.Bucket(bucketIdem)
+		state, got, ok := liveRecord(b.Get([]byte(key)), s.now())
+		if ok && (state != idemPending || string(got) != holder) {
+			return nil // completed, or another holder's
+		}
+		return b.Delete([]byte(key))
 	})
 	if err != nil {
 		return fmt.Errorf("boltstore release: %w", err)
@@ -177,34 +184,39 @@ func (s *Store) sweepBucket(ctx context.Context, bucket []byte, expired func(v [
 // between publishing and acking is a crash before either write).
 type ProcessOnce struct {
 	mu      sync.Mutex
-	running map[string]bool
+	running map[string]string // key -> holder
 }
 
 // ProcessOnce returns a process-local guard.
 func (s *Store) ProcessOnce() *ProcessOnce {
-	return &ProcessOnce{running: map[string]bool{}}
+	return &ProcessOnce{running: map[string]string{}}
 }
 
 // Reserve claims key; fresh is false while another caller holds it.
-func (o *ProcessOnce) Reserve(_ context.Context, key string, _ time.Duration) (prior []byte, fresh bool, err error) {
+func (o *ProcessOnce) Reserve(_ context.Context, key, holder string, _ time.Duration) (prior []byte, fresh bool, err error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if o.running[key] {
+	if _, held := o.running[key]; held {
 		return nil, false, nil
 	}
-	o.running[key] = true
+	o.running[key] = holder
 	return nil, true, nil
 }
 
 // Complete ends the claim.
 func (o *ProcessOnce) Complete(_ context.Context, key string, _ []byte, _ time.Duration) error {
-	return o.Release(context.Background(), key)
-}
-
-// Release ends the claim.
-func (o *ProcessOnce) Release(_ context.Context, key string) error {
 	o.mu.Lock()
 	delete(o.running, key)
+	o.mu.Unlock()
+	return nil
+}
+
+// Release ends holder's claim.
+func (o *ProcessOnce) Release(_ context.Context, key, holder string) error {
+	o.mu.Lock()
+	if o.running[key] == holder {
+		delete(o.running, key)
+	}
 	o.mu.Unlock()
 	return nil
 }

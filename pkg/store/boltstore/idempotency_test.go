@@ -46,7 +46,7 @@ func TestIdempotencyStates(t *testing.T) {
 		{"completed", func() error { return s.Complete(ctx, "k", []byte(`{"ok":1}`), ttl) }, "k", want{`{"ok":1}`, false}},
 		{"completed with an empty result", func() error { return s.Complete(ctx, "k", nil, ttl) }, "k", want{"", false}},
 		{"an expired result is absent", func() error { clk.advance(ttl); return nil }, "k", want{"<nil>", true}},
-		{"released", func() error { return s.Release(ctx, "k") }, "k", want{"<nil>", true}},
+		{"released", func() error { return s.Release(ctx, "k", "h") }, "k", want{"<nil>", true}},
 		{"keys are independent", nil, "other", want{"<nil>", true}},
 	}
 	for _, st := range steps {
@@ -55,7 +55,7 @@ func TestIdempotencyStates(t *testing.T) {
 				t.Fatalf("%s: %v", st.name, err)
 			}
 		}
-		prior, fresh, err := s.Reserve(ctx, st.key, ttl)
+		prior, fresh, err := s.Reserve(ctx, st.key, "h", ttl)
 		if err != nil {
 			t.Fatalf("%s: %v", st.name, err)
 		}
@@ -68,10 +68,10 @@ func TestIdempotencyStates(t *testing.T) {
 func TestIdempotencyRejectsBadArguments(t *testing.T) {
 	s, _ := openTemp(t, Options{})
 	ctx := context.Background()
-	if _, _, err := s.Reserve(ctx, "k", 0); err == nil {
+	if _, _, err := s.Reserve(ctx, "k", "h", 0); err == nil {
 		t.Error("reserve with zero ttl accepted")
 	}
-	if _, _, err := s.Reserve(ctx, "", time.Minute); err == nil {
+	if _, _, err := s.Reserve(ctx, "", "h", time.Minute); err == nil {
 		t.Error("reserve of an empty key accepted")
 	}
 	if err := s.Complete(ctx, "k", nil, -time.Second); err == nil {
@@ -87,7 +87,7 @@ func TestConcurrentReserveHasOneOwner(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, fresh, err := s.Reserve(context.Background(), "k", time.Minute)
+			_, fresh, err := s.Reserve(context.Background(), "k", "h", time.Minute)
 			if err != nil {
 				t.Error(err)
 			}
@@ -112,7 +112,7 @@ func TestSweepDeletesExpiredKeys(t *testing.T) {
 		if i%2 == 0 {
 			ttl = time.Hour
 		}
-		if _, _, err := s.Reserve(ctx, fmt.Sprintf("k%04d", i), ttl); err != nil {
+		if _, _, err := s.Reserve(ctx, fmt.Sprintf("k%04d", i), "h", ttl); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -131,7 +131,7 @@ func TestSweepDeletesExpiredKeys(t *testing.T) {
 	if left != n/2 {
 		t.Fatalf("%d keys left, want %d", left, n/2)
 	}
-	if _, fresh, _ := s.Reserve(ctx, "k0000", time.Minute); fresh {
+	if _, fresh, _ := s.Reserve(ctx, "k0000", "h", time.Minute); fresh {
 		t.Fatal("a live key was swept")
 	}
 }
@@ -140,17 +140,24 @@ func TestProcessOnce(t *testing.T) {
 	s, _ := openTemp(t, Options{})
 	ctx := context.Background()
 	o := s.ProcessOnce()
-	if _, fresh, err := o.Reserve(ctx, "k", time.Minute); err != nil || !fresh {
+	if _, fresh, err := o.Reserve(ctx, "k", "h1", time.Minute); err != nil || !fresh {
 		t.Fatalf("first reserve: %v %v", fresh, err)
 	}
-	if prior, fresh, _ := o.Reserve(ctx, "k", time.Minute); fresh || prior != nil {
+	if prior, fresh, _ := o.Reserve(ctx, "k", "h2", time.Minute); fresh || prior != nil {
 		t.Fatal("a running key reserved twice")
+	}
+	_ = o.Release(ctx, "k", "h2")
+	if _, fresh, _ := o.Reserve(ctx, "k", "h3", time.Minute); fresh {
+		t.Fatal("another holder's release freed the claim")
 	}
 	if err := o.Complete(ctx, "k", []byte("done"), time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	if _, fresh, _ := o.Reserve(ctx, "k", time.Minute); !fresh {
+	if _, fresh, _ := o.Reserve(ctx, "k", "h4", time.Minute); !fresh {
 		t.Fatal("a finished key is still held")
 	}
-	_ = o.Release(ctx, "k")
+	_ = o.Release(ctx, "k", "h4")
+	if _, fresh, _ := o.Reserve(ctx, "k", "h5", time.Minute); !fresh {
+		t.Fatal("a released key is still held")
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -75,7 +76,7 @@ func TestReserveHasOneWinner(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, ok, err := st.Reserve(context.Background(), "k", time.Minute)
+			_, ok, err := st.Reserve(context.Background(), "k", strconv.Itoa(i), time.Minute)
 			if err != nil {
 				t.Error(err)
 			}
@@ -93,16 +94,16 @@ func TestReserveHasOneWinner(t *testing.T) {
 func TestIdempotencyEdges(t *testing.T) {
 	st, _ := newNode(t, redistest.Start(t), "a", 0)
 	ctx := context.Background()
-	if _, _, err := st.Reserve(ctx, "k", 0); err == nil {
+	if _, _, err := st.Reserve(ctx, "k", "h", 0); err == nil {
 		t.Error("reserve without ttl accepted (the key would never expire)")
 	}
-	if _, fresh, err := st.Reserve(ctx, "empty", time.Minute); err != nil || !fresh {
+	if _, fresh, err := st.Reserve(ctx, "empty", "h", time.Minute); err != nil || !fresh {
 		t.Fatalf("reserve: %v %v", fresh, err)
 	}
 	if err := st.Complete(ctx, "empty", nil, time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	prior, fresh, err := st.Reserve(ctx, "empty", time.Minute)
+	prior, fresh, err := st.Reserve(ctx, "empty", "h", time.Minute)
 	if err != nil || fresh || prior == nil || len(prior) != 0 {
 		t.Fatalf("an empty stored result must read as stored, not in progress: %q %v %v", prior, fresh, err)
 	}

@@ -8,12 +8,9 @@ package ingest
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/base32"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/heraldhq/herald/pkg/delivery"
@@ -367,19 +364,10 @@ func messageKey(ev *webhook.Event) string {
 	return "event\x00" + ev.ID
 }
 
-var idEncoding = base32.NewEncoding("0123456789ABCDEFGHJKMNPQRSTVWXYZ").WithPadding(base32.NoPadding)
-
 // NotificationID is the id of the notification about key for user: the
 // same inputs give the same id, so a redelivered event produces the same
 // notification (which clients drop) and a deletion can name what it
 // retracts.
 func NotificationID(provider, key, user string) string {
-	h := sha256.New()
-	for _, s := range []string{provider, key, user} {
-		h.Write([]byte(strconv.Itoa(len(s))))
-		h.Write([]byte{':'})
-		h.Write([]byte(s))
-	}
-	sum := h.Sum(nil)
-	return "wh" + idEncoding.EncodeToString(sum[:16])
+	return notification.DerivedID("wh", provider, key, user)
 }

@@ -118,3 +118,23 @@ func TestNewEventsMatchesNewEvent(t *testing.T) {
 		t.Error("accepted fewer ids than users")
 	}
 }
+
+// TestDerivedIDIsStable: derived ids name notifications already stored and
+// shown, so the derivation never changes.
+func TestDerivedIDIsStable(t *testing.T) {
+	cases := []struct {
+		prefix string
+		parts  []string
+		want   string
+	}{
+		{"wh", []string{"talkjs", "message\x00m-1", "alice"}, "whJC0M9CJENRTYKKXH7P9VQB0XS4"},
+	}
+	for _, c := range cases {
+		if got := DerivedID(c.prefix, c.parts...); got != c.want {
+			t.Errorf("DerivedID(%q, %q) = %s, want %s", c.prefix, c.parts, got, c.want)
+		}
+	}
+	if DerivedID("ik", "ab", "c") == DerivedID("ik", "a", "bc") {
+		t.Error("parts collide by concatenation")
+	}
+}

@@ -25,12 +25,14 @@ func (r *liveRecorder) got() []string {
 	return append([]string(nil), r.titles...)
 }
 
-// record reads ws until it closes.
+// record reads ws until it closes. It never gives up on a quiet socket
+// (a read's timeout closes it): a sender may be held off for a while, and
+// the node's shutdown at the end of the test ends the read.
 func record(ws *wsClient) *liveRecorder {
 	r := &liveRecorder{}
 	go func() {
 		for {
-			f, err := ws.next(time.Minute)
+			f, err := ws.next(10 * time.Minute)
 			if err != nil {
 				return
 			}
@@ -299,8 +301,12 @@ func trafficThroughFailover(t *testing.T, nodes [2]*testNode, kill func(users []
 		}
 		got := r.got()
 		if strings.Join(got, ",") != strings.Join(want, ",") {
-			t.Errorf("%s (affected: %v): live %d, accepted %d\nlive     %v\naccepted %v",
-				u, affected[u], len(got), len(want), got, want)
+			var hist []string
+			for _, e := range nodes[i%2].inbox(u) {
+				hist = append(hist, e.Title)
+			}
+			t.Errorf("%s (affected: %v): live %d, accepted %d\nlive     %v\naccepted %v\nhistory  %v",
+				u, affected[u], len(got), len(want), got, want, hist)
 		}
 	}
 }

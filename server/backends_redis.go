@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/heraldhq/herald/pkg/broker"
@@ -66,7 +67,7 @@ type autoPipeliner interface {
 }
 
 // openRedis connects to Redis and builds the cluster back-ends.
-func openRedis(ctx context.Context, cfg *config.Config, r broker.Retention, log *slog.Logger) (*backends, error) {
+func openRedis(ctx context.Context, cfg *config.Config, r broker.Retention, log *slog.Logger, reg prometheus.Registerer) (*backends, error) {
 	client, err := newRedisClient(cfg)
 	if err != nil {
 		return nil, err
@@ -95,6 +96,7 @@ func openRedis(ctx context.Context, cfg *config.Config, r broker.Retention, log 
 		// replicas go through the client itself.
 		Direct:      client,
 		MinReplicas: cfg.RedisMinReplicas, ReplicaTimeout: cfg.RedisReplicaTimeout,
+		Metrics: reg,
 	}
 	if cc, ok := client.(*redis.ClusterClient); ok {
 		// On a Cluster pub/sub is always sharded, one connection per primary.

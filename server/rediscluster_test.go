@@ -160,17 +160,39 @@ func TestRedisClusterPrimaryKilledUnderTraffic(t *testing.T) {
 	}
 	cl, nodes := clusterNodes(t)
 	var victim *redistest.Server
+	var owner [2]string // the victim's channels: a user's slot on each node with some
 	trafficThroughFailover(t, nodes,
 		func(users []string) (affected map[string]bool) {
 			victim = cl.PrimaryOf("{" + users[0] + "}")
 			affected = map[string]bool{}
-			for _, u := range users {
+			for i, u := range users {
 				affected[u] = cl.PrimaryOf("{"+u+"}") == victim
+				if affected[u] {
+					owner[i%2] = "{" + u + "}"
+				}
 			}
 			victim.Kill()
 			return affected
 		},
 		func() { cl.WaitFailover(victim) })
+	// What /metrics shows of it: a node that had channels on the dead
+	// primary subscribed them again on the promoted replica, and no node
+	// counts a connection to the dead one.
+	for i, n := range nodes {
+		if v := n.metric(`herald_redis_pubsub_connections{shard="` + victim.Addr() + `"} `); v != "" {
+			t.Errorf("node %d still counts a connection to the dead primary: %s", i, v)
+		}
+		if owner[i] == "" {
+			continue
+		}
+		if v := n.metric("herald_redis_resubscriptions_total "); v == "" || v == "0" {
+			t.Errorf("node %d: herald_redis_resubscriptions_total %q after its primary died", i, v)
+		}
+		promoted := cl.PrimaryOf(owner[i]).Addr()
+		if v := n.metric(`herald_redis_pubsub_connections{shard="` + promoted + `"} `); v != "1" {
+			t.Errorf("node %d: connections to the promoted primary %s %q, want 1", i, promoted, v)
+		}
+	}
 }
 
 // TestRedisClusterSlotMovedUnderTraffic: the same while the slot of one

@@ -99,7 +99,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	// any subscription is made.
 	retention := broker.Retention{MaxCount: cfg.HistoryMaxCount, MaxAge: cfg.HistoryMaxAge}
 	if cfg.UsesRedis() {
-		s.backends, err = openRedis(ctx, cfg, retention, log)
+		s.backends, err = openRedis(ctx, cfg, retention, log, s.reg)
 	} else {
 		s.backends, err = openEmbedded(cfg, retention, log)
 	}

@@ -118,6 +118,7 @@ func (b *Broker) shardForLocked(ctx context.Context, user string) (*shard, error
 	}
 	sh := &shard{addr: addr, ps: cl.SSubscribe(b.ctx)}
 	c.shards[addr] = sh
+	b.metrics.connections.WithLabelValues(addr).Set(1)
 	b.wg.Add(1)
 	go b.receiveShard(sh)
 	return sh, nil
@@ -173,6 +174,7 @@ func (b *Broker) killShardLocked(sh *shard, err error) {
 	c := b.cl
 	if c.shards[sh.addr] == sh {
 		delete(c.shards, sh.addr)
+		b.metrics.connections.DeleteLabelValues(sh.addr)
 	}
 	c.owners = nil // the slot map may have changed with it
 	b.mu.Lock()
@@ -323,6 +325,7 @@ func (b *Broker) placeAll() bool {
 	b.psMu.Lock()
 	defer b.psMu.Unlock()
 	b.cl.owners = owners
+	b.metrics.refreshes.Inc()
 	b.mu.RLock()
 	var move []*userSub
 	for user, cs := range b.chans {

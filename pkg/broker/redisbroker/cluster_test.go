@@ -3,11 +3,13 @@ package redisbroker_test
 import (
 	"context"
 	"fmt"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/heraldhq/herald/pkg/broker/brokertest"
@@ -37,6 +39,12 @@ func (r *seqRecorder) of(user string) []uint64 {
 // clusterBroker is a broker over its own client of cl, with sharded pub/sub.
 func clusterBroker(t *testing.T, cl *redistest.Cluster, prefix string, h func(*notification.Event)) *redisbroker.Broker {
 	t.Helper()
+	return clusterBrokerMetrics(t, cl, prefix, h, nil)
+}
+
+// clusterBrokerMetrics is clusterBroker registering its metrics with reg.
+func clusterBrokerMetrics(t *testing.T, cl *redistest.Cluster, prefix string, h func(*notification.Event), reg prometheus.Registerer) *redisbroker.Broker {
+	t.Helper()
 	// As Herald runs it: the slot map is reread often, or a failover stays
 	// unseen while the dead primary refuses connections.
 	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: cl.Addrs(), ClusterStateReloadInterval: time.Second})
@@ -44,7 +52,7 @@ func clusterBroker(t *testing.T, cl *redistest.Cluster, prefix string, h func(*n
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := redisbroker.New(ap, h, redisbroker.Options{Prefix: prefix, Cluster: cc, Logger: quiet, HealthCheckInterval: time.Second})
+	b, err := redisbroker.New(ap, h, redisbroker.Options{Prefix: prefix, Cluster: cc, Logger: quiet, HealthCheckInterval: time.Second, Metrics: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +73,8 @@ func TestShardedClusterTopology(t *testing.T) {
 	prefix := testPrefix(t)
 	channel := func(user string) string { return prefix + "{" + user + "}:c" }
 	rec := &seqRecorder{seqs: make(map[string][]uint64)}
-	sub := clusterBroker(t, cl, prefix, rec.handle)
+	reg := prometheus.NewRegistry()
+	sub := clusterBrokerMetrics(t, cl, prefix, rec.handle, reg)
 	pub := clusterBroker(t, cl, prefix, func(*notification.Event) {})
 	ctx := context.Background()
 
@@ -221,4 +230,63 @@ func TestShardedClusterTopology(t *testing.T) {
 		})
 		checkConnections(t)
 	})
+
+	// What an operator sees of all that: one connection per current
+	// primary, and the refreshes, resubscriptions and backfills that
+	// closed the gaps.
+	t.Run("metrics", func(t *testing.T) {
+		m := gather(t, reg)
+		var want []string
+		for _, p := range cl.Primaries() {
+			want = append(want, "herald_redis_pubsub_connections{shard="+p.Addr()+"} 1")
+		}
+		sort.Strings(want)
+		var got []string
+		for k, v := range m {
+			if strings.HasPrefix(k, "herald_redis_pubsub_connections{") {
+				got = append(got, fmt.Sprintf("%s %g", k, v))
+			}
+		}
+		sort.Strings(got)
+		if strings.Join(got, ",") != strings.Join(want, ",") {
+			t.Errorf("connections %v, want %v", got, want)
+		}
+		for _, k := range []string{"herald_redis_topology_refreshes_total", "herald_redis_resubscriptions_total", "herald_redis_backfills_total{result=ok}"} {
+			if m[k] < 1 {
+				t.Errorf("%s = %g after a kill, a move and dropped connections", k, m[k])
+			}
+		}
+		if m["herald_redis_resubscriptions_total"] < float64(len(users)) {
+			t.Errorf("%g resubscriptions, want at least %d (every channel, when the connections dropped)", m["herald_redis_resubscriptions_total"], len(users))
+		}
+	})
+}
+
+// gather reads reg's metrics as "name{label=value,...}" -> value.
+func gather(t *testing.T, reg *prometheus.Registry) map[string]float64 {
+	t.Helper()
+	fams, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make(map[string]float64)
+	for _, f := range fams {
+		for _, m := range f.GetMetric() {
+			name := f.GetName()
+			if len(m.GetLabel()) > 0 {
+				var ls []string
+				for _, l := range m.GetLabel() {
+					ls = append(ls, l.GetName()+"="+l.GetValue())
+				}
+				name += "{" + strings.Join(ls, ",") + "}"
+			}
+			switch {
+			case m.GetCounter() != nil:
+				out[name] = m.GetCounter().GetValue()
+			case m.GetGauge() != nil:
+				out[name] = m.GetGauge().GetValue()
+			}
+		}
+	}
+	return out
 }

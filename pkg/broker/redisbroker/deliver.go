@@ -161,6 +161,7 @@ func (w *worker) fill(us *userSub, cur notification.Cursor) bool {
 		w.b.opts.Logger.Warn("events lost with their history", "user", us.user, "after", us.pos.String(), "before", cur.String())
 		return true
 	}
+	w.b.metrics.backfillOK.Inc()
 	want := cur.Seq - 1 - us.pos.Seq
 	after := us.pos
 	w.deliverEntries(us, cur.Epoch, msgs)
@@ -174,6 +175,7 @@ func (w *worker) fill(us *userSub, cur notification.Cursor) bool {
 // no longer be delivered (trimmed from the stream before a backfill reached
 // them): they get a reset and reload the inbox, instead of a silent gap.
 func (w *worker) lost(us *userSub, after, before notification.Cursor) {
+	w.b.metrics.backfillLost.Inc()
 	w.b.opts.Logger.Warn("events missed on pub/sub are no longer retained", "user", us.user, "after", after.String(), "before", before.String())
 	w.b.handler.Deliver(notification.NewResetEvent(us.user, notification.Cursor{}))
 }
@@ -195,6 +197,7 @@ func (w *worker) resync(us *userSub) {
 		return
 	}
 	delete(w.retry, us)
+	w.b.metrics.backfillOK.Inc()
 	if head.Epoch == us.pos.Epoch {
 		after := us.pos
 		complete := head.Seq <= after.Seq || (len(msgs) > 0 && firstSeq(msgs) == after.Seq+1)
@@ -211,6 +214,7 @@ func firstSeq(msgs []redis.XMessage) uint64 {
 }
 
 func (w *worker) failed(us *userSub, err error) {
+	w.b.metrics.backfillFailed.Inc()
 	if _, again := w.retry[us]; !again {
 		w.b.opts.Logger.Warn("reading missed events failed; will retry", "user", us.user, "err", err)
 	}

@@ -24,6 +24,7 @@ func (b *Broker) receive() {
 	var (
 		awaitingPong bool
 		lost         bool
+		up           bool // as the connections gauge says
 		backoff      time.Duration
 	)
 	for {
@@ -37,6 +38,10 @@ func (b *Broker) receive() {
 				b.opts.Logger.Info("redis pub/sub connection restored")
 				lost = false
 			}
+			if !up {
+				b.metrics.connections.WithLabelValues(defaultShard).Set(1)
+				up = true
+			}
 			awaitingPong, backoff = false, 0
 			b.route(msg)
 		case !awaitingPong && isTimeout(err):
@@ -46,6 +51,8 @@ func (b *Broker) receive() {
 				b.opts.Logger.Warn("redis pub/sub connection lost; resubscribing", "err", err)
 				lost = true
 			}
+			b.metrics.connections.WithLabelValues(defaultShard).Set(0)
+			up = false
 			awaitingPong = false
 			b.connectionLost()
 			// go-redis has usually reconnected within the failed read, so

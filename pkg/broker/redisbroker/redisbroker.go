@@ -26,6 +26,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/heraldhq/herald/pkg/broker"
@@ -87,6 +88,10 @@ type Options struct {
 	// Logger receives connection losses and unrecoverable gaps (default
 	// slog.Default()).
 	Logger *slog.Logger
+
+	// Metrics registers the pub/sub metrics (connections by shard,
+	// topology refreshes, resubscriptions, backfills); nil registers none.
+	Metrics prometheus.Registerer
 }
 
 // Defaults for Options.
@@ -155,6 +160,8 @@ type Broker struct {
 	publishes chan *publishReq // drained in shared pipelines by publishLoop
 	replicas  replicaCounts    // by primary, for WAIT; owned by publishLoop
 
+	metrics *metrics
+
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // the receive loop and the workers
@@ -192,6 +199,7 @@ func New(client redis.UniversalClient, handler broker.Handler, opts Options) (*B
 		cancel: cancel,
 
 		publishes: make(chan *publishReq, 256),
+		metrics:   newMetrics(opts.Metrics),
 	}
 	b.handler.Register(handler)
 	b.startWorkers()

@@ -259,6 +259,9 @@ func (b *Broker) onSubscribedOn(sh *shard, ch string) {
 	if us == nil {
 		return // an older generation's confirmation
 	}
+	if kind == jobResync {
+		b.metrics.resubscribe.Inc()
+	}
 	b.dispatch(job{kind: kind, sub: us})
 }
 

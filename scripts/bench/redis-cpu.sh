@@ -16,7 +16,8 @@
 #   SERVERS ("herald centrifugo") SCENARIOS ("unicast fanout")
 #   HERALD_BIN (bin/herald, built when missing) CENTRIFUGO_BIN (centrifugo on
 #   PATH; `go install github.com/centrifugal/centrifugo/v6@v6.9.1`)
-#   OUT_DIR (a temporary directory: the JSON lines and logs)
+#   OUT_DIR (a temporary directory: the JSON lines, logs and each Redis's
+#   INFO commandstats and stats at the end of a run)
 #
 # Centrifugo OSS runs on a Redis Cluster (engine.redis.cluster_address) with
 # classic PUBLISH, which a Cluster copies to every node; its sharded pub/sub
@@ -212,6 +213,14 @@ run_one() { # ROUND TOPOLOGY NODES SERVER
         "$round" "$topo" "$nodes" "$server" "$redis" "$per_fanout" "$node" \
         "$(field "$line" p50_ms 1)" "$(field "$line" incomplete_rounds 1)"
     fi
+  done
+  # What each Redis ran, for comparing the servers' command mixes.
+  local port i=0
+  IFS=, read -ra rp <<<"$REDIS_PIDS"
+  for _ in "${rp[@]}"; do
+    port=$((REDIS_PORT + i))
+    { redis-cli -p "$port" info commandstats; redis-cli -p "$port" info stats; } >"$dir/redis-$port.stats" 2>/dev/null || true
+    i=$((i + 1))
   done
   stop_all
 }

@@ -177,13 +177,16 @@ func (s *Store) beat(ctx context.Context) error {
 		return fmt.Errorf("set liveness: %w", err)
 	}
 	s.presence.alive.Store(true)
-	if err := s.reassert(ctx); err != nil {
+	wrote, err := s.reassert(ctx)
+	if err != nil {
 		return err
 	}
-	if !refreshed {
+	if !refreshed && wrote > 0 {
 		// Another node may have judged this one dead just before the key
 		// came back and delete the rewritten fields: write them once more
-		// on the next beat.
+		// on the next beat. A node that had nothing to write (the first
+		// beat of a new node) has nothing to lose, and rewriting all its
+		// sessions a beat later would cost Redis two commands a session.
 		p.mu.Lock()
 		p.dirty = true
 		p.mu.Unlock()
@@ -192,8 +195,9 @@ func (s *Store) beat(ctx context.Context) error {
 }
 
 // reassert writes this node's counts of all its users again, and removes
-// the fields of users whose last Leave did not reach Redis.
-func (s *Store) reassert(ctx context.Context) error {
+// the fields of users whose last Leave did not reach Redis. It returns how
+// many users it wrote.
+func (s *Store) reassert(ctx context.Context) (int, error) {
 	p := &s.presence
 	p.rw.Lock()
 	defer p.rw.Unlock()
@@ -216,7 +220,7 @@ func (s *Store) reassert(ctx context.Context) error {
 			}
 		}
 		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-			return fmt.Errorf("rewrite presence: %w", err)
+			return 0, fmt.Errorf("rewrite presence: %w", err)
 		}
 	}
 	p.mu.Lock()
@@ -228,5 +232,5 @@ func (s *Store) reassert(ctx context.Context) error {
 	p.dirty = false
 	p.lastReassert = time.Now()
 	p.mu.Unlock()
-	return nil
+	return len(counts), nil
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -61,6 +62,19 @@ func newRedisClient(cfg *config.Config) (redis.UniversalClient, error) {
 	}
 }
 
+// credentialsError names the setting to fix when err is Redis or a
+// Sentinel refusing the credentials, and is nil for any other error.
+func credentialsError(cfg *config.Config, err error) error {
+	msg := err.Error()
+	if !strings.Contains(msg, "WRONGPASS") && !strings.Contains(msg, "NOAUTH") && !strings.Contains(msg, "NOPERM") {
+		return nil
+	}
+	if len(cfg.RedisSentinelAddrs) > 0 && strings.Contains(msg, "sentinels") {
+		return fmt.Errorf("redis sentinels refuse the credentials (HERALD_REDIS_SENTINEL_USERNAME, HERALD_REDIS_SENTINEL_PASSWORD): %w", err)
+	}
+	return fmt.Errorf("redis refuses the credentials (HERALD_REDIS_USERNAME, HERALD_REDIS_PASSWORD, or those of HERALD_REDIS_URL): %w", err)
+}
+
 // autoPipeliner is what the Redis clients of every form offer.
 type autoPipeliner interface {
 	AutoPipeline() (*redis.AutoPipeliner, error)
@@ -73,6 +87,12 @@ func openRedis(ctx context.Context, cfg *config.Config, r broker.Retention, log 
 		return nil, err
 	}
 	if err := client.Ping(ctx).Err(); err != nil {
+		// Redis that is down may come back; credentials it refuses will
+		// not get better by waiting.
+		if cerr := credentialsError(cfg, err); cerr != nil {
+			_ = client.Close()
+			return nil, cerr
+		}
 		log.Warn("redis not reachable yet; will keep trying", "err", err)
 	}
 	// Commands issued by concurrent requests and workers share pipelines:

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"net/http"
 	"strings"
 	"testing"
@@ -122,5 +123,52 @@ func redisDownAndBack(t *testing.T, n *testNode, kill, restart func()) {
 	}
 	if f.Type != "notification" || f.Notification.Title != "after" {
 		t.Fatalf("after recovery got %+v", f)
+	}
+}
+
+// TestRedisSentinelCredentials: with the Sentinel set and its servers
+// behind passwords (HERALD_REDIS_SENTINEL_PASSWORD for the sentinels,
+// HERALD_REDIS_PASSWORD for the data servers) a node with both delivers;
+// a node missing either, or with a wrong one, does not start, and its
+// error names the setting to fix (waiting would not help, unlike Redis
+// being down).
+func TestRedisSentinelCredentials(t *testing.T) {
+	s := redistest.StartSentinel(t, redistest.WithPasswords("data-pw", "sentinel-pw"))
+	form := func(data, sentinel string) func(*configT) {
+		return func(c *configT) {
+			c.RedisSentinelAddrs, c.RedisSentinelMaster = s.Addrs(), s.MasterName()
+			c.RedisPassword, c.RedisSentinelPassword = data, sentinel
+		}
+	}
+	t.Run("right", func(t *testing.T) {
+		n := startNode(t, form("data-pw", "sentinel-pw"))
+		ws := n.mustDialWS("alice", "")
+		waitFor(t, "session", func() bool { return n.srv.Hub().LocalSessions("alice") == 1 })
+		n.mustSend([]string{"alice"}, "through the sentinels")
+		if f := ws.mustNext(); f.Notification.Title != "through the sentinels" {
+			t.Fatalf("got %+v", f)
+		}
+		if status, body := n.do(http.MethodGet, "/readyz", "", nil); status != http.StatusOK {
+			t.Fatalf("readyz: %d %s", status, body)
+		}
+	})
+	for _, tc := range []struct{ name, data, sentinel, names string }{
+		{"wrong data password", "nope", "sentinel-pw", "HERALD_REDIS_PASSWORD"},
+		{"no data password", "", "sentinel-pw", "HERALD_REDIS_PASSWORD"},
+		{"wrong sentinel password", "data-pw", "nope", "HERALD_REDIS_SENTINEL_PASSWORD"},
+		{"no sentinel password", "data-pw", "", "HERALD_REDIS_SENTINEL_PASSWORD"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testConfig(t)
+			form(tc.data, tc.sentinel)(cfg)
+			srv, err := New(context.Background(), cfg, nil)
+			if err == nil {
+				_ = srv.Shutdown(context.Background())
+				t.Fatal("the node started with credentials Redis refuses")
+			}
+			if !strings.Contains(err.Error(), tc.names) {
+				t.Fatalf("error %q does not name %s", err, tc.names)
+			}
+		})
 	}
 }

@@ -17,7 +17,7 @@
 #   HERALD_BIN (bin/herald, built when missing) CENTRIFUGO_BIN (centrifugo on
 #   PATH; `go install github.com/centrifugal/centrifugo/v6@v6.9.1`)
 #   OUT_DIR (a temporary directory: the JSON lines, logs and each Redis's
-#   INFO commandstats and stats at the end of a run)
+#   INFO commandstats and stats over each measured stretch)
 #
 # Centrifugo OSS runs on a Redis Cluster (engine.redis.cluster_address) with
 # classic PUBLISH, which a Cluster copies to every node; its sharded pub/sub
@@ -163,6 +163,34 @@ split_summary() {
   done < <(echo "$rest" | xargs -n2)
 }
 
+# redis_ports: the port of each Redis process of the run.
+redis_ports() {
+  local i=0
+  IFS=, read -ra rp <<<"$REDIS_PIDS"
+  for _ in "${rp[@]}"; do echo $((REDIS_PORT + i)); i=$((i + 1)); done
+}
+
+# reset_stats_when_open ERRFILE N: once the bench has opened its N sessions
+# and let them settle (a second), reset every Redis's command statistics,
+# so that what dump_stats writes covers the measured stretch only.
+reset_stats_when_open() {
+  local p
+  for _ in $(seq 2400); do
+    grep -q "opened $2/$2 " "$1" 2>/dev/null && break
+    sleep 0.05
+  done
+  sleep 0.9
+  for p in $(redis_ports); do redis-cli -p "$p" config resetstat >/dev/null 2>&1 || true; done
+}
+
+# dump_stats DIR SCENARIO: each Redis's INFO commandstats and stats.
+dump_stats() {
+  local p
+  for p in $(redis_ports); do
+    { redis-cli -p "$p" info commandstats; redis-cli -p "$p" info stats; } >"$1/redis-$p-$2.stats" 2>/dev/null || true
+  done
+}
+
 run_one() { # ROUND TOPOLOGY NODES SERVER
   local round=$1 topo=$2 nodes=$3 server=$4 dir
   dir=$OUT_DIR/r$round-$topo-$nodes-$server
@@ -189,10 +217,17 @@ run_one() { # ROUND TOPOLOGY NODES SERVER
   local scenario line roles
   roles=$(roles)
   for scenario in $SCENARIOS; do
+    local n_open=$SESSIONS
+    [ "$scenario" = fanout ] && n_open=$FANOUT_USERS
+    reset_stats_when_open "$dir/$scenario.err" "$n_open" &
+    local watcher=$!
     case $scenario in
     unicast) line=$("$HERALD_BIN" bench unicast "${common[@]}" --sessions "$SESSIONS" --messages "$MESSAGES" --rate 0 --workers 64 2>"$dir/unicast.err") ;;
     fanout) line=$("$HERALD_BIN" bench fanout "${common[@]}" --sessions "$FANOUT_USERS" --rounds "$FANOUT_ROUNDS" 2>"$dir/fanout.err") ;;
     esac
+    kill "$watcher" 2>/dev/null || true
+    wait "$watcher" 2>/dev/null || true
+    dump_stats "$dir" "$scenario"
     echo "{\"round\":$round,\"topology\":\"$topo\",\"nodes\":$nodes,\"server\":\"$server\",\"result\":$line}" >>"$RESULTS"
     local redis node
     redis=$(num "$(field "$line" redis_us_per_op 1)")
@@ -213,14 +248,6 @@ run_one() { # ROUND TOPOLOGY NODES SERVER
         "$round" "$topo" "$nodes" "$server" "$redis" "$per_fanout" "$node" \
         "$(field "$line" p50_ms 1)" "$(field "$line" incomplete_rounds 1)"
     fi
-  done
-  # What each Redis ran, for comparing the servers' command mixes.
-  local port i=0
-  IFS=, read -ra rp <<<"$REDIS_PIDS"
-  for _ in "${rp[@]}"; do
-    port=$((REDIS_PORT + i))
-    { redis-cli -p "$port" info commandstats; redis-cli -p "$port" info stats; } >"$dir/redis-$port.stats" 2>/dev/null || true
-    i=$((i + 1))
   done
   stop_all
 }

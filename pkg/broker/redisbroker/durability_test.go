@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -224,4 +226,71 @@ func TestClusterPrimaryKilledLosesNothingAcknowledged(t *testing.T) {
 	if !slices.Equal(inHistory, acked) {
 		t.Errorf("the history's order differs from the order the publishes were acknowledged in")
 	}
+}
+
+// TestOneScriptCallPublishesManyEventsAndIsolatesAFailure: a publish of
+// 100 events of 40 users runs as a few script calls (not one per event),
+// every user's events arrive in order with contiguous seqs, and an event
+// whose key Redis refuses (a meta key of the wrong type) fails alone.
+func TestOneScriptCallPublishesManyEventsAndIsolatesAFailure(t *testing.T) {
+	srv := redistest.Start(t)
+	sink := &brokertest.Sink{}
+	b := newBroker(t, srv, sink.Handle, redisbroker.Options{})
+	ctx := context.Background()
+	c := srv.Client()
+	if err := c.Set(ctx, "herald:{broken}:m", "not a hash", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	var events []*notification.Event
+	for i := range 100 {
+		u := fmt.Sprint("u", i%40)
+		subscribe(t, b, u)
+		events = append(events, brokertest.Event(u, fmt.Sprint("e", i)))
+		if i == 50 {
+			events = append(events, brokertest.Event("broken", "refused"))
+		}
+	}
+	if err := c.ConfigResetStat(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	err := b.Publish(ctx, events)
+	if err == nil || !strings.Contains(err.Error(), "1 of 101 events failed") || !strings.Contains(err.Error(), "WRONGTYPE") {
+		t.Fatalf("publish: %v, want the broken user's event to fail alone", err)
+	}
+	for _, ev := range events {
+		if (ev.User == "broken") != (ev.Cursor.Seq == 0) {
+			t.Fatalf("%s %s: cursor %v", ev.User, brokertest.Title(ev), ev.Cursor)
+		}
+	}
+	calls := scriptCalls(t, c)
+	if calls == 0 || calls > 8 {
+		t.Fatalf("%d script calls for 101 events, want a few", calls)
+	}
+	for u := range 40 {
+		user := fmt.Sprint("u", u)
+		var want []string
+		for i := u; i < 100; i += 40 {
+			want = append(want, fmt.Sprintf("%d:e%d", len(want)+1, i))
+		}
+		if got := sink.WaitFor(t, user, len(want)); !slices.Equal(got, want) {
+			t.Fatalf("%s got %v, want %v", user, got, want)
+		}
+	}
+}
+
+// scriptCalls is how many EVALSHA calls Redis ran since its stats were
+// reset.
+func scriptCalls(t *testing.T, c *redis.Client) int {
+	t.Helper()
+	info, err := c.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(info, "\n") {
+		if rest, ok := strings.CutPrefix(strings.TrimSpace(line), "cmdstat_evalsha:calls="); ok {
+			n, _ := strconv.Atoi(rest[:strings.IndexByte(rest, ',')])
+			return n
+		}
+	}
+	return 0
 }

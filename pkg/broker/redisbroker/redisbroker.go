@@ -52,7 +52,9 @@ type Options struct {
 	// Cluster is the Redis Cluster behind the client (the client may wrap
 	// it, as an autopipeliner does). With it the broker always uses sharded
 	// pub/sub, over one connection per primary that it manages itself (see
-	// cluster.go); Sharded is then implied.
+	// cluster.go); Sharded is then implied. A client over a Cluster needs
+	// Cluster or Sharded: without either the broker publishes events of
+	// several users in one script call, which a Cluster refuses.
 	Cluster *redis.ClusterClient
 
 	// Direct is the client under the one the broker was given, when that
@@ -143,6 +145,7 @@ type Broker struct {
 	opts    Options
 	keys    keyspace
 	args    scriptArgs
+	anySlot bool // a script call may carry events of any users (see script.go)
 
 	// ps is the node's single pub/sub connection, or on a Cluster cl holds
 	// one per primary. psMu orders the commands written to them with the
@@ -183,7 +186,8 @@ func New(client redis.UniversalClient, handler broker.Handler, opts Options) (*B
 	if err != nil {
 		return nil, err
 	}
-	if _, isCluster := client.(*redis.ClusterClient); isCluster && opts.Sharded && opts.Cluster == nil {
+	_, isCluster := client.(*redis.ClusterClient)
+	if isCluster && opts.Sharded && opts.Cluster == nil {
 		return nil, errors.New("redisbroker: sharded pub/sub over a cluster client needs Options.Cluster")
 	}
 	if opts.Cluster != nil {
@@ -192,11 +196,14 @@ func New(client redis.UniversalClient, handler broker.Handler, opts Options) (*B
 	ctx, cancel := context.WithCancel(context.Background())
 	b := &Broker{
 		c: client, opts: opts,
-		keys:   keyspace{prefix: opts.Prefix},
-		args:   newScriptArgs(opts),
-		chans:  make(map[string]*channelState),
-		ctx:    ctx,
-		cancel: cancel,
+		keys: keyspace{prefix: opts.Prefix},
+		args: newScriptArgs(opts),
+		// A Cluster (even of one shard) refuses a script whose keys are in
+		// different slots.
+		anySlot: !isCluster && !opts.Sharded,
+		chans:   make(map[string]*channelState),
+		ctx:     ctx,
+		cancel:  cancel,
 
 		publishes: make(chan *publishReq, 256),
 		metrics:   newMetrics(opts.Metrics),

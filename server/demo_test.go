@@ -1,6 +1,10 @@
 package server
 
 import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"image/png"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -47,5 +51,43 @@ func TestDemoHelpersAnswerOnlyTheDemoPage(t *testing.T) {
 				t.Fatalf("status %d %s, want %d", rec.Code, rec.Body, tc.want)
 			}
 		})
+	}
+}
+
+// TestDemoPageIsAnInstallableWebApp: iOS and iPadOS deliver Web Push only
+// to a web app opened from the Home Screen, so the demo page links a
+// manifest that declares it standalone, with icons that are served.
+func TestDemoPageIsAnInstallableWebApp(t *testing.T) {
+	n := startNode(t, func(c *config.Config) { c.Demo = true })
+	get := func(path string) (*httptest.ResponseRecorder, []byte) {
+		rec := httptest.NewRecorder()
+		n.srv.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+		return rec, rec.Body.Bytes()
+	}
+	_, page := get("/")
+	if !strings.Contains(string(page), `<link rel="manifest" href="/manifest.webmanifest">`) || !strings.Contains(string(page), `rel="apple-touch-icon"`) {
+		t.Fatal("the demo page links no manifest or touch icon")
+	}
+	rec, body := get("/manifest.webmanifest")
+	var m struct {
+		Display string
+		Icons   []struct{ Src, Sizes, Type string }
+	}
+	if rec.Code != http.StatusOK || rec.Header().Get("Content-Type") != "application/manifest+json" || json.Unmarshal(body, &m) != nil || m.Display != "standalone" || len(m.Icons) < 2 {
+		t.Fatalf("manifest: %d %s %s", rec.Code, rec.Header().Get("Content-Type"), body)
+	}
+	for _, ic := range m.Icons {
+		rec, body := get(ic.Src)
+		cfg, err := png.DecodeConfig(bytes.NewReader(body))
+		if rec.Code != http.StatusOK || err != nil || fmt.Sprintf("%dx%d", cfg.Width, cfg.Height) != ic.Sizes {
+			t.Fatalf("icon %s: %d %v %dx%d, want a %s PNG", ic.Src, rec.Code, err, cfg.Width, cfg.Height, ic.Sizes)
+		}
+	}
+	// Outside demo mode there is no demo page to install.
+	plain := startNode(t, nil)
+	rec = httptest.NewRecorder()
+	plain.srv.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/manifest.webmanifest", nil))
+	if rec.Code != http.StatusNotFound {
+		t.Fatalf("manifest outside demo mode: %d", rec.Code)
 	}
 }

@@ -26,6 +26,7 @@ const (
 	maxLabelLen    = 128
 	maxLocaleLen   = 35
 	maxEndpointLen = 2048
+	maxScopeLen    = 2048
 )
 
 type deviceRequest struct {
@@ -37,6 +38,9 @@ type deviceRequest struct {
 			Auth   string `json:"auth"`
 		} `json:"keys"`
 	} `json:"subscription"`
+	// Scope is the service worker registration's scope (herald.js sends
+	// it): with it the device gets declarative push messages.
+	Scope  string `json:"scope"`
 	Token  string `json:"token"`
 	Locale string `json:"locale"`
 	Label  string `json:"label"`
@@ -48,6 +52,7 @@ type deviceView struct {
 	ID       string    `json:"id"`
 	Platform string    `json:"platform"`
 	Host     string    `json:"host,omitempty"`
+	Scope    string    `json:"scope,omitempty"`
 	Label    string    `json:"label,omitempty"`
 	Locale   string    `json:"locale,omitempty"`
 	Current  bool      `json:"current_session"`
@@ -94,6 +99,20 @@ func validFCMToken(s string) bool {
 	return true
 }
 
+// checkScope accepts what a browser reports as a service worker scope: an
+// absolute http(s) URL. A click on a declarative notification opens a page
+// under it, so nothing else may be stored.
+func checkScope(scope string) error {
+	if len(scope) > maxScopeLen {
+		return fmt.Errorf("longer than %d bytes", maxScopeLen)
+	}
+	u, err := url.Parse(scope)
+	if err != nil || !u.IsAbs() || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil {
+		return errors.New("must be the service worker's scope, an absolute http(s) URL")
+	}
+	return nil
+}
+
 // handleVAPIDKey is GET /v1/push/vapid-public-key.
 func (s *Server) handleVAPIDKey(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"publicKey": s.push.vapidKey})
@@ -135,7 +154,12 @@ func (s *Server) handleRegisterDevice(w http.ResponseWriter, r *http.Request) er
 		if a, err := decodeB64URL(sub.Keys.Auth); err != nil || len(a) != 16 {
 			return invalidField("subscription.keys.auth", "must be 16 bytes, base64url")
 		}
-		d.Endpoint, d.P256dh, d.Auth = sub.Endpoint, sub.Keys.P256dh, sub.Keys.Auth
+		if req.Scope != "" {
+			if err := checkScope(req.Scope); err != nil {
+				return invalidField("scope", err.Error())
+			}
+		}
+		d.Endpoint, d.P256dh, d.Auth, d.Scope = sub.Endpoint, sub.Keys.P256dh, sub.Keys.Auth, req.Scope
 		target = sub.Endpoint
 	case push.PlatformFCM:
 		if !validFCMToken(req.Token) {
@@ -178,7 +202,7 @@ func (s *Server) handleListDevices(w http.ResponseWriter, r *http.Request) error
 	}
 	out := make([]deviceView, 0, len(devs))
 	for _, d := range devs {
-		v := deviceView{ID: d.ID, Platform: d.Platform, Label: d.Label, Locale: d.Locale, Created: d.Created,
+		v := deviceView{ID: d.ID, Platform: d.Platform, Scope: d.Scope, Label: d.Label, Locale: d.Locale, Created: d.Created,
 			Current: d.Session != "" && d.Session == claims.SessionID}
 		if u, err := url.Parse(d.Endpoint); err == nil {
 			v.Host = u.Host

@@ -244,3 +244,48 @@ func TestPushSurvivesNodeKilledDuringAckWait(t *testing.T) {
 	}
 	f.check(t)
 }
+
+// TestWebPushDeviceWithAScopeGetsDeclarativePush: a subscription
+// registered with its service worker scope (as herald.js registers it)
+// is pushed a declarative message, its click target resolved against the
+// scope; a scope that is not an absolute http(s) URL is refused.
+func TestWebPushDeviceWithAScopeGetsDeclarativePush(t *testing.T) {
+	f, push := newPushFakes(t)
+	n := startNode(t, push)
+	tok := mintToken(t, "alice")
+	endpoint, p256dh, auth := f.web.NewSubscription()
+	sub := map[string]any{"endpoint": endpoint, "keys": map[string]string{"p256dh": p256dh, "auth": auth}}
+	for _, bad := range []string{"/relative/", "javascript:alert(1)", "ftp://app.example/", "https://user:pw@app.example/", "https://app.example/" + strings.Repeat("x", 2048)} {
+		status, body := n.do(http.MethodPost, "/v1/devices", tok, map[string]any{"platform": "webpush", "subscription": sub, "scope": bad})
+		if status != http.StatusBadRequest || !strings.Contains(string(body), "scope") {
+			t.Fatalf("scope %.40q: %d %s, want 400 naming scope", bad, status, body)
+		}
+	}
+	status, body := n.do(http.MethodPost, "/v1/devices", tok, map[string]any{"platform": "webpush", "subscription": sub, "scope": "https://app.example/"})
+	if status != http.StatusCreated {
+		t.Fatalf("register: %d %s", status, body)
+	}
+	status, body = n.send(map[string]any{"to": []string{"alice"}, "title": "Declared", "body": "hi", "url": "/chat/c1", "tag": "c1"})
+	var sent sendResponse
+	if status != http.StatusAccepted || json.Unmarshal(body, &sent) != nil || len(sent.Notifications) != 1 {
+		t.Fatalf("send: %d %s", status, body)
+	}
+	wp := f.web.WaitPushes(t, 1, 15*time.Second)
+	var msg struct {
+		WebPush      int  `json:"web_push"`
+		Mutable      bool `json:"mutable"`
+		Notification struct {
+			Title, Body, Navigate, Tag string
+			Data                       struct{ ID, URL string }
+		}
+	}
+	if err := wp[0].JSON(&msg); err != nil {
+		t.Fatal(err)
+	}
+	nt := msg.Notification
+	if msg.WebPush != 8030 || !msg.Mutable || nt.Title != "Declared" || nt.Body != "hi" || nt.Navigate != "https://app.example/chat/c1" ||
+		nt.Tag != "c1" || nt.Data.ID != sent.Notifications[0].ID || nt.Data.URL != "/chat/c1" {
+		t.Fatalf("payload %s", wp[0].Payload)
+	}
+	f.check(t)
+}

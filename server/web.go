@@ -40,8 +40,11 @@ var webAssets = sync.OnceValue(func() map[string]*webAsset {
 		"/herald-sw.js": {contentType: "text/javascript; charset=utf-8", cache: revalidate, header: map[string]string{
 			"Service-Worker-Allowed": "/", "Access-Control-Allow-Origin": anyOrigin,
 		}},
-		"/demo.js":     {contentType: "text/javascript; charset=utf-8", cache: revalidate},
-		"/favicon.svg": {contentType: "image/svg+xml", cache: revalidate},
+		"/demo.js":              {contentType: "text/javascript; charset=utf-8", cache: revalidate},
+		"/manifest.webmanifest": {contentType: "application/manifest+json", cache: revalidate},
+		"/icon-192.png":         {contentType: "image/png", cache: revalidate},
+		"/icon-512.png":         {contentType: "image/png", cache: revalidate},
+		"/favicon.svg":          {contentType: "image/svg+xml", cache: revalidate},
 		"/index.html": {contentType: "text/html; charset=utf-8", cache: revalidate, header: map[string]string{
 			"Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: https:; frame-ancestors 'none'",
 		}},
@@ -69,7 +72,11 @@ func (s *Server) webRoutes(r *mux.Router) {
 		return
 	}
 	r.Handle("/", serveAsset("/index.html")).Methods(http.MethodGet, http.MethodHead)
-	r.Handle("/demo.js", serveAsset("/demo.js")).Methods(http.MethodGet, http.MethodHead)
+	// The demo page is an installable web app: iOS shows Web Push only
+	// to one opened from the Home Screen.
+	for _, p := range []string{"/demo.js", "/manifest.webmanifest", "/icon-192.png", "/icon-512.png"} {
+		r.Handle(p, serveAsset(p)).Methods(http.MethodGet, http.MethodHead)
+	}
 	s.demoRoutes(r)
 }
 

@@ -15,6 +15,10 @@ self.addEventListener('activate', (event) => {
 });
 
 self.addEventListener('push', (event) => {
+  // A browser that understood a declarative push message (see onPush)
+  // shows its notification itself once this handler is done, and hands it
+  // here as event.notification: showing one more would show it twice.
+  if (event.notification) return;
   event.waitUntil(onPush(event.data));
 });
 
@@ -28,7 +32,10 @@ self.addEventListener('pushsubscriptionchange', (event) => {
 });
 
 /**
- * Handles one push payload: {"type":"notification","notification":{…}} or
+ * Handles one push payload: a declarative push message
+ * ({"web_push":8030,"notification":{"title","body","navigate","tag",
+ * "data":{"id",…}},"mutable":true}, sent to subscriptions registered with
+ * their scope), {"type":"notification","notification":{…}} or
  * {"type":"retract","id":"…","tag":"…"}.
  *
  * A retraction and a notification a tab already showed display nothing.
@@ -46,7 +53,8 @@ async function onPush(data) {
     msg = { type: 'notification', notification: { title: data.text() } };
   }
   if (msg?.type === 'retract') return closeMatching(msg.id, msg.tag);
-  const n = msg?.type === 'notification' ? msg.notification : msg;
+  const n = msg?.web_push === 8030 ? fromDeclarative(msg.notification)
+    : msg?.type === 'notification' ? msg.notification : msg;
   if (!n || (!n.title && !n.body)) return;
   if (n.id && !(await claim(n.id))) return;
   await self.registration.showNotification(n.title || 'New notification', {
@@ -55,6 +63,17 @@ async function onPush(data) {
     tag: n.tag || undefined,
     data: { id: n.id, url: n.url || '' },
   });
+}
+
+/**
+ * The notification a declarative message describes, in the shape of a
+ * live frame's: its data carries the id and the notification's own fields,
+ * navigate the absolute click target.
+ * @param {any} d
+ */
+function fromDeclarative(d) {
+  if (!d) return undefined;
+  return { ...(d.data ?? {}), title: d.title, body: d.body, icon: d.icon, tag: d.tag, url: d.navigate };
 }
 
 /** @param {string} [id] @param {string} [tag] */
@@ -120,7 +139,7 @@ async function onSubscriptionChange(oldSub, newSub) {
       const res = await fetch(new URL('/v1/devices', cfg.url), {
         method: 'POST',
         headers: { Authorization: 'Bearer ' + cfg.token, 'Content-Type': 'application/json' },
-        body: JSON.stringify({ platform: 'webpush', subscription: cfg.pending }),
+        body: JSON.stringify({ platform: 'webpush', subscription: cfg.pending, scope: self.registration.scope }),
       });
       if (res.ok) {
         const { id } = await res.json();

@@ -211,7 +211,9 @@ export class Herald extends EventTarget {
     sub ??= await withTimeout(reg.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: key }), timeout,
       `Herald: the browser's push service did not answer within ${timeout} ms; a browser that cannot reach its push service (headless browsers, some privacy settings and networks) cannot subscribe to Web Push`);
     const prev = await idb.get('config', 'push').catch(() => undefined);
-    const { id } = await this.#api('POST', '/v1/devices', { platform: 'webpush', subscription: subscriptionBody(sub) });
+    // The scope tells the server this worker reads declarative push
+    // messages, and resolves their click targets.
+    const { id } = await this.#api('POST', '/v1/devices', { platform: 'webpush', subscription: subscriptionBody(sub), scope: reg.scope });
     if (prev?.deviceId && prev.deviceId !== id) this.#api('DELETE', '/v1/devices/' + encodeURIComponent(prev.deviceId)).catch(() => {});
     await idb.put('config', 'push', { url: this.#base.href, publicKey, scope: reg.scope, deviceId: id, token });
     return { id, subscription: sub };
@@ -667,7 +669,7 @@ export class Herald extends EventTarget {
   async #syncPush() {
     const cfg = await idb.get('config', 'push');
     if (!cfg?.pending) return;
-    const { id } = await this.#api('POST', '/v1/devices', { platform: 'webpush', subscription: cfg.pending });
+    const { id } = await this.#api('POST', '/v1/devices', { platform: 'webpush', subscription: cfg.pending, scope: cfg.scope });
     if (cfg.deviceId && cfg.deviceId !== id) this.#api('DELETE', '/v1/devices/' + encodeURIComponent(cfg.deviceId)).catch(() => {});
     await idb.update('config', 'push', (c) => c && { ...c, pending: undefined, deviceId: id });
   }

@@ -29,6 +29,10 @@ type Device struct {
 	Endpoint string `json:"endpoint,omitempty"`
 	P256dh   string `json:"p256dh,omitempty"` // base64url, uncompressed P-256 point
 	Auth     string `json:"auth,omitempty"`   // base64url, 16 bytes
+	// Scope is the absolute URL of the service worker registration that
+	// subscribed, as the browser reported it. With it Web Push sends
+	// declarative push messages, whose click target must be absolute.
+	Scope string `json:"scope,omitempty"`
 	// FCM registration token or APNs device token (hex).
 	Token   string    `json:"token,omitempty"`
 	Session string    `json:"session,omitempty"` // the token session that registered it

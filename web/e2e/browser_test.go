@@ -23,6 +23,8 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/coder/websocket"
 
+	pushmsg "github.com/heraldhq/herald/pkg/push"
+	"github.com/heraldhq/herald/pkg/push/webpush"
 	"github.com/heraldhq/herald/server"
 	"github.com/heraldhq/herald/server/config"
 )
@@ -403,11 +405,47 @@ func serviceWorkerPush(t *testing.T) bool {
 		return false
 	}
 
+	// A declarative push message, as the server's encoder builds it for a
+	// device registered with its scope. A browser that hands it to the
+	// worker (one that does not read declarative messages itself) gets it
+	// shown by the worker from the same JSON, the click going to navigate.
+	declared := func(id string) []byte {
+		b, err := webpush.Payload(&pushmsg.Message{
+			ID: id, User: "alice", Title: "Declared", Body: "body of Declared", Tag: "decl-" + id,
+			URL: "/inbox?from=" + id, Created: time.Now(),
+		}, &pushmsg.Device{Scope: a.URL + "/"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	// One evaluation in the worker: leaving it closes the worker's target.
 	// A click focuses the open tab and hands it the URL. DevTools cannot
 	// click a system notification, so the worker's click handler is called
-	// with a real notification from its own registration.
-	swEval(t, tb, `self.registration.getNotifications().then((ns) => onNotificationClick(ns.find((n) => n.data.id === 'push-2')))`)
+	// with real notifications from its own registration.
+	swEval(t, tb, `onPush({ json: () => (`+string(declared("push-5"))+`), text: () => '' })
+		.then(() => self.registration.getNotifications())
+		.then(async (ns) => {
+			await onNotificationClick(ns.find((n) => n.data.id === 'push-5'));
+			await onNotificationClick(ns.find((n) => n.data.id === 'push-2'));
+		})`)
+	tb.eval(shownBySW, &list)
+	if !slices.Contains(list, popup{Title: "Declared", Body: "body of Declared", Tag: "decl-push-5", ID: "push-5"}) {
+		tb.fatalf("service worker notifications %+v lack push-5 as declared", list)
+	}
+	tb.waitFor("the declarative click", `window.events.some((e) => e.type === 'click' && e.url === `+jsString(a.URL+"/inbox?from=push-5")+`)`)
 	tb.waitFor("the click event", `window.events.some((e) => e.type === 'click' && e.url === `+jsString(a.URL+"/inbox?from=push")+`)`)
+
+	// Pushed for real it shows too, by the browser itself where it reads
+	// declarative messages (the worker's push handler then leaves it be),
+	// else by the worker.
+	if !deliver("the declarative message", json.RawMessage(declared("push-4")), has("push-4")) {
+		return false
+	}
+	tb.eval(shownBySW, &list)
+	if !slices.Contains(list, popup{Title: "Declared", Body: "body of Declared", Tag: "decl-push-4", ID: "push-4"}) {
+		tb.fatalf("notifications %+v lack push-4 as declared", list)
+	}
 	return true
 }
 
@@ -484,6 +522,7 @@ type deviceInfo struct {
 	ID       string `json:"id"`
 	Platform string `json:"platform"`
 	Host     string `json:"host"`
+	Scope    string `json:"scope"`
 }
 
 // listDevices is GET /v1/devices with token.
@@ -542,8 +581,10 @@ func TestSubscribePushRegistersDevice(t *testing.T) {
 	if calls := a.deviceCalls(); !slices.Equal(calls, []string{"POST /v1/devices 201"}) {
 		tb.fatalf("device calls %q, want one POST answered 201", calls)
 	}
-	if devs := listDevices(t, n, token); len(devs) != 1 || devs[0].ID != id1 || devs[0].Platform != "webpush" || devs[0].Host != pushHost {
-		tb.fatalf("devices %+v, want only %s (webpush at %s)", devs, id1, pushHost)
+	// The scope the client reports makes the server send declarative
+	// push messages to this device.
+	if devs := listDevices(t, n, token); len(devs) != 1 || devs[0].ID != id1 || devs[0].Platform != "webpush" || devs[0].Host != pushHost || devs[0].Scope != a.URL+"/" {
+		tb.fatalf("devices %+v, want only %s (webpush at %s, scope %s/)", devs, id1, pushHost, a.URL)
 	}
 
 	// The push service replaced the subscription: the worker registers the
@@ -561,8 +602,8 @@ func TestSubscribePushRegistersDevice(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if len(devs) != 1 || devs[0].ID == id1 || !strings.HasPrefix(devs[0].ID, "dev_") || devs[0].Platform != "webpush" || devs[0].Host != pushHost {
-		tb.fatalf("devices after the subscription changed: %+v, want only a new webpush device", devs)
+	if len(devs) != 1 || devs[0].ID == id1 || !strings.HasPrefix(devs[0].ID, "dev_") || devs[0].Platform != "webpush" || devs[0].Host != pushHost || devs[0].Scope != a.URL+"/" {
+		tb.fatalf("devices after the subscription changed: %+v, want only a new webpush device with the scope", devs)
 	}
 	id2 := devs[0].ID
 	if calls := a.deviceCalls(); !slices.Equal(calls, []string{"POST /v1/devices 201", "POST /v1/devices 201", "DELETE /v1/devices/" + id1 + " 204"}) {

@@ -106,7 +106,7 @@ func (s *Sender) Send(ctx context.Context, d *push.Device, m *push.Message) erro
 	if d.Endpoint == "" || d.P256dh == "" || d.Auth == "" {
 		return &push.Error{Outcome: push.Failed, Reason: "InvalidSubscription", Err: errors.New("webpush: device has no endpoint or keys")}
 	}
-	payload, err := Payload(m)
+	payload, err := Payload(m, d)
 	if err != nil {
 		return &push.Error{Outcome: push.Failed, Reason: "PayloadTooLarge", Err: err}
 	}
@@ -147,11 +147,6 @@ func (s *Sender) Send(ctx context.Context, d *push.Device, m *push.Message) erro
 		return nil
 	}
 	return push.StatusError(resp.StatusCode, resp.Header, strings.TrimSpace(string(body)))
-}
-
-// Payload is the plaintext pushed for m: push.Frame, fitted to MaxPayload.
-func Payload(m *push.Message) ([]byte, error) {
-	return push.Fit(m, MaxPayload, push.Frame)
 }
 
 func urgency(u string) webpushgo.Urgency {

@@ -1,5 +1,6 @@
 // Package wire encodes what live clients receive: the JSON messages of
-// SPEC §4 ({"type":"notification",…}, "retract", "reset"), the WebSocket
+// SPEC §4 ({"type":"notification",…}, "retract", "reset", "read", "seen",
+// "unread"), the WebSocket
 // frame that carries one, and the Server-Sent Events record. It does no
 // I/O. A live event's encodings are built once per node and cached on the
 // event; push senders wrap their payloads in the same messages, so a
@@ -52,9 +53,43 @@ func AppendMessage(b []byte, ev *notification.Event) []byte {
 		return append(b, `"}`...)
 	case notification.KindRetract:
 		return AppendRetract(b, ev.Cursor, ev.Payload)
+	case notification.KindMark, notification.KindUnread:
+		return appendTyped(b, typeOf(ev), ev.Cursor, ev.Payload)
 	default:
 		return AppendNotification(b, ev.AppendJSON)
 	}
+}
+
+// typeOf is the message type of a read-state event: "unread" for counts,
+// "seen" for a mark of seen, "read" for a read or a dismissal (both close
+// the popups; the payload's "state" tells them apart).
+func typeOf(ev *notification.Event) string {
+	if ev.Kind == notification.KindUnread {
+		return "unread"
+	}
+	var m struct {
+		State string `json:"state"`
+	}
+	if json.Unmarshal(ev.Payload, &m) == nil && m.State == notification.StateSeen {
+		return "seen"
+	}
+	return "read"
+}
+
+// appendTyped appends {"type":typ,"cursor":…,<the payload's members>}.
+func appendTyped(b []byte, typ string, cur notification.Cursor, payload []byte) []byte {
+	b = append(b, `{"type":"`...)
+	b = append(b, typ...)
+	b = append(b, '"')
+	if !cur.IsZero() {
+		b = append(b, `,"cursor":"`...)
+		b = cur.AppendTo(b)
+		b = append(b, '"')
+	}
+	if len(payload) > 2 {
+		b = append(b, ',')
+	}
+	return append(b, payload[1:]...)
 }
 
 // AppendNotification appends {"type":"notification","notification":…},
@@ -137,6 +172,10 @@ func buildSSERecord(ev *notification.Event) []byte {
 		return append(b, "\"}\n\n"...)
 	case notification.KindRetract:
 		b = append(b, "\nevent: retract\ndata: "...)
+	case notification.KindMark, notification.KindUnread:
+		b = append(b, "\nevent: "...)
+		b = append(b, typeOf(ev)...)
+		b = append(b, "\ndata: "...)
 	default:
 		b = append(b, "\nevent: notification\ndata: "...)
 	}

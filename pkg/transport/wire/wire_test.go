@@ -117,3 +117,40 @@ func TestParseAck(t *testing.T) {
 		}
 	}
 }
+
+// TestReadStateFrames: a read or dismissal is a "read" message, a mark of
+// seen a "seen" one, counts an "unread" one; each carries its cursor and
+// the payload's members, and SSE names the event the same.
+func TestReadStateFrames(t *testing.T) {
+	at := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		ev      func() *notification.Event
+		ws, sse string
+	}{
+		{func() *notification.Event {
+			ev, _ := notification.NewMarkEvent("alice", &notification.Mark{State: "read", IDs: []string{"n1"}, At: at, By: "api"})
+			return ev
+		}, `{"type":"read","cursor":"ep-5","state":"read","ids":["n1"],"at":"2026-12-07T10:00:00Z","by":"api"}`, "read"},
+		{func() *notification.Event {
+			ev, _ := notification.NewMarkEvent("alice", &notification.Mark{State: "dismissed", Tag: "c1", At: at})
+			return ev
+		}, `{"type":"read","cursor":"ep-5","state":"dismissed","tag":"c1","at":"2026-12-07T10:00:00Z"}`, "read"},
+		{func() *notification.Event {
+			ev, _ := notification.NewMarkEvent("alice", &notification.Mark{State: "seen", UpTo: "ep-4", At: at})
+			return ev
+		}, `{"type":"seen","cursor":"ep-5","state":"seen","up_to":"ep-4","at":"2026-12-07T10:00:00Z"}`, "seen"},
+		{func() *notification.Event {
+			ev, _ := notification.NewUnreadEvent("alice", &notification.Unread{Total: 2, Tags: map[string]int{"c1": 2}, AsOf: "ep-4"}, at)
+			return ev
+		}, `{"type":"unread","cursor":"ep-5","total":2,"tags":{"c1":2},"as_of":"ep-4"}`, "unread"},
+	} {
+		ev := tc.ev()
+		ev.Cursor = notification.Cursor{Epoch: "ep", Seq: 5}
+		if got := string(wire.WSMessage(ev)); got != tc.ws {
+			t.Errorf("ws %s, want %s", got, tc.ws)
+		}
+		if got, want := string(wire.SSERecord(ev)), "id: ep-5\nevent: "+tc.sse+"\ndata: "+string(ev.JSON())+"\n\n"; got != want {
+			t.Errorf("sse %q, want %q", got, want)
+		}
+	}
+}

@@ -168,9 +168,15 @@ func (n *testNode) mustSend(to []string, title string) sendResponse {
 
 // frame is a decoded server frame, from either transport.
 type frame struct {
-	Type         string `json:"type"`
-	Cursor       string `json:"cursor"`
-	ID           string `json:"id"`
+	Type         string         `json:"type"`
+	Cursor       string         `json:"cursor"`
+	ID           string         `json:"id"`
+	IDs          []string       `json:"ids"`
+	Tag          string         `json:"tag"`
+	State        string         `json:"state"`
+	Total        int            `json:"total"`
+	Tags         map[string]int `json:"tags"`
+	AsOf         string         `json:"as_of"`
 	Notification struct {
 		ID     string `json:"id"`
 		Cursor string `json:"cursor"`

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/heraldhq/herald/pkg/broker"
 	"github.com/heraldhq/herald/pkg/notification"
@@ -40,6 +41,14 @@ func (s *Server) handleInbox(w http.ResponseWriter, r *http.Request) error {
 		}
 		limit = n
 	}
+	unreadOnly := false
+	switch q.Get("unread") {
+	case "", "false":
+	case "true":
+		unreadOnly = true
+	default:
+		return invalidField("unread", "must be true or false")
+	}
 	events, head, err := s.broker.History(r.Context(), user, since, limit)
 	reset := false
 	if errors.Is(err, broker.ErrReset) {
@@ -50,11 +59,25 @@ func (s *Server) handleInbox(w http.ResponseWriter, r *http.Request) error {
 		s.log.Warn("inbox read failed", "err", err)
 		return errUnavailable
 	}
+	// The read state of the page's notifications may have been set by any
+	// later mark: fold the whole retained history.
+	rs, err := s.readState(r.Context(), user)
+	if err != nil {
+		return err
+	}
+	var unread map[string]bool
+	if unreadOnly {
+		unread = make(map[string]bool)
+		for _, id := range rs.UnreadIDs() {
+			unread[id] = true
+		}
+	}
 	resp := inboxResponse{Notifications: make([]json.RawMessage, 0, len(events)), Reset: reset}
 	for _, ev := range events {
-		if ev.Kind == notification.KindNotification {
-			resp.Notifications = append(resp.Notifications, ev.JSON())
+		if ev.Kind != notification.KindNotification || (unreadOnly && !unread[ev.ID]) {
+			continue
 		}
+		resp.Notifications = append(resp.Notifications, withMarks(ev.JSON(), rs.Marks(ev.ID)))
 	}
 	// The cursor to continue from: the last event returned, else the head
 	// (nothing newer), else what the client gave.
@@ -94,4 +117,27 @@ func (s *Server) handleAck(w http.ResponseWriter, r *http.Request) error {
 	s.hub.Ack(user, req.IDs)
 	writeJSON(w, http.StatusOK, map[string]int{"acked": len(req.IDs)})
 	return nil
+}
+
+// withMarks adds the times of the notification's read state to its JSON
+// object (seen_at, read_at, dismissed_at; absent while not so).
+func withMarks(obj []byte, m notification.Marks) []byte {
+	if m.Seen.IsZero() && m.Read.IsZero() && m.Dismissed.IsZero() {
+		return obj
+	}
+	b := obj[:len(obj)-1]
+	for _, f := range []struct {
+		name string
+		at   time.Time
+	}{{"seen_at", m.Seen}, {"read_at", m.Read}, {"dismissed_at", m.Dismissed}} {
+		if f.at.IsZero() {
+			continue
+		}
+		b = append(b, `,"`...)
+		b = append(b, f.name...)
+		b = append(b, `":"`...)
+		b = f.at.UTC().AppendFormat(b, time.RFC3339Nano)
+		b = append(b, '"')
+	}
+	return append(b, '}')
 }

@@ -55,6 +55,7 @@ func redisModeTests() map[string]func(*testing.T, nodeBackend) {
 		"Presence":       testPresenceCountsLocalSessions,
 		"Shutdown":       testShutdownClosesWebSocketsWithServiceRestart,
 		"OwnStreamOnly":  testUsersOnlyReceiveTheirOwnStream,
+		"ReadState":      testReadState,
 	}
 }
 

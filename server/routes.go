@@ -8,6 +8,8 @@ import (
 
 	"github.com/gorilla/mux"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/heraldhq/herald/pkg/notification"
 )
 
 func (s *Server) routes() http.Handler {
@@ -22,6 +24,9 @@ func (s *Server) routes() http.Handler {
 	r.HandleFunc("/v1/notifications/{id}", s.requireAPIKey(handle(s.handleDeleteNotification))).Methods(http.MethodDelete)
 	r.HandleFunc("/v1/retract", s.requireAPIKey(handle(s.handleRetract))).Methods(http.MethodPost)
 	r.HandleFunc("/v1/users/{id}/presence", s.requireAPIKey(handle(s.handlePresence))).Methods(http.MethodGet)
+	r.HandleFunc("/v1/users/{id}/read", s.requireAPIKey(handle(s.handleUserMark(notification.StateRead)))).Methods(http.MethodPost)
+	r.HandleFunc("/v1/users/{id}/seen", s.requireAPIKey(handle(s.handleUserMark(notification.StateSeen)))).Methods(http.MethodPost)
+	r.HandleFunc("/v1/users/{id}/dismiss", s.requireAPIKey(handle(s.handleUserMark(notification.StateDismissed)))).Methods(http.MethodPost)
 	r.HandleFunc("/v1/conversations/{id}/members", s.requireAPIKey(handle(s.handleSetMembers))).Methods(http.MethodPut)
 	r.HandleFunc("/v1/conversations/{id}/members", s.requireAPIKey(handle(s.handleGetMembers))).Methods(http.MethodGet)
 
@@ -35,6 +40,10 @@ func (s *Server) routes() http.Handler {
 	user.HandleFunc("/v1/sse", s.requireOrigin(s.requireUser(s.handleSSE))).Methods(http.MethodGet, http.MethodOptions)
 	user.HandleFunc("/v1/notifications", s.requireUser(handle(s.handleInbox))).Methods(http.MethodGet, http.MethodOptions)
 	user.HandleFunc("/v1/ack", s.requireUser(handle(s.handleAck))).Methods(http.MethodPost, http.MethodOptions)
+	user.HandleFunc("/v1/read", s.requireUser(handle(s.handleMark(notification.StateRead)))).Methods(http.MethodPost, http.MethodOptions)
+	user.HandleFunc("/v1/seen", s.requireUser(handle(s.handleMark(notification.StateSeen)))).Methods(http.MethodPost, http.MethodOptions)
+	user.HandleFunc("/v1/dismiss", s.requireUser(handle(s.handleMark(notification.StateDismissed)))).Methods(http.MethodPost, http.MethodOptions)
+	user.HandleFunc("/v1/unread", s.requireUser(handle(s.handleUnread))).Methods(http.MethodGet, http.MethodOptions)
 	user.HandleFunc("/v1/devices", s.requireUser(handle(s.handleRegisterDevice))).Methods(http.MethodPost, http.MethodOptions)
 	user.HandleFunc("/v1/devices", s.requireUser(handle(s.handleListDevices))).Methods(http.MethodGet)
 	user.HandleFunc("/v1/devices", s.requireUser(handle(s.handleLogoutDevices))).Methods(http.MethodDelete)

@@ -54,6 +54,12 @@ export interface HeraldEventMap {
   notification: HeraldNotification;
   /** A notification was withdrawn; its popup and toast are closed. */
   retract: { id?: string; tag?: string };
+  /** Notifications were read or dismissed on some surface of the user; their popups are closed. */
+  read: { state: 'read' | 'dismissed'; ids?: string[]; tag?: string; upTo?: string };
+  /** Notifications were seen on some surface of the user. */
+  seen: { ids?: string[]; tag?: string; upTo?: string };
+  /** The user's unread counts changed; the app badge follows where the browser has one. */
+  unread: { total: number; tags: Record<string, number> };
   /** The stored cursor could not be resumed from: reload the inbox. */
   reset: { cursor: string };
   state: { state: HeraldState; transport: HeraldTransport; delay?: number };
@@ -102,6 +108,12 @@ export class Herald extends EventTarget {
    */
   subscribePush(options?: { serviceWorker?: string; scope?: string; timeout?: number }): Promise<{ id: string; subscription: PushSubscription }>;
   unsubscribePush(): Promise<void>;
+  /** The unread counts last received, if any. */
+  readonly unread: { total: number; tags: Record<string, number> } | undefined;
+  /** Mark read everywhere: ids, a tag (conversation) or everything up to a cursor. */
+  markRead(sel: string[] | { tag: string } | { upTo: string }): Promise<{ changed: number; unread: { total: number; tags: Record<string, number> } }>;
+  markSeen(sel: string[] | { tag: string } | { upTo: string }): Promise<{ changed: number; unread: { total: number; tags: Record<string, number> } }>;
+  dismiss(sel: string[] | { tag: string } | { upTo: string }): Promise<{ changed: number; unread: { total: number; tags: Record<string, number> } }>;
 }
 
 export default Herald;

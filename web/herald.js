@@ -69,6 +69,8 @@ export class Herald extends EventTarget {
    * @type {{openedAt: number, held: Map<string, HeraldNotification>, timer: ReturnType<typeof setTimeout> | undefined} | null}
    */
   #catchUp = null;
+  /** The newest unread counts: {total, tags, asOf}. */
+  #unreadCount = undefined;
   /** The EventListener that on() made for each function and event type. */
   #listeners = new WeakMap();
   #onOnline = () => { if (this.#running && !this.#conn) this.#reopenNow(); };
@@ -290,6 +292,9 @@ export class Herald extends EventTarget {
     on('notification');
     on('retract');
     on('reset');
+    on('read');
+    on('seen');
+    on('unread');
     // EventSource would retry by itself, without a fresh token or backoff:
     // close it and reconnect here instead.
     es.onerror = () => {
@@ -469,6 +474,11 @@ export class Herald extends EventTarget {
     switch (msg.type) {
       case 'notification': return this.#onNotification(msg.notification);
       case 'retract': return this.#onRetract(msg);
+      case 'read': return this.#onRead(msg);
+      case 'seen':
+        this.#saveCursor(msg.cursor);
+        return this.#emit('seen', { ids: msg.ids, tag: msg.tag, upTo: msg.up_to });
+      case 'unread': return this.#onUnread(msg);
       case 'reset':
         this.#saveCursor(msg.cursor ?? '', true);
         return this.#emit('reset', { cursor: msg.cursor ?? '' });
@@ -561,6 +571,65 @@ export class Herald extends EventTarget {
     }).catch(() => {});
     removeToast(id, tag);
     this.#emit('retract', { id, tag });
+  }
+
+  /**
+   * A read or a dismissal, on any surface of the user: close what it
+   * covers here, in other tabs and in the service worker.
+   * @param {any} msg
+   */
+  #onRead({ state, ids, tag, up_to: upTo, cursor }) {
+    this.#saveCursor(cursor);
+    const covers = (id, t) => upTo != null || (ids ?? []).includes(id) || (tag != null && t === tag);
+    for (const [k, n] of this.#catchUp?.held ?? []) if (covers(n.id, n.tag)) this.#catchUp?.held.delete(k);
+    for (const [key, p] of this.#popups) {
+      if (covers(key, p.tag)) {
+        p.close();
+        this.#popups.delete(key);
+      }
+    }
+    navigator.serviceWorker?.getRegistration().then((reg) => reg?.getNotifications()).then((list) => {
+      for (const n of list ?? []) if (covers(n.data?.id, n.tag)) n.close();
+    }).catch(() => {});
+    for (const id of ids ?? []) removeToast(id, undefined);
+    if (tag != null) removeToast(undefined, tag);
+    this.#emit('read', { state, ids, tag, upTo });
+  }
+
+  /** @param {any} msg */
+  #onUnread({ total, tags, as_of: asOf, cursor }) {
+    this.#saveCursor(cursor);
+    // Counts arrive in history order, but a later one may describe an
+    // earlier position: keep the newest position's.
+    if (this.#unreadCount && asOf && cursorSeq(asOf) < cursorSeq(this.#unreadCount.asOf)) return;
+    this.#unreadCount = { total, tags: tags ?? {}, asOf };
+    navigator.setAppBadge?.(total).catch?.(() => {});
+    this.#emit('unread', { total, tags: tags ?? {} });
+  }
+
+  /** The unread counts last received ({total, tags}), or undefined. */
+  get unread() {
+    return this.#unreadCount && { total: this.#unreadCount.total, tags: this.#unreadCount.tags };
+  }
+
+  /**
+   * Mark notifications read everywhere: an array of ids, or {tag}, or
+   * {upTo: cursor}. Resolves to the server's {changed, unread}.
+   * @param {string[] | {tag?: string, upTo?: string}} sel
+   */
+  markRead(sel) { return this.#mark('/v1/read', sel); }
+
+  /** Mark notifications seen (they stay unread). @param {string[] | {tag?: string, upTo?: string}} sel */
+  markSeen(sel) { return this.#mark('/v1/seen', sel); }
+
+  /** Dismiss notifications everywhere. @param {string[] | {tag?: string, upTo?: string}} sel */
+  dismiss(sel) { return this.#mark('/v1/dismiss', sel); }
+
+  async #mark(path, sel) {
+    const body = Array.isArray(sel) ? { ids: sel } : sel?.tag != null ? { tag: sel.tag } : { up_to: sel?.upTo };
+    const res = await this.#api('POST', path, body);
+    if (res?.unread) this.#onUnread({ ...res.unread });
+    return res;
   }
 
   /** @param {HeraldNotification} n */
@@ -741,6 +810,12 @@ function sameBytes(a, b) {
 }
 
 /** @param {PushSubscription} sub */
+/** The seq of a cursor "<epoch>-<seq>" (0 when there is none). @param {string} [c] */
+function cursorSeq(c) {
+  const n = Number(String(c ?? '').split('-').pop());
+  return Number.isFinite(n) ? n : 0;
+}
+
 function subscriptionBody(sub) {
   const { endpoint, keys } = sub.toJSON();
   return { endpoint, keys: { p256dh: keys?.p256dh, auth: keys?.auth } };

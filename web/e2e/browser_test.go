@@ -727,3 +727,72 @@ func TestTabClosedForTooManySessionsStaysClosed(t *testing.T) {
 		tb.fatalf("alice has %d sessions, want the newer one only", got)
 	}
 }
+
+// TestReadClosesPopupsInEveryTab: a read through the server API closes
+// the popup of that conversation in whichever tab showed it and sends both
+// tabs the count; a read from one tab (markRead) closes the other's.
+func TestReadClosesPopupsInEveryTab(t *testing.T) {
+	n := startNode(t, testConfig(t, nil))
+	a := startApp(t, n)
+	ctx := newBrowser(t)
+	setNotificationPermission(t, ctx, a.URL, browser.PermissionSettingGranted)
+	tabs := []*tab{
+		openTab(t, ctx, "tab 1", a.URL+"/app.html?user=alice", true),
+		openTab(t, ctx, "tab 2", a.URL+"/app.html?user=alice", false),
+	}
+	for _, tb := range tabs {
+		tb.waitFor("the connection", connected)
+	}
+	for _, tag := range []string{"c1", "c2"} {
+		send(t, n.srv.Handler(), map[string]any{"to": []string{"alice"}, "title": tag, "body": "b", "tag": tag})
+	}
+	const shownBoth = `(window.popups || []).length`
+	deadline := time.Now().Add(waitLong)
+	for time.Now().Before(deadline) {
+		var a, b int
+		tabs[0].eval(shownBoth, &a)
+		tabs[1].eval(shownBoth, &b)
+		if a+b == 2 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	closed := func(tag string) string {
+		return `window.popups.some((p) => p.tag === ` + jsString(tag) + ` && p.closed)`
+	}
+	anyTab := func(what, expr string) {
+		t.Helper()
+		for deadline := time.Now().Add(waitLong); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+			for _, tb := range tabs {
+				var ok bool
+				tb.eval(expr, &ok)
+				if ok {
+					return
+				}
+			}
+		}
+		tabs[0].fatalf("no tab shows %s", what)
+	}
+
+	req, _ := http.NewRequest(http.MethodPost, n.URL()+"/v1/users/alice/read", strings.NewReader(`{"tag":"c1"}`))
+	req.Header.Set("Authorization", "Bearer "+testAPIKey)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("api read: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	anyTab("the c1 popup closed", closed("c1"))
+	for _, tb := range tabs {
+		tb.waitFor("the count after the api read", `window.events.some((e) => e.type === 'unread' && e.total === 1) && herald.unread.total === 1`)
+	}
+
+	var changed int
+	tabs[1].eval(`herald.markRead({ tag: 'c2' }).then((r) => r.changed)`, &changed)
+	if changed != 1 {
+		tabs[1].fatalf("markRead changed %d, want 1", changed)
+	}
+	anyTab("the c2 popup closed", closed("c2"))
+	for _, tb := range tabs {
+		tb.waitFor("the read in every tab", `window.events.some((e) => e.type === 'read' && e.tag === 'c2') && herald.unread.total === 0`)
+	}
+}

@@ -183,6 +183,8 @@ const herald = new Herald({
 window.herald = herald;
 herald.on('notification', (n) => events.push({ type: 'notification', id: n.id, title: n.title }));
 herald.on('retract', (r) => events.push({ type: 'retract', id: r.id, tag: r.tag }));
+herald.on('read', (r) => events.push({ type: 'read', tag: r.tag, ids: r.ids }));
+herald.on('unread', (u) => events.push({ type: 'unread', total: u.total }));
 herald.on('toast', (n) => events.push({ type: 'toast', id: n.id }));
 herald.on('reset', (r) => events.push({ type: 'reset', cursor: r.cursor }));
 // navigate=1: clicks open their URL as they would in an app.
@@ -212,7 +214,12 @@ const popupSpy = `(() => {
   window.Notification = class extends Native {
     constructor(title, options = {}) {
       super(title, options);
-      window.popups.push({ title, body: options.body, tag: options.tag, id: options.data && options.data.id });
+      this.record = { title, body: options.body, tag: options.tag, id: options.data && options.data.id };
+      window.popups.push(this.record);
+    }
+    close() {
+      this.record.closed = true;
+      super.close();
     }
   };
 })();`

@@ -1,0 +1,235 @@
+package server
+
+import (
+	"context"
+	"net/http"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gorilla/mux"
+
+	"github.com/heraldhq/herald/pkg/delivery"
+	"github.com/heraldhq/herald/pkg/notification"
+)
+
+// Limits of the read-state API.
+const (
+	maxMarkBody = 64 << 10
+	maxMarkIDs  = 1000
+	maxMarkID   = 128
+)
+
+// Read state (docs/api.md): a mark is checked against the user's history
+// (folded by notification.Fold), recorded as an event of that history,
+// which every live session of the user on every node receives, and
+// followed by the unread counts as of it. Pending pushes of what was read
+// or dismissed are cancelled.
+
+type markRequest struct {
+	IDs  []string `json:"ids"`
+	Tag  string   `json:"tag"`
+	UpTo string   `json:"up_to"`
+}
+
+func (req *markRequest) validate() error {
+	n := 0
+	if req.IDs != nil {
+		n++
+	}
+	if req.Tag != "" {
+		n++
+	}
+	if req.UpTo != "" {
+		n++
+	}
+	if n != 1 {
+		return invalidField("ids", `exactly one of "ids", "tag" and "up_to" is required`)
+	}
+	switch {
+	case req.IDs != nil:
+		if len(req.IDs) == 0 || len(req.IDs) > maxMarkIDs {
+			return invalidField("ids", "1-1000 notification ids required")
+		}
+		for _, id := range req.IDs {
+			if id == "" || len(id) > maxMarkID || !utf8.ValidString(id) {
+				return invalidField("ids", "each id must be 1-128 bytes of UTF-8")
+			}
+		}
+	case req.Tag != "":
+		if len(req.Tag) > maxTagLen || !utf8.ValidString(req.Tag) {
+			return invalidField("tag", "must be at most 256 bytes of UTF-8")
+		}
+	default:
+		if _, err := notification.ParseCursor(req.UpTo); err != nil {
+			return invalidField("up_to", "must be a cursor")
+		}
+	}
+	return nil
+}
+
+type markResponse struct {
+	Changed int                  `json:"changed"`
+	Unread  *notification.Unread `json:"unread"`
+}
+
+// handleMark answers POST /v1/read, /v1/seen and /v1/dismiss for the
+// token's user.
+func (s *Server) handleMark(state string) func(http.ResponseWriter, *http.Request) error {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		c := userClaims(r)
+		by := "session"
+		if c.SessionID != "" {
+			by = "session:" + c.SessionID
+		}
+		return s.serveMark(w, r, c.Subject, state, by)
+	}
+}
+
+// handleUserMark answers POST /v1/users/{id}/read, /seen and /dismiss:
+// the same on the user's behalf, with the API key.
+func (s *Server) handleUserMark(state string) func(http.ResponseWriter, *http.Request) error {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		user := mux.Vars(r)["id"]
+		if err := validUserID(user); err != nil {
+			return invalidField("id", err.Error())
+		}
+		return s.serveMark(w, r, user, state, "api")
+	}
+}
+
+func (s *Server) serveMark(w http.ResponseWriter, r *http.Request, user, state, by string) error {
+	var req markRequest
+	if err := decodeJSON(w, r, maxMarkBody, &req); err != nil {
+		return err
+	}
+	if err := req.validate(); err != nil {
+		return err
+	}
+	m := &notification.Mark{State: state, IDs: req.IDs, Tag: req.Tag, UpTo: req.UpTo, At: time.Now().UTC(), By: by}
+	changed, unread, err := s.mark(r.Context(), user, m)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, markResponse{Changed: len(changed), Unread: unread})
+	return nil
+}
+
+// errNothingToMark: the selector names nothing in the user's history.
+var errNothingToMark = codeNotFound.with("no such notification in this user's history")
+
+// mark records m for user: it checks m's selector against the user's
+// history (anything that names a notification the user does not have is a
+// 404 that changes nothing), records it unless it changes nothing, cancels
+// the pending pushes of what it read or dismissed, and publishes the
+// unread counts as of it. It returns the ids whose state changed and the
+// counts.
+func (s *Server) mark(ctx context.Context, user string, m *notification.Mark) ([]string, *notification.Unread, error) {
+	rs, err := s.readState(ctx, user)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := checkSelector(rs, m); err != nil {
+		return nil, nil, err
+	}
+	changed := rs.Changes(m)
+	if len(changed) == 0 {
+		return nil, rs.Unread(), nil // already so: idempotent
+	}
+	ev, err := notification.NewMarkEvent(user, m)
+	if err != nil {
+		return nil, nil, err
+	}
+	if _, err := s.delivery.Publish(ctx, []*notification.Event{ev}, delivery.PublishOptions{}); err != nil {
+		s.log.Warn("mark publish failed", "err", err)
+		return nil, nil, errUnavailable
+	}
+	if m.State != notification.StateSeen && s.push != nil && s.push.fallback != nil {
+		s.push.fallback.Acked(user, changed)
+	}
+	// The counts as of the mark, folded from the history up to it: the
+	// same whichever node computes them, whatever was appended since.
+	unread, err := s.unreadAsOf(ctx, user, ev.Cursor)
+	if err != nil {
+		return nil, nil, err
+	}
+	uev, err := notification.NewUnreadEvent(user, unread, m.At)
+	if err != nil {
+		return nil, nil, err
+	}
+	if _, err := s.delivery.Publish(ctx, []*notification.Event{uev}, delivery.PublishOptions{}); err != nil {
+		// The mark is recorded; the counts reach the sessions with the
+		// next mark, and GET /v1/unread has them meanwhile.
+		s.log.Warn("unread publish failed", "err", err)
+	}
+	return changed, unread, nil
+}
+
+// checkSelector refuses a selector that names anything the user's history
+// does not hold.
+func checkSelector(rs *notification.ReadState, m *notification.Mark) error {
+	switch {
+	case len(m.IDs) > 0:
+		for _, id := range m.IDs {
+			if !rs.Has(id) {
+				return errNothingToMark
+			}
+		}
+	case m.UpTo != "":
+		c, _ := notification.ParseCursor(m.UpTo)
+		head := rs.Head()
+		if head.IsZero() || c.Epoch != head.Epoch || c.Seq > head.Seq {
+			return codeNotFound.with("up_to is not a position of this user's history")
+		}
+	default:
+		if len(rs.Select(m)) == 0 {
+			return errNothingToMark
+		}
+	}
+	return nil
+}
+
+// historyLimit is how many events a read-state fold reads: the whole
+// retained history.
+func (s *Server) historyLimit() int {
+	if s.cfg.HistoryMaxCount > 0 {
+		return s.cfg.HistoryMaxCount
+	}
+	return 1000
+}
+
+// readState folds the user's retained history.
+func (s *Server) readState(ctx context.Context, user string) (*notification.ReadState, error) {
+	events, _, err := s.broker.History(ctx, user, notification.Cursor{}, s.historyLimit())
+	if err != nil {
+		s.log.Warn("read state: history read failed", "err", err)
+		return nil, errUnavailable
+	}
+	return notification.Fold(events), nil
+}
+
+// unreadAsOf folds the user's history up to and including cur.
+func (s *Server) unreadAsOf(ctx context.Context, user string, cur notification.Cursor) (*notification.Unread, error) {
+	events, _, err := s.broker.History(ctx, user, notification.Cursor{}, s.historyLimit())
+	if err != nil {
+		s.log.Warn("read state: history read failed", "err", err)
+		return nil, errUnavailable
+	}
+	rs := notification.Fold(nil)
+	for _, ev := range events {
+		if ev.Cursor.Epoch == cur.Epoch && ev.Cursor.Seq > cur.Seq {
+			break
+		}
+		rs.Apply(ev)
+	}
+	return rs.Unread(), nil
+}
+
+// handleUnread is GET /v1/unread: the token's user's unread counts.
+func (s *Server) handleUnread(w http.ResponseWriter, r *http.Request) error {
+	rs, err := s.readState(r.Context(), userClaims(r).Subject)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, rs.Unread())
+	return nil
+}

@@ -120,16 +120,17 @@ func (s *Server) handleAck(w http.ResponseWriter, r *http.Request) error {
 }
 
 // withMarks adds the times of the notification's read state to its JSON
-// object (seen_at, read_at, dismissed_at; absent while not so).
+// object (delivered_at: first pushed to a device, seen_at, read_at,
+// dismissed_at; absent while not so).
 func withMarks(obj []byte, m notification.Marks) []byte {
-	if m.Seen.IsZero() && m.Read.IsZero() && m.Dismissed.IsZero() {
+	if m == (notification.Marks{}) {
 		return obj
 	}
 	b := obj[:len(obj)-1]
 	for _, f := range []struct {
 		name string
 		at   time.Time
-	}{{"seen_at", m.Seen}, {"read_at", m.Read}, {"dismissed_at", m.Dismissed}} {
+	}{{"delivered_at", m.Delivered}, {"seen_at", m.Seen}, {"read_at", m.Read}, {"dismissed_at", m.Dismissed}} {
 		if f.at.IsZero() {
 			continue
 		}

@@ -199,7 +199,7 @@ func (s *Server) setupPush(ctx context.Context, cfg *config.Config) error {
 	}
 	sends := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "herald_push_sends_total",
-		Help: "Push sends by platform and outcome (ok, gone, retry, failed, unconfigured, off).",
+		Help: "Push sends by platform and outcome (ok, gone, retry, failed, skipped, unconfigured, off).",
 	}, []string{"platform", "outcome"})
 	latency := prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name: "herald_push_send_seconds", Help: "Time of one push send, retries included.",
@@ -221,9 +221,10 @@ func (s *Server) setupPush(ctx context.Context, cfg *config.Config) error {
 	}
 	p.dispatch = dispatch.New(st, channelPrefs{s}, dispatch.Options{
 		Senders: p.senders, Extra: extra, Logger: s.log,
+		Badge: s.unreadTotal, Delivered: s.recordDelivered,
 		OnSend: func(platform, outcome string, d time.Duration) {
 			sends.WithLabelValues(platform, outcome).Inc()
-			if outcome == "off" || outcome == "unconfigured" {
+			if outcome == "off" || outcome == "unconfigured" || outcome == "skipped" {
 				return
 			}
 			latency.WithLabelValues(platform).Observe(d.Seconds())

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -286,6 +287,84 @@ func TestWebPushDeviceWithAScopeGetsDeclarativePush(t *testing.T) {
 	if msg.WebPush != 8030 || !msg.Mutable || nt.Title != "Declared" || nt.Body != "hi" || nt.Navigate != "https://app.example/chat/c1" ||
 		nt.Tag != "c1" || nt.Data.ID != sent.Notifications[0].ID || nt.Data.URL != "/chat/c1" {
 		t.Fatalf("payload %s", wp[0].Payload)
+	}
+	f.check(t)
+}
+
+// TestReadClearsTheDevicesThatWereShown: an offline user's notifications
+// are pushed to their three devices with the unread total as badge; a
+// read through the server API sends each of those devices a clearing push
+// (Web Push read frame, APNs badge-only push under the conversation's
+// collapse id, FCM data) with the new total, and nothing to a device
+// registered after the pushes.
+func TestReadClearsTheDevicesThatWereShown(t *testing.T) {
+	f, push := newPushFakes(t)
+	n := startNode(t, push)
+	endpoint := n.registerDevices(f, "alice")
+	var ids []string
+	for i := 1; i <= 2; i++ {
+		status, body := n.send(map[string]any{"to": []string{"alice"}, "title": fmt.Sprint("m", i), "tag": "c1"})
+		var sent sendResponse
+		if status != http.StatusAccepted || json.Unmarshal(body, &sent) != nil {
+			t.Fatalf("send: %d %s", status, body)
+		}
+		ids = append(ids, sent.Notifications[0].ID)
+		f.web.WaitPushes(t, i, 15*time.Second)
+		f.fcm.WaitSends(t, i, 15*time.Second)
+		f.apns.WaitPushes(t, i, 15*time.Second)
+	}
+	var frame struct {
+		Type  string
+		IDs   []string
+		Tag   string
+		Badge *int
+	}
+	if err := f.web.Pushes()[1].JSON(&frame); err != nil || frame.Type != "notification" || frame.Badge == nil || *frame.Badge != 2 {
+		t.Fatalf("second web push %s, want badge 2", f.web.Pushes()[1].Payload)
+	}
+	if !strings.Contains(string(f.apns.Pushes()[1].Payload), `"badge":2`) || f.fcm.Sends()[1].Message.Data["badge"] != "2" {
+		t.Fatalf("second apns %s / fcm %s, want badge 2", f.apns.Pushes()[1].Payload, f.fcm.Sends()[1].Raw)
+	}
+	tok := mintToken(t, "alice")
+	waitFor(t, "deliveries recorded", func() bool {
+		_, body := n.do(http.MethodGet, "/v1/notifications", tok, nil)
+		return strings.Count(string(body), `"delivered_at"`) == 2
+	})
+	late, p256dh, auth := f.web.NewSubscription()
+	if status, body := n.do(http.MethodPost, "/v1/devices", tok, map[string]any{"platform": "webpush",
+		"subscription": map[string]any{"endpoint": late, "keys": map[string]string{"p256dh": p256dh, "auth": auth}}}); status != http.StatusCreated {
+		t.Fatalf("register late device: %d %s", status, body)
+	}
+
+	if status, body := n.do(http.MethodPost, "/v1/users/alice/read", testAPIKey, map[string]any{"tag": "c1"}); status != http.StatusOK {
+		t.Fatalf("read: %d %s", status, body)
+	}
+	wp := f.web.WaitPushes(t, 3, 15*time.Second)[2]
+	fs := f.fcm.WaitSends(t, 3, 15*time.Second)[2]
+	ap := f.apns.WaitPushes(t, 3, 15*time.Second)[2]
+	if err := wp.JSON(&frame); err != nil || wp.Endpoint != endpoint || frame.Type != "read" || frame.Tag != "c1" ||
+		fmt.Sprint(frame.IDs) != fmt.Sprint(ids) || frame.Badge == nil || *frame.Badge != 0 {
+		t.Errorf("web clearing push to %s: %s", wp.Endpoint, wp.Payload)
+	}
+	if fs.Message.Notification != nil || fs.Message.Data["badge"] != "0" || !strings.Contains(fs.Message.Data["herald"], `"type":"read"`) {
+		t.Errorf("fcm clearing push %s", fs.Raw)
+	}
+	if ap.PushType != "alert" || ap.CollapseID != f.apns.Pushes()[0].CollapseID || !strings.Contains(string(ap.Payload), `"badge":0`) ||
+		strings.Contains(string(ap.Payload), `"alert"`) {
+		t.Errorf("apns clearing push %+v %s", ap, ap.Payload)
+	}
+	// A second read changes nothing and pushes nothing.
+	if status, body := n.do(http.MethodPost, "/v1/users/alice/read", testAPIKey, map[string]any{"ids": ids}); status != http.StatusOK {
+		t.Fatalf("read again: %d %s", status, body)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if c := f.counts(); c != [3]int{3, 3, 3} {
+		t.Errorf("pushes per platform %v, want 3 each: the late device and repeated reads get nothing", c)
+	}
+	for _, p := range f.web.Pushes() {
+		if p.Endpoint == late {
+			t.Errorf("the device registered after the pushes got %s", p.Payload)
+		}
 	}
 	f.check(t)
 }

@@ -2,7 +2,9 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
+	"slices"
 	"time"
 	"unicode/utf8"
 
@@ -10,6 +12,7 @@ import (
 
 	"github.com/heraldhq/herald/pkg/delivery"
 	"github.com/heraldhq/herald/pkg/notification"
+	"github.com/heraldhq/herald/pkg/push"
 )
 
 // Limits of the read-state API.
@@ -152,6 +155,9 @@ func (s *Server) mark(ctx context.Context, user string, m *notification.Mark) ([
 	if err != nil {
 		return nil, nil, err
 	}
+	if m.State != notification.StateSeen {
+		s.clearDevices(ctx, user, rs, changed, unread, ev.Cursor, m.At)
+	}
 	uev, err := notification.NewUnreadEvent(user, unread, m.At)
 	if err != nil {
 		return nil, nil, err
@@ -162,6 +168,35 @@ func (s *Server) mark(ctx context.Context, user string, m *notification.Mark) ([
 		s.log.Warn("unread publish failed", "err", err)
 	}
 	return changed, unread, nil
+}
+
+// clearDevices schedules the clearing push of notifications ids that
+// were read or dismissed: to the devices they were pushed to, and no
+// others, carrying the unread total as of the mark. A failure is logged:
+// the mark stands, and the next push carries the right badge.
+func (s *Server) clearDevices(ctx context.Context, user string, rs *notification.ReadState, ids []string, unread *notification.Unread, at notification.Cursor, now time.Time) {
+	if s.push == nil || s.push.dispatch == nil {
+		return
+	}
+	// A dismissal of what was read already closed nothing new.
+	ids = slices.DeleteFunc(slices.Clone(ids), func(id string) bool { return !rs.Marks(id).Unread() })
+	devices := rs.ShownOn(ids)
+	if len(devices) == 0 {
+		return
+	}
+	m := push.Message{ID: "read:" + at.String(), User: user, Clear: ids, Badge: &unread.Total, Devices: devices, Created: now}
+	if tags := rs.Tags(ids); len(tags) == 1 {
+		m.Tag = tags[0]
+	}
+	body, err := json.Marshal(&m)
+	if err == nil {
+		err = s.backends.push.SchedulePush(ctx, []push.Pending{{User: user, ID: m.ID, Due: now, Message: body}})
+	}
+	if err != nil {
+		s.log.Warn("clearing push not scheduled", "user", user, "err", err)
+		return
+	}
+	s.push.dispatch.Kick()
 }
 
 // checkSelector refuses a selector that names anything the user's history
@@ -232,4 +267,31 @@ func (s *Server) handleUnread(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeJSON(w, http.StatusOK, rs.Unread())
 	return nil
+}
+
+// unreadTotal is the badge of push m: its user's unread total, counting
+// m's notification when the push goes before it reached the history.
+func (s *Server) unreadTotal(ctx context.Context, m *push.Message) (int, error) {
+	rs, err := s.readState(ctx, m.User)
+	if err != nil {
+		return 0, err
+	}
+	n := rs.Unread().Total
+	if !m.Silent() && !rs.Has(m.ID) {
+		n++
+	}
+	return n, nil
+}
+
+// recordDelivered records in the user's history that notification id was
+// pushed to devices, for the clearing push of its read.
+func (s *Server) recordDelivered(ctx context.Context, user, id string, devices []string) {
+	m := &notification.Mark{State: notification.StateDelivered, IDs: []string{id}, At: time.Now().UTC(), Devices: devices}
+	ev, err := notification.NewMarkEvent(user, m)
+	if err == nil {
+		_, err = s.delivery.Publish(ctx, []*notification.Event{ev}, delivery.PublishOptions{})
+	}
+	if err != nil {
+		s.log.Warn("push delivery not recorded; its read will not clear the devices", "user", user, "id", id, "err", err)
+	}
 }

@@ -52,7 +52,10 @@ async function onPush(data) {
   } catch {
     msg = { type: 'notification', notification: { title: data.text() } };
   }
+  const badge = msg?.web_push === 8030 ? msg.notification?.app_badge : msg?.badge;
+  if (typeof badge === 'number') await setBadge(badge);
   if (msg?.type === 'retract') return closeMatching(msg.id, msg.tag);
+  if (msg?.type === 'read') return closeIDs(msg.ids, msg.tag);
   const n = msg?.web_push === 8030 ? fromDeclarative(msg.notification)
     : msg?.type === 'notification' ? msg.notification : msg;
   if (!n || (!n.title && !n.body)) return;
@@ -81,6 +84,30 @@ async function closeMatching(id, tag) {
   const shown = await self.registration.getNotifications(tag ? { tag } : undefined);
   for (const n of shown) {
     if ((tag && n.tag === tag) || (id && n.data?.id === id)) n.close();
+  }
+}
+
+/**
+ * Closes the shown notifications with these ids (looked up among those of
+ * tag when given). Only ids: a newer notification of the same conversation
+ * shown since stays.
+ * @param {string[]} [ids] @param {string} [tag]
+ */
+async function closeIDs(ids, tag) {
+  if (!Array.isArray(ids) || ids.length === 0) return;
+  const want = new Set(ids);
+  for (const n of await self.registration.getNotifications(tag ? { tag } : undefined)) {
+    if (want.has(n.data?.id)) n.close();
+  }
+}
+
+/** Sets the app badge where the browser has one (0 clears it). @param {number} n */
+async function setBadge(n) {
+  const nav = /** @type {any} */ (self.navigator);
+  try {
+    await (n > 0 ? nav.setAppBadge?.(n) : nav.clearAppBadge?.());
+  } catch {
+    // no badging here, or not allowed
   }
 }
 

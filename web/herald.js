@@ -295,6 +295,7 @@ export class Herald extends EventTarget {
     on('read');
     on('seen');
     on('unread');
+    on('delivered');
     // EventSource would retry by itself, without a fresh token or backoff:
     // close it and reconnect here instead.
     es.onerror = () => {
@@ -479,6 +480,7 @@ export class Herald extends EventTarget {
         this.#saveCursor(msg.cursor);
         return this.#emit('seen', { ids: msg.ids, tag: msg.tag, upTo: msg.up_to });
       case 'unread': return this.#onUnread(msg);
+      case 'delivered': return this.#saveCursor(msg.cursor); // pushed to devices: nothing to show
       case 'reset':
         this.#saveCursor(msg.cursor ?? '', true);
         return this.#emit('reset', { cursor: msg.cursor ?? '' });

@@ -2,6 +2,7 @@ package notification
 
 import (
 	"encoding/json"
+	"slices"
 	"sort"
 	"time"
 )
@@ -26,6 +27,9 @@ const (
 	StateSeen      = "seen"
 	StateRead      = "read"
 	StateDismissed = "dismissed"
+	// StateDelivered is recorded by Herald itself: a push of the
+	// notifications reached the push services of Mark.Devices.
+	StateDelivered = "delivered"
 )
 
 // ValidState reports whether s is one of the states.
@@ -37,14 +41,16 @@ func ValidState(s string) bool {
 // notifications IDs, or to every earlier notification with Tag, or to
 // every earlier notification up to and including UpTo (a cursor). Exactly
 // one selector is set. By names the surface: "session:<id>",
-// "device:<id>", "api" or "provider:<name>".
+// "device:<id>", "api" or "provider:<name>". A delivered mark names the
+// devices instead.
 type Mark struct {
-	State string    `json:"state"`
-	IDs   []string  `json:"ids,omitempty"`
-	Tag   string    `json:"tag,omitempty"`
-	UpTo  string    `json:"up_to,omitempty"`
-	At    time.Time `json:"at"`
-	By    string    `json:"by,omitempty"`
+	State   string    `json:"state"`
+	IDs     []string  `json:"ids,omitempty"`
+	Tag     string    `json:"tag,omitempty"`
+	UpTo    string    `json:"up_to,omitempty"`
+	At      time.Time `json:"at"`
+	By      string    `json:"by,omitempty"`
+	Devices []string  `json:"devices,omitempty"`
 }
 
 // NewMarkEvent builds the event recording m for user.
@@ -76,7 +82,7 @@ func NewUnreadEvent(user string, u *Unread, at time.Time) (*Event, error) {
 
 // Marks are the times a notification entered each state (zero: not yet).
 type Marks struct {
-	Seen, Read, Dismissed time.Time
+	Delivered, Seen, Read, Dismissed time.Time
 }
 
 // Unread reports whether the notification still counts as unread.
@@ -87,6 +93,10 @@ type ReadState struct {
 	order []string // notification ids, oldest first
 	notes map[string]*noteState
 	head  Cursor
+	// early holds delivered marks that came before their notification: a
+	// push may go out, and be recorded, before the notification it shows
+	// reached the history.
+	early map[string]*noteState
 }
 
 type noteState struct {
@@ -94,6 +104,7 @@ type noteState struct {
 	seq       uint64
 	retracted bool
 	marks     Marks
+	devices   []string // pushed to
 }
 
 // Fold computes the read state of the events (a user's history, oldest
@@ -116,8 +127,13 @@ func (r *ReadState) Apply(ev *Event) {
 	switch ev.Kind {
 	case KindNotification:
 		if _, dup := r.notes[ev.ID]; !dup {
+			n := &noteState{tag: ev.Tag, seq: ev.Cursor.Seq}
+			if e, ok := r.early[ev.ID]; ok {
+				n.marks.Delivered, n.devices = e.marks.Delivered, e.devices
+				delete(r.early, ev.ID)
+			}
 			r.order = append(r.order, ev.ID)
-			r.notes[ev.ID] = &noteState{tag: ev.Tag, seq: ev.Cursor.Seq}
+			r.notes[ev.ID] = n
 		}
 	case KindRetract:
 		var rt Retraction
@@ -135,12 +151,47 @@ func (r *ReadState) Apply(ev *Event) {
 		if json.Unmarshal(ev.Payload, &m) != nil {
 			return
 		}
+		if m.State == StateDelivered {
+			r.delivered(&m)
+			return
+		}
 		for _, id := range r.Select(&m) {
 			n := r.notes[id]
 			set(&n.marks, m.State, m.At)
 		}
 	}
 }
+
+// delivered records the devices of a delivered mark, which names ids.
+func (r *ReadState) delivered(m *Mark) {
+	for _, id := range m.IDs {
+		n, ok := r.notes[id]
+		if !ok {
+			if r.early == nil {
+				r.early = make(map[string]*noteState)
+			}
+			if len(r.early) >= maxEarly {
+				continue
+			}
+			if n, ok = r.early[id]; !ok {
+				n = &noteState{}
+				r.early[id] = n
+			}
+		}
+		if n.marks.Delivered.IsZero() {
+			n.marks.Delivered = m.At.UTC()
+		}
+		for _, d := range m.Devices {
+			if !slices.Contains(n.devices, d) {
+				n.devices = append(n.devices, d)
+			}
+		}
+	}
+}
+
+// maxEarly bounds the delivered marks kept for notifications not (yet)
+// folded: those of notifications trimmed from the history never match.
+const maxEarly = 256
 
 func set(ms *Marks, state string, at time.Time) {
 	var t *time.Time
@@ -229,6 +280,22 @@ func (r *ReadState) Marks(id string) Marks {
 		return n.marks
 	}
 	return Marks{}
+}
+
+// ShownOn returns the devices any of the notifications ids was pushed
+// to, in the order they were first pushed to.
+func (r *ReadState) ShownOn(ids []string) []string {
+	var out []string
+	for _, id := range ids {
+		if n, ok := r.notes[id]; ok {
+			for _, d := range n.devices {
+				if !slices.Contains(out, d) {
+					out = append(out, d)
+				}
+			}
+		}
+	}
+	return out
 }
 
 // Head is the cursor of the newest event folded.

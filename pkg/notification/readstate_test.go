@@ -105,3 +105,49 @@ func TestFoldKeepsTheFirstTimeOfEachState(t *testing.T) {
 		t.Fatalf("foreign cursor selected %v", got)
 	}
 }
+
+// TestDeliveredMarksNameTheDevicesShown: a delivered mark records which
+// devices a notification was pushed to, without reading or seeing it.
+func TestDeliveredMarksNameTheDevicesShown(t *testing.T) {
+	evs := history(t, "n:a:c1", "n:b:c1", "n:c:")
+	at := time.Date(2026, 12, 7, 11, 0, 0, 0, time.UTC)
+	for i, d := range []struct {
+		id      string
+		devices []string
+	}{{"a", []string{"d1", "d2"}}, {"b", []string{"d2", "d3"}}, {"a", []string{"d1"}}} {
+		ev, err := notification.NewMarkEvent("u", &notification.Mark{State: notification.StateDelivered, IDs: []string{d.id}, At: at, Devices: d.devices})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev.Cursor = notification.Cursor{Epoch: "ep", Seq: uint64(10 + i)}
+		evs = append(evs, ev)
+	}
+	rs := notification.Fold(evs)
+	if got := rs.ShownOn([]string{"a", "b", "c"}); fmt.Sprint(got) != "[d1 d2 d3]" {
+		t.Errorf("shown on %v", got)
+	}
+	if got := rs.ShownOn([]string{"b"}); fmt.Sprint(got) != "[d2 d3]" {
+		t.Errorf("b shown on %v", got)
+	}
+	if got := rs.ShownOn([]string{"c", "zz"}); len(got) != 0 {
+		t.Errorf("c shown on %v", got)
+	}
+	if m := rs.Marks("a"); !m.Delivered.Equal(at) || !m.Seen.IsZero() || !m.Unread() {
+		t.Errorf("marks of a %+v", m)
+	}
+	if u := rs.Unread(); u.Total != 3 {
+		t.Errorf("unread %+v", u)
+	}
+
+	// A push recorded before its notification reached the history.
+	early, err := notification.NewMarkEvent("u", &notification.Mark{State: notification.StateDelivered, IDs: []string{"late"}, At: at, Devices: []string{"d9"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	late := history(t, "n:late:")[0]
+	early.Cursor, late.Cursor = notification.Cursor{Epoch: "ep", Seq: 20}, notification.Cursor{Epoch: "ep", Seq: 21}
+	rs = notification.Fold(append(evs, early, late))
+	if got := rs.ShownOn([]string{"late"}); fmt.Sprint(got) != "[d9]" || rs.Marks("late").Delivered.IsZero() {
+		t.Errorf("late notification shown on %v, marks %+v", got, rs.Marks("late"))
+	}
+}

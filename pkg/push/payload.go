@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"unicode/utf8"
 
 	"github.com/heraldhq/herald/pkg/notification"
@@ -16,39 +17,64 @@ var ErrTooLarge = errors.New("push: payload too large")
 
 // Frame encodes m the way live clients receive it (pkg/transport/wire),
 // so a service worker handles a push and a WebSocket frame with one code
-// path:
+// path, with the unread total as "badge" when it is known:
 //
-//	{"type":"notification","notification":{"id":…,"title":…,…}}
-//	{"type":"retract","id":"…","tag":"…"}
+//	{"type":"notification","notification":{"id":…,"title":…,…},"badge":3}
+//	{"type":"retract","id":"…","tag":"…","badge":2}
+//	{"type":"read","ids":["…"],"tag":"…","badge":0}
 func Frame(m *Message) ([]byte, error) {
-	if m.Retract {
+	var b []byte
+	switch {
+	case len(m.Clear) > 0:
+		c, err := json.Marshal(clearFrame{Type: "read", IDs: m.Clear, Tag: m.Tag})
+		if err != nil {
+			return nil, err
+		}
+		b = c
+	case m.Retract:
 		r, err := json.Marshal(notification.Retraction{ID: m.ID, Tag: m.Tag})
 		if err != nil {
 			return nil, err
 		}
-		return wire.AppendRetract(make([]byte, 0, len(r)+24), notification.Cursor{}, r), nil
-	}
-	n := notification.Notification{
-		ID: m.ID, User: m.User, Type: m.Type, Title: m.Title, Body: m.Body,
-		Icon: m.Icon, URL: m.URL, Tag: m.Tag, Urgency: m.Urgency, CreatedAt: m.Created.UTC(),
-	}
-	if len(m.Data) > 0 {
-		d, err := json.Marshal(m.Data)
+		b = wire.AppendRetract(make([]byte, 0, len(r)+40), notification.Cursor{}, r)
+	default:
+		n := notification.Notification{
+			ID: m.ID, User: m.User, Type: m.Type, Title: m.Title, Body: m.Body,
+			Icon: m.Icon, URL: m.URL, Tag: m.Tag, Urgency: m.Urgency, CreatedAt: m.Created.UTC(),
+		}
+		if len(m.Data) > 0 {
+			d, err := json.Marshal(m.Data)
+			if err != nil {
+				return nil, err
+			}
+			n.Data = d
+		}
+		obj, err := json.Marshal(&n)
 		if err != nil {
 			return nil, err
 		}
-		n.Data = d
+		b = wire.AppendNotification(make([]byte, 0, len(obj)+56), func(b []byte) []byte { return append(b, obj...) })
 	}
-	obj, err := json.Marshal(&n)
-	if err != nil {
-		return nil, err
+	if m.Badge != nil {
+		b = append(b[:len(b)-1], `,"badge":`...)
+		b = strconv.AppendInt(b, int64(*m.Badge), 10)
+		b = append(b, '}')
 	}
-	return wire.AppendNotification(make([]byte, 0, len(obj)+40), func(b []byte) []byte { return append(b, obj...) }), nil
+	return b, nil
+}
+
+// clearFrame is the frame of a clearing push: the read frame live
+// sessions receive, with the ids it resolved to rather than its selector.
+type clearFrame struct {
+	Type string   `json:"type"`
+	IDs  []string `json:"ids"`
+	Tag  string   `json:"tag,omitempty"`
 }
 
 // Fit encodes m with encode, shrinking a copy of m until the result is at
 // most limit bytes: first Data is dropped, then Body is cut on a rune
-// boundary and ends in "…", then Title likewise. m itself is not changed.
+// boundary and ends in "…", then Title likewise; a clearing push keeps
+// its newest ids. m itself is not changed.
 // It returns ErrTooLarge when nothing more can be cut.
 func Fit(m *Message, limit int, encode func(*Message) ([]byte, error)) ([]byte, error) {
 	b, err := encode(m)
@@ -60,6 +86,14 @@ func Fit(m *Message, limit int, encode func(*Message) ([]byte, error)) ([]byte, 
 		c.Data = nil
 		if b, err = encode(&c); err != nil || len(b) <= limit {
 			return b, err
+		}
+	}
+	// A clearing push naming more ids than fit keeps the newest: those
+	// are the ones still on screen.
+	for len(b) > limit && len(c.Clear) > 1 {
+		c.Clear = c.Clear[len(c.Clear)/2:]
+		if b, err = encode(&c); err != nil {
+			return nil, err
 		}
 	}
 	// Each round cuts at least the excess from the raw text; JSON escaping

@@ -56,9 +56,27 @@ type Message struct {
 	Data    map[string]any `json:"data,omitempty"`
 	// Retract asks the device to close the notification ID / Tag instead of
 	// showing anything (a data-only push).
-	Retract bool      `json:"retract,omitempty"`
+	Retract bool `json:"retract,omitempty"`
+	// Clear is a clearing push: the notifications with these ids were read
+	// or dismissed elsewhere; the device closes them and shows nothing. Tag
+	// is set when they all share it.
+	Clear []string `json:"clear,omitempty"`
+	// Badge is the user's unread total when the push is sent (nil: not
+	// known); platforms put it on the app icon.
+	Badge *int `json:"badge,omitempty"`
+	// Devices, when set, limits the push to these of the user's devices
+	// (a clearing push goes only where the notifications were shown).
+	Devices []string  `json:"devices,omitempty"`
 	Created time.Time `json:"created_at"`
 }
+
+// Silent reports whether m shows nothing: a retraction or a clearing push.
+func (m *Message) Silent() bool { return m.Retract || len(m.Clear) > 0 }
+
+// ErrSkipped is returned by a Sender that deliberately sends nothing for
+// a message to a device (e.g. a clearing push to a push service that
+// revokes subscriptions for pushes that show nothing).
+var ErrSkipped = errors.New("push: not sent to this device")
 
 // ErrTooManyDevices is returned by a store's RegisterDevice when the user
 // already has as many devices as the limit allows.
@@ -84,6 +102,8 @@ const (
 	// Retry: a temporary failure (429, 5xx, network); retry after
 	// RetryAfter if set, else with backoff.
 	Retry
+	// Skipped: the sender sent nothing on purpose (ErrSkipped).
+	Skipped
 )
 
 func (o Outcome) String() string {
@@ -92,6 +112,8 @@ func (o Outcome) String() string {
 		return "gone"
 	case Retry:
 		return "retry"
+	case Skipped:
+		return "skipped"
 	default:
 		return "failed"
 	}
@@ -124,6 +146,9 @@ func (e *Error) Unwrap() error { return e.Err }
 func OutcomeOf(err error) (o Outcome, ok bool) {
 	if err == nil {
 		return 0, true
+	}
+	if errors.Is(err, ErrSkipped) {
+		return Skipped, false
 	}
 	var pe *Error
 	if errors.As(err, &pe) {

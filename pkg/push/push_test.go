@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -33,6 +35,46 @@ func TestFrameRetract(t *testing.T) {
 	}
 	if want := `{"type":"retract","id":"n1","tag":"c1"}`; string(b) != want {
 		t.Fatalf("got %s, want %s", b, want)
+	}
+}
+
+func TestFrameCarriesTheBadgeAndClears(t *testing.T) {
+	three, zero := 3, 0
+	for _, tc := range []struct {
+		name string
+		m    *Message
+		want string
+	}{
+		{"notification", &Message{ID: "n1", Title: "Bob", Badge: &three, Created: time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)},
+			`{"type":"notification","notification":{"id":"n1","user":"","title":"Bob","created_at":"2026-11-22T10:00:00Z"},"badge":3}`},
+		{"retraction", &Message{ID: "n1", Tag: "c1", Retract: true, Badge: &zero}, `{"type":"retract","id":"n1","tag":"c1","badge":0}`},
+		{"clearing", &Message{ID: "read:x", Clear: []string{"n1", "n2"}, Tag: "c1", Badge: &zero}, `{"type":"read","ids":["n1","n2"],"tag":"c1","badge":0}`},
+		{"clearing, badge unknown", &Message{ID: "read:x", Clear: []string{"n1"}}, `{"type":"read","ids":["n1"]}`},
+	} {
+		b, err := Frame(tc.m)
+		if err != nil || string(b) != tc.want {
+			t.Errorf("%s: got %s (%v), want %s", tc.name, b, err, tc.want)
+		}
+	}
+}
+
+// TestFitKeepsTheNewestIDsOfAClearingPush: a read of a long conversation
+// names more ids than a push holds; the newest, still on screen, stay.
+func TestFitKeepsTheNewestIDsOfAClearingPush(t *testing.T) {
+	ids := make([]string, 1000)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("01JD%022d", i)
+	}
+	b, err := Fit(&Message{ID: "read:x", Clear: ids}, 3800, Frame)
+	if err != nil || len(b) > 3800 {
+		t.Fatalf("%d bytes, %v", len(b), err)
+	}
+	var f struct{ IDs []string }
+	if err := json.Unmarshal(b, &f); err != nil {
+		t.Fatal(err)
+	}
+	if len(f.IDs) < 50 || f.IDs[len(f.IDs)-1] != ids[999] || !slices.Equal(f.IDs, ids[1000-len(f.IDs):]) {
+		t.Fatalf("kept %d ids, last %q", len(f.IDs), f.IDs[len(f.IDs)-1])
 	}
 }
 

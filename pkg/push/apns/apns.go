@@ -183,12 +183,18 @@ func (s *Sender) Send(ctx context.Context, d *push.Device, m *push.Message) erro
 		PushType:    apns2.PushTypeAlert,
 		Priority:    apns2.PriorityHigh,
 	}
-	if m.Retract || m.Urgency == "low" {
-		// Apple: background pushes must use priority 5.
+	switch {
+	case m.Silent() && m.Badge != nil:
+		// A clearing push (or a retraction) that knows the unread total:
+		// an alert-type push with only a badge shows nothing and sets the
+		// icon; content-available wakes the app to remove what it showed.
 		n.Priority = apns2.PriorityLow
-	}
-	if m.Retract {
+	case m.Silent():
+		// Apple: background pushes must use priority 5.
 		n.PushType = apns2.PushTypeBackground
+		n.Priority = apns2.PriorityLow
+	case m.Urgency == "low":
+		n.Priority = apns2.PriorityLow
 	}
 	res, err := s.client.PushWithContext(ctx, n)
 	if err != nil {
@@ -224,6 +230,7 @@ type aps struct {
 	Alert            *alert `json:"alert,omitempty"`
 	Sound            string `json:"sound,omitempty"`
 	ThreadID         string `json:"thread-id,omitempty"`
+	Badge            *int   `json:"badge,omitempty"`
 	ContentAvailable int    `json:"content-available,omitempty"`
 	MutableContent   int    `json:"mutable-content,omitempty"`
 }
@@ -235,8 +242,9 @@ type payload struct {
 }
 
 // Payload is the APNs JSON for m, at most MaxPayload bytes: an alert with
-// the frame beside it, or for a retraction a content-available push whose
-// frame tells the app which notification to remove.
+// the frame beside it, or for a retraction or a clearing push a
+// content-available push whose frame tells the app which notifications to
+// remove. The unread total, when known, is aps.badge.
 func Payload(m *push.Message) ([]byte, error) {
 	return push.Fit(m, MaxPayload, func(m *push.Message) ([]byte, error) {
 		f, err := push.Frame(m)
@@ -244,13 +252,14 @@ func Payload(m *push.Message) ([]byte, error) {
 			return nil, err
 		}
 		p := payload{Herald: f}
-		if m.Retract {
-			p.APS.ContentAvailable = 1
+		if m.Silent() {
+			p.APS = aps{ContentAvailable: 1, Badge: m.Badge}
 		} else {
 			p.APS = aps{
 				Alert:          &alert{Title: m.Title, Body: m.Body},
 				Sound:          "default",
 				ThreadID:       m.Tag,
+				Badge:          m.Badge,
 				MutableContent: 1,
 			}
 		}

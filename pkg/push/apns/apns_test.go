@@ -74,11 +74,14 @@ type payload struct {
 			Title, Body string
 		} `json:"alert"`
 		ThreadID         string `json:"thread-id"`
+		Badge            *int   `json:"badge"`
 		ContentAvailable int    `json:"content-available"`
 	} `json:"aps"`
 	Herald struct {
 		Type         string
 		ID, Tag      string
+		IDs          []string
+		Badge        *int
 		Notification *push.Message
 	} `json:"herald"`
 }
@@ -125,6 +128,48 @@ func TestRetractIsBackgroundPush(t *testing.T) {
 		pl.Herald.Type != "retract" || pl.Herald.ID != "n1" || pl.Herald.Tag != "c1" {
 		t.Errorf("type %q priority %d payload %s", p.PushType, p.Priority, p.Payload)
 	}
+}
+
+// TestClearingPushSetsTheBadgeAndReplacesTheShownOne: a read elsewhere
+// reaches an iPhone as a badge-only alert push (shows nothing, sets the
+// icon's count) under the conversation's collapse id, and wakes the app
+// with the ids to remove; an alert carries the unread total too.
+func TestClearingPushSetsTheBadgeAndReplacesTheShownOne(t *testing.T) {
+	f := setup(t)
+	two, zero := 2, 0
+	m := message()
+	m.Badge = &two
+	if err := f.sender.Send(context.Background(), device(), m); err != nil {
+		t.Fatal(err)
+	}
+	clear := &push.Message{ID: "read:1", Clear: []string{"01JD0001"}, Tag: "c1", Badge: &zero}
+	if err := f.sender.Send(context.Background(), device(), clear); err != nil {
+		t.Fatal(err)
+	}
+	f.fake.AssertNoFailures(t)
+	ps := f.fake.Pushes()
+	var alert, cleared payload
+	_ = ps[0].JSON(&alert)
+	_ = ps[1].JSON(&cleared)
+	if alert.APS.Badge == nil || *alert.APS.Badge != 2 || alert.APS.Alert == nil || *alert.Herald.Badge != 2 {
+		t.Errorf("alert payload %s", ps[0].Payload)
+	}
+	p := ps[1]
+	if p.PushType != "alert" || p.Priority != 5 || p.CollapseID != ps[0].CollapseID || p.CollapseID == "" {
+		t.Errorf("clearing push: type %q priority %d collapse %q (alert's %q)", p.PushType, p.Priority, p.CollapseID, ps[0].CollapseID)
+	}
+	if cleared.APS.Alert != nil || cleared.APS.Badge == nil || *cleared.APS.Badge != 0 || cleared.APS.ContentAvailable != 1 ||
+		cleared.Herald.Type != "read" || len(cleared.Herald.IDs) != 1 || cleared.Herald.IDs[0] != "01JD0001" {
+		t.Errorf("clearing payload %s", p.Payload)
+	}
+	// Without a known total it is a plain background push.
+	if err := f.sender.Send(context.Background(), device(), &push.Message{ID: "read:2", Clear: []string{"n9"}}); err != nil {
+		t.Fatal(err)
+	}
+	if p := f.fake.Pushes()[2]; p.PushType != "background" || p.Priority != 5 {
+		t.Errorf("clearing push without badge: type %q priority %d", p.PushType, p.Priority)
+	}
+	f.fake.AssertNoFailures(t)
 }
 
 func TestLowUrgencyLongTagAndLargeBody(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -45,8 +46,16 @@ type Options struct {
 	// Batch is how many pushes one claim takes (default 64), Workers how
 	// many are sent at once (default 16).
 	Batch, Workers int
+	// Badge returns the user's unread total as of m (a push may go out
+	// before its notification is in the history), put into each push that
+	// does not carry one yet; nil or an error sends none.
+	Badge func(ctx context.Context, m *push.Message) (int, error)
+	// Delivered is told which registered devices a notification (not a
+	// retraction or a clearing push) was handed to, so that the clearing
+	// push of its read reaches them and only them.
+	Delivered func(ctx context.Context, user, id string, devices []string)
 	// OnSend observes each send: platform and outcome ("ok", "gone",
-	// "retry", "failed", "unconfigured", "off").
+	// "retry", "failed", "skipped", "unconfigured", "off").
 	OnSend func(platform, outcome string, d time.Duration)
 	Logger *slog.Logger
 	Now    func() time.Time
@@ -150,19 +159,53 @@ func (d *Dispatcher) send(ctx context.Context, p *push.Pending) {
 		return
 	}
 	devices = append(devices, d.extra(p.User)...)
+	if len(m.Devices) > 0 {
+		devices = only(devices, m.Devices)
+	}
+	if m.Badge == nil && d.opts.Badge != nil && len(devices) > 0 {
+		if n, err := d.opts.Badge(ctx, &m); err == nil {
+			m.Badge = &n
+		} else {
+			d.opts.Logger.Debug("push badge unavailable", "user", p.User, "err", err)
+		}
+	}
+	sent := make([]bool, len(devices))
 	var wg sync.WaitGroup
 	for i := range devices {
 		dev := &devices[i]
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			d.sendOne(ctx, dev, &m)
+			sent[i] = d.sendOne(ctx, dev, &m)
 		}()
 	}
 	wg.Wait()
+	if d.opts.Delivered != nil && !m.Silent() {
+		var to []string
+		for i := range devices {
+			if sent[i] && devices[i].ID != "" {
+				to = append(to, devices[i].ID)
+			}
+		}
+		if len(to) > 0 {
+			d.opts.Delivered(ctx, p.User, p.ID, to)
+		}
+	}
 	if err := d.store.DonePush(ctx, []string{p.Key()}); err != nil {
 		d.opts.Logger.Warn("push done not recorded", "user", p.User, "id", p.ID, "err", err)
 	}
+}
+
+// only keeps the devices whose ids are listed, and the extra devices
+// (which every push reaches).
+func only(devices []push.Device, ids []string) []push.Device {
+	out := devices[:0]
+	for _, dev := range devices {
+		if dev.ID == "" || slices.Contains(ids, dev.ID) {
+			out = append(out, dev)
+		}
+	}
+	return out
 }
 
 func (d *Dispatcher) extra(user string) []push.Device {
@@ -174,7 +217,8 @@ func (d *Dispatcher) extra(user string) []push.Device {
 	return out
 }
 
-func (d *Dispatcher) sendOne(ctx context.Context, dev *push.Device, m *push.Message) {
+// sendOne sends m to dev and reports whether the push service took it.
+func (d *Dispatcher) sendOne(ctx context.Context, dev *push.Device, m *push.Message) bool {
 	start := d.opts.Now()
 	observe := func(outcome string) {
 		if d.opts.OnSend != nil {
@@ -185,28 +229,32 @@ func (d *Dispatcher) sendOne(ctx context.Context, dev *push.Device, m *push.Mess
 		on, err := d.channels.ChannelOn(ctx, dev.User, dev.Platform)
 		if err == nil && !on {
 			observe("off")
-			return
+			return false
 		}
 	}
 	sender := d.opts.Senders[dev.Platform]
 	if sender == nil {
 		observe("unconfigured")
-		return
+		return false
 	}
 	err := sender.Send(ctx, dev, m)
 	outcome, ok := push.OutcomeOf(err)
 	if ok {
 		observe("ok")
-		return
+		return true
 	}
 	observe(outcome.String())
+	if outcome == push.Skipped {
+		return false
+	}
 	if outcome == push.Gone && dev.ID != "" {
 		if _, derr := d.store.DeleteDevices(ctx, dev.User, []string{dev.ID}, ""); derr != nil {
 			d.opts.Logger.Warn("gone device not removed", "device", dev.ID, "err", derr)
 		} else {
 			d.opts.Logger.Info("push device gone; removed", "platform", dev.Platform, "device", dev.ID, "user", dev.User)
 		}
-		return
+		return false
 	}
 	d.opts.Logger.Warn("push failed", "platform", dev.Platform, "device", dev.ID, "outcome", outcome.String(), "err", err)
+	return false
 }

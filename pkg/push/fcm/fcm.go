@@ -252,8 +252,11 @@ func build(token string, m *push.Message, ttl time.Duration) (*messaging.Message
 	if m.Tag != "" {
 		data["tag"] = m.Tag
 	}
-	if m.URL != "" && !m.Retract {
+	if m.URL != "" && !m.Silent() {
 		data["url"] = m.URL
+	}
+	if m.Badge != nil {
+		data["badge"] = strconv.Itoa(*m.Badge)
 	}
 	high := m.Urgency == "high"
 	msg := &messaging.Message{
@@ -283,14 +286,20 @@ func build(token string, m *push.Message, ttl time.Duration) (*messaging.Message
 	if m.Tag != "" {
 		msg.APNS.Headers["apns-collapse-id"] = push.CollapseID(m.Tag)
 	}
-	if m.Retract {
-		msg.APNS.Headers["apns-push-type"] = "background"
+	if m.Silent() {
+		// Data only: the app closes what it showed (data "herald" is the
+		// frame). On iOS a known unread total goes out as a badge-only
+		// alert push, which shows nothing, else as a background push.
 		msg.APNS.Headers["apns-priority"] = "5"
-		msg.APNS.Payload = &messaging.APNSPayload{Aps: &messaging.Aps{ContentAvailable: true}}
+		msg.APNS.Headers["apns-push-type"] = "background"
+		if m.Badge != nil {
+			msg.APNS.Headers["apns-push-type"] = "alert"
+		}
+		msg.APNS.Payload = &messaging.APNSPayload{Aps: &messaging.Aps{ContentAvailable: true, Badge: m.Badge}}
 		return msg, nil
 	}
 	msg.Notification = &messaging.Notification{Title: m.Title, Body: m.Body}
-	msg.Android.Notification = &messaging.AndroidNotification{Tag: m.Tag}
+	msg.Android.Notification = &messaging.AndroidNotification{Tag: m.Tag, NotificationCount: m.Badge}
 	msg.Webpush.Notification = &messaging.WebpushNotification{Title: m.Title, Body: m.Body, Icon: m.Icon, Tag: m.Tag}
 	if strings.HasPrefix(m.URL, "https://") {
 		msg.Webpush.FCMOptions = &messaging.WebpushFCMOptions{Link: m.URL}
@@ -301,6 +310,6 @@ func build(token string, m *push.Message, ttl time.Duration) (*messaging.Message
 	} else if m.Urgency == "low" {
 		msg.APNS.Headers["apns-priority"] = "5"
 	}
-	msg.APNS.Payload = &messaging.APNSPayload{Aps: &messaging.Aps{ThreadID: m.Tag, Sound: "default"}}
+	msg.APNS.Payload = &messaging.APNSPayload{Aps: &messaging.Aps{ThreadID: m.Tag, Sound: "default", Badge: m.Badge}}
 	return msg, nil
 }

@@ -110,6 +110,34 @@ func TestRetractIsDataOnly(t *testing.T) {
 	}
 }
 
+// TestBadgeAndClearingPush: the unread total goes into the data, the
+// Android notification count and the iOS badge; a clearing push is data
+// only, which an iOS app receives as a badge-only push.
+func TestBadgeAndClearingPush(t *testing.T) {
+	f := setup(t)
+	four, three := 4, 3
+	m := message()
+	m.Badge = &four
+	if err := f.sender.Send(context.Background(), device("tok-1"), m); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.sender.Send(context.Background(), device("tok-1"), &push.Message{ID: "read:1", Clear: []string{"n1", "n2"}, Tag: "c1", Badge: &three}); err != nil {
+		t.Fatal(err)
+	}
+	f.fake.AssertNoFailures(t)
+	ss := f.fake.Sends()
+	n, c := ss[0].Message, ss[1].Message
+	aps := func(m pushtest.FCMMessage) map[string]any { a, _ := m.APNS.Payload["aps"].(map[string]any); return a }
+	if n.Data["badge"] != "4" || n.Android.Notification["notification_count"] != float64(4) || aps(n)["badge"] != float64(4) {
+		t.Errorf("notification with badge: %s", ss[0].Raw)
+	}
+	if c.Notification != nil || c.Data["badge"] != "3" || c.Data["herald"] != `{"type":"read","ids":["n1","n2"],"tag":"c1","badge":3}` ||
+		c.Android.Notification != nil || aps(c)["badge"] != float64(3) || aps(c)["content-available"] != float64(1) ||
+		c.APNS.Headers["apns-push-type"] != "alert" || c.APNS.Headers["apns-priority"] != "5" {
+		t.Errorf("clearing push: %s", ss[1].Raw)
+	}
+}
+
 func TestLargeBodyIsCutToFit(t *testing.T) {
 	f := setup(t)
 	m := message()

@@ -124,10 +124,12 @@ type EventDevice struct {
 
 // Send posts m for d to the operator's URL.
 func (s *Sender) Send(ctx context.Context, d *push.Device, m *push.Message) error {
+	shown := *m
+	shown.Devices = nil // which devices a clearing push goes to is Herald's business
 	ev := Event{
 		Type:    "push",
 		Device:  EventDevice{ID: d.ID, Platform: d.Platform, User: d.User, Locale: d.Locale},
-		Message: m,
+		Message: &shown,
 		TTL:     int64(m.TTL / time.Second),
 	}
 	body, err := json.Marshal(ev)

@@ -321,18 +321,28 @@ func checkAPS(payload []byte, pushType string) error {
 		return fmt.Errorf("payload has no aps dictionary")
 	}
 	_, hasAlert := aps["alert"]
+	_, hasBadge := aps["badge"]
+	_, hasSound := aps["sound"]
+	if hasBadge {
+		var n int
+		if err := json.Unmarshal(aps["badge"], &n); err != nil || n < 0 {
+			return fmt.Errorf("aps.badge %s is not a count", aps["badge"])
+		}
+	}
 	switch pushType {
 	case "alert":
-		if !hasAlert {
-			return fmt.Errorf("push type alert without aps.alert")
+		// Apple: an alert push interacts with the user: an alert, a sound
+		// or a badge.
+		if !hasAlert && !hasBadge && !hasSound {
+			return fmt.Errorf("push type alert without aps.alert, badge or sound")
 		}
 	case "background":
 		var ca int
 		if err := json.Unmarshal(aps["content-available"], &ca); err != nil || ca != 1 {
 			return fmt.Errorf("push type background needs aps.content-available 1")
 		}
-		if hasAlert {
-			return fmt.Errorf("push type background must not carry an alert")
+		if hasAlert || hasBadge || hasSound {
+			return fmt.Errorf("push type background must not carry an alert, badge or sound")
 		}
 	}
 	return nil

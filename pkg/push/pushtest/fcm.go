@@ -428,6 +428,17 @@ func checkFCMMessage(m *FCMMessage) error {
 		if pt, ok := ap.Headers["apns-push-type"]; ok && !pushTypes[pt] {
 			return fmt.Errorf("apns-push-type %q", pt)
 		}
+		if ap.Payload != nil {
+			raw, err := json.Marshal(ap.Payload)
+			if err != nil {
+				return fmt.Errorf("apns payload: %v", err)
+			}
+			// FCM hands the payload to APNs, which checks it as it checks
+			// its own pushes.
+			if err := checkAPS(raw, ap.Headers["apns-push-type"]); err != nil {
+				return fmt.Errorf("apns payload: %v", err)
+			}
+		}
 	}
 	return nil
 }

@@ -33,6 +33,7 @@ type DeclarativeNotification struct {
 	Tag       string          `json:"tag,omitempty"`
 	Icon      string          `json:"icon,omitempty"`
 	Lang      string          `json:"lang,omitempty"`
+	AppBadge  *int            `json:"app_badge,omitempty"`
 	Timestamp int64           `json:"timestamp,omitempty"` // unix ms
 	Data      DeclarativeData `json:"data"`
 }
@@ -57,10 +58,11 @@ const defaultTitle = "New notification"
 // Payload is the plaintext pushed for m to d, fitted to MaxPayload: a
 // declarative push message when d's service worker scope is known (a
 // client that reports it runs a worker that reads one), else push.Frame.
-// Retractions are never declarative: they show nothing, they close.
+// Retractions and clearing pushes are never declarative: they show
+// nothing, they close. The unread total, when known, is app_badge.
 func Payload(m *push.Message, d *push.Device) ([]byte, error) {
 	base := scopeURL(d)
-	if m.Retract || base == nil {
+	if m.Silent() || base == nil {
 		return push.Fit(m, MaxPayload, push.Frame)
 	}
 	return push.Fit(m, MaxPayload, func(m *push.Message) ([]byte, error) {
@@ -79,6 +81,7 @@ func declarative(m *push.Message, d *push.Device, base *url.URL) *Declarative {
 		Navigate: resolve(base, m.URL),
 		Tag:      m.Tag,
 		Lang:     d.Locale,
+		AppBadge: m.Badge,
 		Data: DeclarativeData{
 			ID: m.ID, User: m.User, Type: m.Type, URL: m.URL, Urgency: m.Urgency,
 			Created: m.Created.UTC(), Data: m.Data,

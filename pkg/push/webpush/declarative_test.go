@@ -2,6 +2,7 @@ package webpush_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 
@@ -104,5 +105,45 @@ func TestLargeDeclarativeMessageIsCutToFit(t *testing.T) {
 	}
 	if len(p.Payload) > webpush.MaxPayload || got.Notification.Data.Data != nil || !strings.HasSuffix(got.Notification.Body, "…") || got.WebPush != 8030 {
 		t.Errorf("payload %d bytes, data %v", len(p.Payload), got.Notification.Data.Data)
+	}
+}
+
+// TestBadgeAndClearingPush: a declarative message carries the unread
+// total as app_badge; a clearing push is the read frame, declarative or
+// not (it shows nothing); and none goes to Apple's push service, which
+// revokes subscriptions that receive pushes showing nothing.
+func TestBadgeAndClearingPush(t *testing.T) {
+	f := setup(t, "ops@example.com")
+	d := f.device()
+	d.Scope = "https://app.example/"
+	five, four := 5, 4
+	m := message()
+	m.Badge = &five
+	if err := f.sender.Send(context.Background(), d, m); err != nil {
+		t.Fatal(err)
+	}
+	clear := &push.Message{ID: "read:1", Clear: []string{"01JD0001"}, Tag: "c1", Badge: &four}
+	if err := f.sender.Send(context.Background(), d, clear); err != nil {
+		t.Fatal(err)
+	}
+	f.fake.AssertNoFailures(t)
+	ps := f.fake.Pushes()
+	var got webpush.Declarative
+	if err := ps[0].JSON(&got); err != nil || got.Notification.AppBadge == nil || *got.Notification.AppBadge != 5 {
+		t.Errorf("declarative payload %s", ps[0].Payload)
+	}
+	if want := `{"type":"read","ids":["01JD0001"],"tag":"c1","badge":4}`; string(ps[1].Payload) != want || ps[1].Topic != "c1" {
+		t.Errorf("clearing push %s topic %q, want %s under the tag's topic", ps[1].Payload, ps[1].Topic, want)
+	}
+	apple := *d
+	apple.Endpoint = "https://web.push.apple.com/QGuQyavXutnMH"
+	if err := f.sender.Send(context.Background(), &apple, clear); !errors.Is(err, push.ErrSkipped) {
+		t.Errorf("clearing push to Apple: %v, want skipped", err)
+	}
+	if o, _ := push.OutcomeOf(push.ErrSkipped); o != push.Skipped {
+		t.Errorf("outcome of a skip: %v", o)
+	}
+	if n := len(f.fake.Pushes()); n != 2 {
+		t.Errorf("%d pushes, want 2", n)
 	}
 }

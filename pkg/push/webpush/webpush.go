@@ -106,6 +106,9 @@ func (s *Sender) Send(ctx context.Context, d *push.Device, m *push.Message) erro
 	if d.Endpoint == "" || d.P256dh == "" || d.Auth == "" {
 		return &push.Error{Outcome: push.Failed, Reason: "InvalidSubscription", Err: errors.New("webpush: device has no endpoint or keys")}
 	}
+	if len(m.Clear) > 0 && revokesSilentPushes(d.Endpoint) {
+		return push.ErrSkipped
+	}
 	payload, err := Payload(m, d)
 	if err != nil {
 		return &push.Error{Outcome: push.Failed, Reason: "PayloadTooLarge", Err: err}
@@ -176,4 +179,17 @@ func GenerateVAPIDKeys() (public, private string, err error) {
 func decodeKey(s string) ([]byte, error) {
 	s = strings.TrimRight(strings.TrimSpace(s), "=")
 	return base64.RawURLEncoding.DecodeString(s)
+}
+
+// revokesSilentPushes reports whether endpoint belongs to Apple's push
+// service, whose browsers revoke a subscription after a few pushes that
+// show nothing: clearing pushes are not sent there, and the badge follows
+// the next notification's app_badge instead.
+func revokesSilentPushes(endpoint string) bool {
+	u, err := url.Parse(endpoint)
+	if err != nil {
+		return false
+	}
+	h := strings.ToLower(u.Hostname())
+	return h == "web.push.apple.com" || strings.HasSuffix(h, ".push.apple.com")
 }

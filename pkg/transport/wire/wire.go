@@ -61,8 +61,9 @@ func AppendMessage(b []byte, ev *notification.Event) []byte {
 }
 
 // typeOf is the message type of a read-state event: "unread" for counts,
-// "seen" for a mark of seen, "read" for a read or a dismissal (both close
-// the popups; the payload's "state" tells them apart).
+// "seen" for a mark of seen, "delivered" for a push handed to devices,
+// "read" for a read or a dismissal (both close the popups; the payload's
+// "state" tells them apart).
 func typeOf(ev *notification.Event) string {
 	if ev.Kind == notification.KindUnread {
 		return "unread"
@@ -70,8 +71,13 @@ func typeOf(ev *notification.Event) string {
 	var m struct {
 		State string `json:"state"`
 	}
-	if json.Unmarshal(ev.Payload, &m) == nil && m.State == notification.StateSeen {
-		return "seen"
+	if json.Unmarshal(ev.Payload, &m) == nil {
+		switch m.State {
+		case notification.StateSeen:
+			return "seen"
+		case notification.StateDelivered:
+			return "delivered"
+		}
 	}
 	return "read"
 }

@@ -143,6 +143,10 @@ func TestReadStateFrames(t *testing.T) {
 			ev, _ := notification.NewUnreadEvent("alice", &notification.Unread{Total: 2, Tags: map[string]int{"c1": 2}, AsOf: "ep-4"}, at)
 			return ev
 		}, `{"type":"unread","cursor":"ep-5","total":2,"tags":{"c1":2},"as_of":"ep-4"}`, "unread"},
+		{func() *notification.Event {
+			ev, _ := notification.NewMarkEvent("alice", &notification.Mark{State: "delivered", IDs: []string{"n1"}, At: at, Devices: []string{"d1"}})
+			return ev
+		}, `{"type":"delivered","cursor":"ep-5","state":"delivered","ids":["n1"],"at":"2026-12-07T10:00:00Z","devices":["d1"]}`, "delivered"},
 	} {
 		ev := tc.ev()
 		ev.Cursor = notification.Cursor{Epoch: "ep", Seq: 5}

@@ -419,16 +419,61 @@ func serviceWorkerPush(t *testing.T) bool {
 		}
 		return b
 	}
+	badged := func(id string, badge int) []byte {
+		b, err := pushmsg.Frame(&pushmsg.Message{ID: id, User: "alice", Title: "Badged", Body: "b", Badge: &badge, Created: time.Now()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	cleared := func(badge int, ids ...string) []byte {
+		b, err := webpush.Payload(&pushmsg.Message{ID: "read:1", User: "alice", Clear: ids, Badge: &badge}, &pushmsg.Device{Scope: a.URL + "/"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	declaredBadge := func(id string, badge int) []byte {
+		b, err := webpush.Payload(&pushmsg.Message{ID: id, User: "alice", Title: "Declared", Tag: "decl-" + id, Badge: &badge, Created: time.Now()},
+			&pushmsg.Device{Scope: a.URL + "/"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
 	// One evaluation in the worker: leaving it closes the worker's target.
 	// A click focuses the open tab and hands it the URL. DevTools cannot
 	// click a system notification, so the worker's click handler is called
-	// with real notifications from its own registration.
-	swEval(t, tb, `onPush({ json: () => (`+string(declared("push-5"))+`), text: () => '' })
+	// with real notifications from its own registration. The app badge,
+	// which no page can read, is watched in the worker: each push's total
+	// becomes the badge, and a clearing push closes what it names.
+	got := swEval(t, tb, `onPush({ json: () => (`+string(declared("push-5"))+`), text: () => '' })
 		.then(() => self.registration.getNotifications())
 		.then(async (ns) => {
 			await onNotificationClick(ns.find((n) => n.data.id === 'push-5'));
 			await onNotificationClick(ns.find((n) => n.data.id === 'push-2'));
+			const badges = [];
+			Object.defineProperty(self.navigator, 'setAppBadge', { configurable: true, value: async (n) => { badges.push(n); } });
+			Object.defineProperty(self.navigator, 'clearAppBadge', { configurable: true, value: async () => { badges.push(0); } });
+			await onPush({ json: () => (`+string(badged("push-6", 2))+`), text: () => '' });
+			await onPush({ json: () => (`+string(declaredBadge("push-7", 3))+`), text: () => '' });
+			const before = (await self.registration.getNotifications()).map((n) => n.data.id);
+			await onPush({ json: () => (`+string(cleared(0, "push-6", "push-7"))+`), text: () => '' });
+			const after = (await self.registration.getNotifications()).map((n) => n.data.id);
+			return { badges, before, after };
 		})`)
+	var spied struct {
+		Badges        []int
+		Before, After []string
+	}
+	if err := json.Unmarshal([]byte(got), &spied); err != nil {
+		t.Fatalf("worker result %s: %v", got, err)
+	}
+	if fmt.Sprint(spied.Badges) != "[2 3 0]" || !slices.Contains(spied.Before, "push-6") || !slices.Contains(spied.Before, "push-7") ||
+		slices.Contains(spied.After, "push-6") || slices.Contains(spied.After, "push-7") || !slices.Contains(spied.After, "push-5") {
+		tb.fatalf("in the worker: badges %v, shown %v before the clearing push and %v after; want badges [2 3 0] and push-6, push-7 closed, push-5 kept",
+			spied.Badges, spied.Before, spied.After)
+	}
 	tb.eval(shownBySW, &list)
 	if !slices.Contains(list, popup{Title: "Declared", Body: "body of Declared", Tag: "decl-push-5", ID: "push-5"}) {
 		tb.fatalf("service worker notifications %+v lack push-5 as declared", list)
@@ -445,6 +490,15 @@ func serviceWorkerPush(t *testing.T) bool {
 	tb.eval(shownBySW, &list)
 	if !slices.Contains(list, popup{Title: "Declared", Body: "body of Declared", Tag: "decl-push-4", ID: "push-4"}) {
 		tb.fatalf("notifications %+v lack push-4 as declared", list)
+	}
+
+	// A clearing push, pushed for real, closes what it names and no more.
+	if !deliver("the clearing push", json.RawMessage(cleared(1, "push-4", "push-3")), `(`+has("push-4")+`).then(async (x) => !x && !(await (`+has("push-3")+`)))`) {
+		return false
+	}
+	tb.eval(shownBySW, &list)
+	if !slices.ContainsFunc(list, func(p popup) bool { return p.ID == "push-2" }) {
+		tb.fatalf("notifications %+v: the clearing push closed push-2 too", list)
 	}
 	return true
 }
@@ -620,7 +674,9 @@ func TestSubscribePushRegistersDevice(t *testing.T) {
 }
 
 // swEval evaluates expr in the service worker of the tab's origin.
-func swEval(t *testing.T, tb *tab, expr string) {
+// swEval evaluates expr in the service worker and returns its result as
+// JSON.
+func swEval(t *testing.T, tb *tab, expr string) string {
 	t.Helper()
 	targets, err := chromedp.Targets(tb.ctx)
 	if err != nil {
@@ -632,12 +688,14 @@ func swEval(t *testing.T, tb *tab, expr string) {
 		}
 		swCtx, cancel := chromedp.NewContext(tb.ctx, chromedp.WithTargetID(info.TargetID))
 		defer cancel()
-		if _, err := chromedp.Run(swCtx, chromedp.Evaluate[chromedp.Void](expr, chromedp.EvalAwaitPromise)); err != nil {
+		out, err := chromedp.Run(swCtx, chromedp.Evaluate[string]("Promise.resolve("+expr+").then((v) => JSON.stringify(v ?? null))", chromedp.EvalAwaitPromise))
+		if err != nil {
 			tb.fatalf("in the service worker: %s: %v", expr, err)
 		}
-		return
+		return out
 	}
 	tb.fatalf("no service worker target among %d targets", len(targets))
+	return ""
 }
 
 func TestDemoPage(t *testing.T) {

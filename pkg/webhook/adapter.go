@@ -252,7 +252,7 @@ func CheckEvent(e Event) error {
 	if e.Provider == "" {
 		return errors.New("event: no provider")
 	}
-	if e.Kind < KindIgnore || e.Kind > KindMembership {
+	if e.Kind < KindIgnore || e.Kind > KindRead {
 		return fmt.Errorf("event: unknown kind %d", e.Kind)
 	}
 	if e.Kind == KindIgnore {
@@ -284,6 +284,10 @@ func CheckEvent(e Event) error {
 	case KindMembership:
 		if e.Members == nil || e.Members.Conversation == "" {
 			return errors.New("event: membership without conversation")
+		}
+	case KindRead:
+		if len(e.Recipients) == 0 || (e.Conversation == "" && e.Tag == "") {
+			return errors.New("event: read without readers or conversation")
 		}
 	}
 	if m := e.Members; m != nil && m.Conversation == "" {

@@ -85,9 +85,13 @@ const (
 	KindNotification
 	// KindMembership: only a membership change (Event.Members).
 	KindMembership
+	// KindRead: Recipients (the readers) read the conversation, up to
+	// Message when the provider names it; their notifications of the
+	// conversation are marked read and cleared everywhere.
+	KindRead
 )
 
-var kindNames = [...]string{"ignore", "message", "update", "retract", "notification", "membership"}
+var kindNames = [...]string{"ignore", "message", "update", "retract", "notification", "membership", "read"}
 
 func (k Kind) String() string {
 	if int(k) < len(kindNames) {

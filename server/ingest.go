@@ -78,7 +78,7 @@ func newIngestMetrics(reg prometheus.Registerer, s *Server) *ingestMetrics {
 		}, []string{"provider", "outcome"}),
 		processed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "herald_webhook_events_processed_total",
-			Help: "Queued webhook events processed, by provider and result (notified, skipped, failed, dead_letter).",
+			Help: "Queued webhook events processed, by provider and result (notified, read, skipped, failed, dead_letter).",
 		}, []string{"provider", "result"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "herald_webhook_processing_seconds",
@@ -145,6 +145,8 @@ func (m *ingestMetrics) observe(r ingest.Result) {
 		result = "failed"
 	case r.Outcome.Skipped != "":
 		result = "skipped"
+	case r.Outcome.Read > 0:
+		result = "read"
 	}
 	m.processed.WithLabelValues(provider, result).Inc()
 	if r.Err == nil && r.Latency > 0 {
@@ -197,6 +199,7 @@ func (s *Server) setupIngest(cfg *config.Config) error {
 		Templates:      templates,
 		ThrottleWindow: cfg.ThrottleWindow,
 		InUse:          cfg.WebhookRetryAfter,
+		Reads:          providerReads{s},
 	})
 	s.metrics.ingest = newIngestMetrics(s.reg, s)
 	return nil

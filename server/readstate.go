@@ -295,3 +295,16 @@ func (s *Server) recordDelivered(ctx context.Context, user, id string, devices [
 		s.log.Warn("push delivery not recorded; its read will not clear the devices", "user", user, "id", id, "err", err)
 	}
 }
+
+// providerReads applies the chat platforms' read events (ingest.Reader).
+type providerReads struct{ s *Server }
+
+// ReadTag marks user's notifications with tag read, as a read through
+// the API would; a conversation with nothing to read is no error.
+func (r providerReads) ReadTag(ctx context.Context, user, tag, by string) error {
+	m := &notification.Mark{State: notification.StateRead, Tag: tag, At: time.Now().UTC(), By: by}
+	if _, _, err := r.s.mark(ctx, user, m); err != nil && err != errNothingToMark {
+		return err
+	}
+	return nil
+}

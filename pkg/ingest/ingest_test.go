@@ -434,3 +434,53 @@ func TestFailedCompleteIsReportedNotSwallowed(t *testing.T) {
 		t.Fatal("the failed Complete is not in the outcome")
 	}
 }
+
+// reads records ReadTag calls.
+type reads struct {
+	mu    sync.Mutex
+	calls []string // user|tag|by
+	fail  error
+}
+
+func (r *reads) ReadTag(_ context.Context, user, tag, by string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.calls = append(r.calls, user+"|"+tag+"|"+by)
+	return r.fail
+}
+
+// TestReadEventsMarkEachReadersConversation: a provider's read event
+// marks each valid reader's notifications of the conversation read, and
+// nobody else's; it publishes nothing itself, obeys the toggles, and a
+// failed mark is an error to retry.
+func TestReadEventsMarkEachReadersConversation(t *testing.T) {
+	rd := &reads{}
+	r := newRig(t, Options{Reads: rd, Events: map[string]map[string]bool{"stream": {"message.read": false}}})
+	ev := &webhook.Event{Provider: "talkjs", ID: "r1", Type: "message.read", Kind: webhook.KindRead,
+		Conversation: "c1", Message: "m1", Recipients: []string{"alice", "bad id\x00", "bob"}}
+	out, err := r.p.Process(context.Background(), ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"alice|c1|provider:talkjs", "bob|c1|provider:talkjs"}; !slices.Equal(rd.calls, want) {
+		t.Errorf("marks %q, want %q", rd.calls, want)
+	}
+	if out.Read != 2 || out.BadRecipients != 1 || out.Skipped != "" || len(r.pub.events) != 0 {
+		t.Errorf("outcome %+v, %d events published", out, len(r.pub.events))
+	}
+
+	rd.calls = nil
+	off := *ev
+	off.Provider = "stream"
+	if out, _ := r.p.Process(context.Background(), &off); out.Skipped != "toggled_off" || len(rd.calls) != 0 {
+		t.Errorf("toggled off: %+v, marks %q", out, rd.calls)
+	}
+	rd.fail = errors.New("store down")
+	if _, err := r.p.Process(context.Background(), ev); err == nil {
+		t.Error("a failed mark was not reported")
+	}
+	plain := newRig(t, Options{})
+	if out, err := plain.p.Process(context.Background(), ev); err != nil || out.Skipped != "ignored" {
+		t.Errorf("without a reader: %+v %v", out, err)
+	}
+}

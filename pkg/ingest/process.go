@@ -43,6 +43,13 @@ type Deliverer interface {
 	Deliver(ctx context.Context, build delivery.Build, opts delivery.PublishOptions) (delivery.Result, error)
 }
 
+// Reader marks a user's notifications of a conversation (a tag) read on
+// a provider's word, clearing them on every surface; nothing to mark is
+// no error.
+type Reader interface {
+	ReadTag(ctx context.Context, user, tag, by string) error
+}
+
 // ErrInProgress means another worker is processing the same event now;
 // try again later.
 var ErrInProgress = errors.New("ingest: event is being processed elsewhere")
@@ -63,6 +70,8 @@ type Options struct {
 	// DoneTTL is how long a processed event is remembered, InUse how long
 	// a crashed worker's claim on one blocks others.
 	DoneTTL, InUse time.Duration
+	// Reads applies read events (webhook.KindRead); nil ignores them.
+	Reads Reader
 	// Now is the clock (tests).
 	Now func() time.Time
 }
@@ -98,6 +107,7 @@ func New(members Members, prefs PreferenceStore, counter Counter, pub Deliverer,
 // Outcome says what processing an event did.
 type Outcome struct {
 	Notified int    // notifications (or retractions) published
+	Read     int    // readers whose notifications a read event marked
 	Skipped  string // why nothing was published: disabled, toggled_off, no_recipients, done
 	// Input the event carried that was left out rather than delivered:
 	// recipient ids that fail notification.ValidUserID (the others are
@@ -149,6 +159,9 @@ func (p *Processor) Process(ctx context.Context, ev *webhook.Event) (Outcome, er
 	if !p.Enabled(ev.Provider, ev.Type) {
 		return Outcome{Skipped: "toggled_off"}, nil
 	}
+	if ev.Kind == webhook.KindRead {
+		return p.read(ctx, ev)
+	}
 
 	// The event's notifications are made once its key is claimed: the
 	// burst count they take is then counted once.
@@ -180,6 +193,33 @@ func (p *Processor) Process(ctx context.Context, ev *webhook.Event) (Outcome, er
 	// Published already when unrecorded: not an error to retry, but worth
 	// knowing.
 	out.Unrecorded = res.Unrecorded
+	return out, nil
+}
+
+// read marks each reader's notifications of ev's conversation read. A
+// mark is idempotent, so a redelivered event needs no key of its own.
+func (p *Processor) read(ctx context.Context, ev *webhook.Event) (Outcome, error) {
+	if p.opts.Reads == nil {
+		return Outcome{Skipped: "ignored"}, nil
+	}
+	tag := ev.Tag
+	if tag == "" {
+		tag = ev.Conversation
+	}
+	var out Outcome
+	for _, user := range ev.Recipients {
+		if notification.ValidUserID(user) != nil {
+			out.BadRecipients++
+			continue
+		}
+		if err := p.opts.Reads.ReadTag(ctx, user, tag, "provider:"+ev.Provider); err != nil {
+			return Outcome{}, fmt.Errorf("ingest read of %q: %w", user, err)
+		}
+		out.Read++
+	}
+	if out.Read == 0 {
+		out.Skipped = "no_recipients"
+	}
 	return out, nil
 }
 

@@ -18,15 +18,17 @@ import (
 // above what a client acking each notification it shows ever sends.
 type userLimits struct {
 	acks    *ratelimit.Limiter
+	marks   *ratelimit.Limiter     // requests
 	limited *prometheus.CounterVec // ids refused, by transport
 }
 
 func newUserLimits(cfg *config.Config, reg prometheus.Registerer) *userLimits {
 	l := &userLimits{
-		acks: ratelimit.New(float64(cfg.AckRate), cfg.AckBurst),
+		acks:  ratelimit.New(float64(cfg.AckRate), cfg.AckBurst),
+		marks: ratelimit.New(float64(cfg.MarkRate), cfg.MarkBurst),
 		limited: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "herald_rate_limited_total",
-			Help: "Client requests or frames refused by a per-user rate limit, by what (ack) and transport (http, ws), counted per notification id.",
+			Help: "Client requests or frames refused by a per-user rate limit, by what (ack, mark) and transport (http, ws), counted per notification id (acks) or request (marks).",
 		}, []string{"what", "transport"}),
 	}
 	reg.MustRegister(l.limited)

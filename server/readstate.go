@@ -80,6 +80,10 @@ type markResponse struct {
 func (s *Server) handleMark(state string) func(http.ResponseWriter, *http.Request) error {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		c := userClaims(r)
+		if ok, retry := s.limits.allow(s.limits.marks, "mark", "http", c.Subject, 1); !ok {
+			writeRateLimited(w, retry)
+			return nil
+		}
 		by := "session"
 		if c.SessionID != "" {
 			by = "session:" + c.SessionID

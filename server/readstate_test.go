@@ -161,3 +161,48 @@ func TestReadOnOneNodeClearsSessionsOnAnother(t *testing.T) {
 		t.Fatalf("pushes after the read: %v", c)
 	}
 }
+
+// TestMarksAreRateLimitedPerUser: a user's read requests beyond the
+// burst get 429 with Retry-After, another user's and the server API's do
+// not.
+func TestMarksAreRateLimitedPerUser(t *testing.T) {
+	n := startNode(t, func(c *configT) { c.MarkRate, c.MarkBurst = 1, 3 })
+	id := n.mustSend([]string{"alice"}, "x").Notifications[0].ID
+	n.mustSend([]string{"bob"}, "y")
+	tok := mintToken(t, "alice")
+	for i := 0; i < 3; i++ {
+		if status, body := n.do(http.MethodPost, "/v1/seen", tok, map[string]any{"ids": []string{id}}); status != http.StatusOK {
+			t.Fatalf("mark %d: %d %s", i, status, body)
+		}
+	}
+	req, _ := http.NewRequest(http.MethodPost, n.ts.URL+"/v1/read", strings.NewReader(`{"ids":["`+id+`"]}`))
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("over the burst: %d Retry-After %q, want 429 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	if status, body := n.do(http.MethodPost, "/v1/read", mintToken(t, "bob"), map[string]any{"up_to": latestCursor(t, n, "bob")}); status != http.StatusOK {
+		t.Fatalf("bob: %d %s", status, body)
+	}
+	if status, body := n.do(http.MethodPost, "/v1/users/alice/read", testAPIKey, map[string]any{"ids": []string{id}}); status != http.StatusOK {
+		t.Fatalf("server API: %d %s", status, body)
+	}
+	if total, _ := n.unread("alice"); total != 0 {
+		t.Fatalf("alice unread %d after the server API's read", total)
+	}
+}
+
+// latestCursor is the cursor of user's inbox head.
+func latestCursor(t *testing.T, n *testNode, user string) string {
+	t.Helper()
+	_, body := n.do(http.MethodGet, "/v1/notifications", mintToken(t, user), nil)
+	var r struct{ Notifications []struct{ Cursor string } }
+	if err := json.Unmarshal(body, &r); err != nil || len(r.Notifications) == 0 {
+		t.Fatalf("inbox %s", body)
+	}
+	return r.Notifications[0].Cursor
+}

@@ -174,6 +174,12 @@ type Config struct {
 	// HERALD_ACK_BURST). An AckRate of 0 turns the limit off.
 	AckRate  int
 	AckBurst int
+	// MarkRate and MarkBurst limit one user's POST /v1/read, /seen and
+	// /dismiss requests (HERALD_MARK_RATE, HERALD_MARK_BURST): each folds
+	// the user's history and publishes twice. 0 turns the limit off; the
+	// server API (API key) is not limited.
+	MarkRate  int
+	MarkBurst int
 	// MaxSessionsPerUser caps one user's live sessions on a node; a new one
 	// beyond it closes the user's oldest (WebSocket close code 4008, SSE:
 	// the stream ends). 0 turns the cap off (HERALD_MAX_SESSIONS_PER_USER).
@@ -276,6 +282,8 @@ func Default() *Config {
 		MaxConnsPerIP:       1024,
 		AckRate:             200,
 		AckBurst:            2000,
+		MarkRate:            20,
+		MarkBurst:           100,
 		RedisMinReplicas:    1,
 		RedisReplicaTimeout: time.Second,
 

@@ -86,6 +86,8 @@ var settings = []setting{
 	{"trusted_proxies", public, "reverse proxies (addresses or CIDRs) whose X-Forwarded-For is believed (comma list)", func(c *Config) any { return &c.TrustedProxies }},
 	{"ack_rate", public, "notification ids one user may ack per second (0: unlimited)", func(c *Config) any { return &c.AckRate }},
 	{"ack_burst", public, "notification ids one user may ack at once", func(c *Config) any { return &c.AckBurst }},
+	{"mark_rate", public, "read, seen and dismiss requests one user may make per second (0: unlimited)", func(c *Config) any { return &c.MarkRate }},
+	{"mark_burst", public, "read, seen and dismiss requests one user may make at once", func(c *Config) any { return &c.MarkBurst }},
 	{"max_sessions_per_user", public, "live sessions of one user on a node; a new one closes the oldest (0: unlimited)", func(c *Config) any { return &c.MaxSessionsPerUser }},
 	{"max_devices_per_user", public, "push devices of one user (0: unlimited)", func(c *Config) any { return &c.MaxDevicesPerUser }},
 	{"presence_ttl", public, "how long a dead node's sessions stay visible (Redis mode)", func(c *Config) any { return &c.PresenceTTL }},

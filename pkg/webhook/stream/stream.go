@@ -1,6 +1,7 @@
 // Package stream adapts Stream Chat webhooks: it verifies X-Signature and
 // turns message.new, message.updated and message.deleted into message
-// events, and member and channel-deletion events into membership changes.
+// events, message.read into a read of the channel, and member and
+// channel-deletion events into membership changes.
 package stream
 
 import (
@@ -38,7 +39,7 @@ func New(apiSecret string) *Provider { return &Provider{secret: []byte(apiSecret
 func (p *Provider) Name() string { return Name }
 
 var (
-	eventTypes = []string{"message.new", "message.updated", "message.deleted", "member.added", "member.removed", "channel.deleted"}
+	eventTypes = []string{"message.new", "message.updated", "message.deleted", "message.read", "member.added", "member.removed", "channel.deleted"}
 	knownTypes = []string{
 		"message.new", "message.updated", "message.deleted", "message.read", "message.flagged",
 		"reaction.new", "reaction.updated", "reaction.deleted",
@@ -71,6 +72,11 @@ type user struct {
 	ID    string `json:"id"`
 	Name  string `json:"name"`
 	Image string `json:"image"`
+	// Stream's unread counts, on the event's user where they apply (after
+	// a message.read, the reader's).
+	TotalUnreadCount   *int `json:"total_unread_count"`
+	UnreadChannels     *int `json:"unread_channels"`
+	ChannelUnreadCount *int `json:"channel_unread_count"`
 }
 
 type payload struct {
@@ -92,15 +98,22 @@ type payload struct {
 	Member *struct {
 		UserID string `json:"user_id"`
 	} `json:"member"`
+	// message.read only.
+	LastReadMessageID string `json:"last_read_message_id"`
+	Thread            *struct {
+		ParentMessageID string `json:"parent_message_id"`
+	} `json:"thread"`
+	ThreadID  string            `json:"thread_id"`
 	CreatedAt webhook.Timestamp `json:"created_at"`
 }
 
 // Parse implements webhook.Provider. The conversation is the channel's
 // cid ("type:id"). The event id is the X-Webhook-Id header when Stream
 // sends it, else "stream:<type>:<message id>" (plus the update time for
-// message.updated), or "stream:<type>:<hash of the body>" for other events.
-// When the payload lists the channel's members they are the recipients,
-// less the sender; otherwise the membership store is used.
+// message.updated), "stream:message.read:<cid>:<reader>:<created_at in
+// Unix ms>" for a read, or "stream:<type>:<hash of the body>" for other
+// events. When the payload lists the channel's members they are the
+// recipients, less the sender; otherwise the membership store is used.
 func (p *Provider) Parse(h http.Header, body []byte) (webhook.Event, error) {
 	var d payload
 	if err := webhook.Decode(body, "", &d); err != nil {
@@ -121,6 +134,8 @@ func (p *Provider) Parse(h http.Header, body []byte) (webhook.Event, error) {
 		ev.ConversationName = d.Channel.Name
 	}
 	switch d.Type {
+	case "message.read":
+		return parseRead(ev, &d)
 	case "member.added", "member.removed", "channel.deleted":
 		if ev.ID == "" {
 			ev.ID = webhook.DerivedID(Name, d.Type, webhook.BodyID(body))
@@ -180,6 +195,40 @@ func (p *Provider) Parse(h http.Header, body []byte) (webhook.Event, error) {
 		}
 		ev.Members = &notification.Membership{Conversation: d.CID, Set: webhook.Recipients(ids)}
 		ev.Recipients = webhook.Recipients(ids, ev.Sender)
+	}
+	return ev, nil
+}
+
+// parseRead reads message.read: the user marked the channel read, up to
+// last_read_message_id when Stream names it. The id differs per reader and
+// per read, since one channel is read by many users, many times.
+func parseRead(ev webhook.Event, d *payload) (webhook.Event, error) {
+	if d.User == nil || d.User.ID == "" {
+		return webhook.Event{}, webhook.Missing("user.id")
+	}
+	if ev.ID == "" {
+		ev.ID = webhook.DerivedID(Name, d.Type, d.CID, d.User.ID, strconv.FormatInt(d.CreatedAt.UnixMilli(), 10))
+	}
+	if d.Thread != nil || d.ThreadID != "" {
+		// A thread marked read leaves the channel's own messages unread:
+		// clearing the channel's notifications would hide unread ones.
+		return webhook.Event{Provider: Name, ID: ev.ID, Type: ev.Type, Created: ev.Created}, nil
+	}
+	ev.Kind = webhook.KindRead
+	ev.Recipients = []string{d.User.ID}
+	ev.Message = d.LastReadMessageID
+	ev.Data = map[string]any{"conversationId": ev.Conversation}
+	if ev.Message != "" {
+		ev.Data["messageId"] = ev.Message
+	}
+	for key, n := range map[string]*int{
+		"total_unread_count":   d.User.TotalUnreadCount,
+		"unread_channels":      d.User.UnreadChannels,
+		"channel_unread_count": d.User.ChannelUnreadCount,
+	} {
+		if n != nil {
+			ev.Data[key] = *n
+		}
 	}
 	return ev, nil
 }

@@ -82,6 +82,23 @@ func TestParse(t *testing.T) {
 			Created: at("2026-11-22T10:03:00Z"),
 		}},
 		{"reaction_new.json", webhook.Event{Provider: Name, Type: "reaction.new", Created: at("2026-11-22T10:04:00Z")}},
+		// message.read: Stream's MessageReadEvent (cid, channel_id,
+		// channel_type, user, last_read_message_id, created_at, thread),
+		// with the unread counts the webhook events page says the event's
+		// user carries.
+		{"message_read.json", webhook.Event{
+			Provider: Name, ID: "stream:message.read:messaging:trip:alice:1795341900100", Type: "message.read", Kind: webhook.KindRead,
+			Conversation: "messaging:trip", Message: "bob-5f1c2d", Recipients: []string{"alice"},
+			Data: map[string]any{
+				"conversationId": "messaging:trip", "messageId": "bob-5f1c2d",
+				"total_unread_count": 2, "unread_channels": 1, "channel_unread_count": 0,
+			},
+			Created: at("2026-11-22T10:05:00.1Z"),
+		}},
+		{"message_read_thread.json", webhook.Event{
+			Provider: Name, ID: "stream:message.read:messaging:trip:alice:1795341960000", Type: "message.read",
+			Created: at("2026-11-22T10:06:00Z"),
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.fixture, func(t *testing.T) {
@@ -108,6 +125,79 @@ func TestParse(t *testing.T) {
 	}
 }
 
+func TestParseRead(t *testing.T) {
+	p := New(secret)
+	read := func(t *testing.T, body []byte, h http.Header) webhook.Event {
+		t.Helper()
+		ev, err := p.Parse(h, body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := webhook.CheckEvent(ev); err != nil {
+			t.Fatal(err)
+		}
+		return ev
+	}
+	body := webhooktest.Fixture(t, "message_read.json")
+	ev := read(t, body, http.Header{})
+
+	t.Run("the conversation is message.new's, so its notifications' tag", func(t *testing.T) {
+		msg := read(t, webhooktest.Fixture(t, "message_new.json"), http.Header{})
+		if ev.Conversation != msg.Conversation {
+			t.Fatalf("read of %q, message in %q", ev.Conversation, msg.Conversation)
+		}
+	})
+	t.Run("the derived id differs per reader and per read", func(t *testing.T) {
+		other := read(t, webhooktest.Edit(t, body, "user.id", "carol"), http.Header{})
+		later := read(t, webhooktest.Edit(t, body, "created_at", "2026-11-22T10:09:00Z"), http.Header{})
+		again := read(t, body, http.Header{})
+		if other.ID == ev.ID || later.ID == ev.ID || again.ID != ev.ID {
+			t.Fatalf("ids %q (carol), %q (later), %q (again); alice's %q", other.ID, later.ID, again.ID, ev.ID)
+		}
+	})
+	t.Run("X-Webhook-Id is the id when sent", func(t *testing.T) {
+		h := http.Header{}
+		h.Set("X-Webhook-Id", "wh-read-1")
+		if got := read(t, body, h); got.ID != "wh-read-1" || got.Kind != webhook.KindRead {
+			t.Fatalf("id %q, kind %s", got.ID, got.Kind)
+		}
+	})
+	t.Run("without last_read_message_id the whole channel is read", func(t *testing.T) {
+		got := read(t, webhooktest.Edit(t, body, "last_read_message_id", nil), http.Header{})
+		if got.Kind != webhook.KindRead || got.Message != "" || got.Data["messageId"] != nil {
+			t.Fatalf("kind %s, message %q, data %v", got.Kind, got.Message, got.Data)
+		}
+	})
+	t.Run("counts Stream leaves out are left out", func(t *testing.T) {
+		b := webhooktest.Edit(t, body, "user.total_unread_count", nil)
+		b = webhooktest.Edit(t, b, "user.unread_channels", nil)
+		b = webhooktest.Edit(t, b, "user.channel_unread_count", nil)
+		got := read(t, b, http.Header{})
+		want := map[string]any{"conversationId": "messaging:trip", "messageId": "bob-5f1c2d"}
+		if !reflect.DeepEqual(got.Data, want) {
+			t.Fatalf("data %v, want %v", got.Data, want)
+		}
+	})
+	t.Run("a thread read is not a read of the channel", func(t *testing.T) {
+		for _, b := range [][]byte{
+			webhooktest.Fixture(t, "message_read_thread.json"),
+			webhooktest.Edit(t, body, "thread_id", "bob-5f1c2d"),
+		} {
+			if got := read(t, b, http.Header{}); got.Kind != webhook.KindIgnore || got.ID == "" {
+				t.Fatalf("thread read: kind %s, id %q", got.Kind, got.ID)
+			}
+		}
+		null := []byte(strings.Replace(string(body), `"last_read_message_id"`, `"thread": null, "last_read_message_id"`, 1))
+		if got := read(t, null, http.Header{}); got.Kind != webhook.KindRead {
+			t.Fatalf("thread: null read as a thread: %s", got.Kind)
+		}
+	})
+}
+
+func TestEventTypesAreKnown(t *testing.T) {
+	webhooktest.EventTypesAreKnown(t, New(secret))
+}
+
 func TestParseErrorsNameTheField(t *testing.T) {
 	for _, tt := range []struct {
 		fixture, path string
@@ -121,6 +211,11 @@ func TestParseErrorsNameTheField(t *testing.T) {
 		{"message_new.json", "members", "all", "members"},
 		{"message_updated.json", "message.text", 3, "message.text"},
 		{"member_added.json", "member", nil, "member.user_id"},
+		{"message_read.json", "user", nil, "user.id"},
+		{"message_read.json", "user.id", nil, "user.id"},
+		{"message_read.json", "user.id", "", "user.id"},
+		{"message_read.json", "cid", nil, "cid"},
+		{"message_read.json", "user.total_unread_count", "two", "user.total_unread_count"},
 	} {
 		t.Run(tt.fixture+"/"+tt.path, func(t *testing.T) {
 			_, err := New(secret).Parse(http.Header{}, webhooktest.Edit(t, webhooktest.Fixture(t, tt.fixture), tt.path, tt.value))

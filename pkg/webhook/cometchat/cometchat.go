@@ -1,7 +1,8 @@
 // Package cometchat adapts CometChat's webhooks: the "custom provider"
 // push payloads (one request per recipient, ready-made title and body, call
-// notifications) and the general webhooks' message and group-member
-// triggers. Both are authenticated with HTTP Basic credentials.
+// notifications) and the general webhooks' message, read-receipt and
+// group-member triggers. Both are authenticated with HTTP Basic
+// credentials.
 package cometchat
 
 import (
@@ -51,7 +52,7 @@ func (p *Provider) Name() string { return Name }
 var (
 	eventTypes = []string{
 		TriggerPush,
-		"message_sent", "message_edited", "message_deleted",
+		"message_sent", "message_edited", "message_deleted", "message_read_receipt",
 		"group_member_added", "group_member_joined", "group_member_left",
 		"group_member_kicked", "group_member_banned",
 	}
@@ -59,6 +60,7 @@ var (
 		TriggerPush,
 		"message_sent", "message_edited", "message_deleted",
 		"message_delivery_receipt", "message_read_receipt", "message_reaction_added", "message_reaction_removed",
+		"message_delivered_to_all", "message_read_by_all",
 		"before_message", "after_message",
 		"group_created", "group_updated", "group_deleted",
 		"group_member_added", "group_member_joined", "group_member_left",
@@ -123,7 +125,8 @@ type envelope struct {
 // "deleted" for a message's later versions, else empty. The general
 // webhooks' id follows CometChat's documented idempotency key:
 // "cometchat:<webhook>:<trigger>:<message id>" (plus the edit time for
-// message_edited); group-member events use a hash of the body.
+// message_edited, the reader for message_read_receipt); group-member
+// events use a hash of the body.
 //
 // A trigger that is neither the custom provider's nor a known general one
 // is a *FieldError naming "trigger", as CometChat's own sample answers 400.
@@ -147,6 +150,8 @@ func (p *Provider) Parse(_ http.Header, body []byte) (webhook.Event, error) {
 	case !slices.Contains(eventTypes, env.Trigger):
 		ev.ID = webhook.DerivedID(Name, env.Webhook, env.Trigger, webhook.BodyID(body))
 		return ev, nil
+	case env.Trigger == "message_read_receipt":
+		return parseReadReceipt(ev, &env, body)
 	case strings.HasPrefix(env.Trigger, "message_"):
 		return parseMessage(ev, &env)
 	default:
@@ -385,6 +390,87 @@ func parseMessage(ev webhook.Event, env *envelope) (webhook.Event, error) {
 		ev.Data["senderId"] = ev.Sender
 	}
 	return ev, nil
+}
+
+// receipt is a read (or delivery) receipt's data. Its sender is the user
+// who read; its receiver is, in a one-to-one chat, the uid of the message's
+// sender (the other party), in a group the group's guid.
+type receipt struct {
+	Sender        string `json:"sender"`
+	Receiver      string `json:"receiver"`
+	ReceiverType  string `json:"receiverType"`
+	MessageSender string `json:"messageSender"`
+	Body          *struct {
+		MessageID webhook.ID `json:"messageId"`
+		User      *struct {
+			UID string `json:"uid"`
+		} `json:"user"`
+		Timestamp webhook.Timestamp `json:"timestamp"`
+	} `json:"body"`
+	// The legacy webhooks' receipt: a message id and nothing of who read
+	// it or where.
+	MessageID webhook.ID `json:"messageId"`
+}
+
+// parseReadReceipt reads message_read_receipt: the receipt's sender read
+// the conversation up to the message (CometChat marks every message
+// before it read too). A legacy webhook's receipt names no reader and no
+// conversation, so there is nothing to mark: it is ignored.
+func parseReadReceipt(ev webhook.Event, env *envelope, body []byte) (webhook.Event, error) {
+	var d receipt
+	if err := webhook.Decode(env.Data, "data", &d); err != nil {
+		return webhook.Event{}, err
+	}
+	if d.Body == nil && d.Sender == "" && d.MessageID != "" {
+		ev.ID = webhook.DerivedID(Name, env.Webhook, env.Trigger, webhook.BodyID(body))
+		return ev, nil
+	}
+	reader := d.Sender
+	if reader == "" && d.Body != nil && d.Body.User != nil {
+		reader = d.Body.User.UID
+	}
+	switch {
+	case reader == "":
+		return webhook.Event{}, webhook.Missing("data.sender")
+	case d.Body == nil || d.Body.MessageID == "":
+		return webhook.Event{}, webhook.Missing("data.body.messageId")
+	}
+	var conv string
+	switch d.ReceiverType {
+	case "user":
+		other := first(d.Receiver, d.MessageSender)
+		if other == "" {
+			return webhook.Event{}, webhook.Missing("data.receiver")
+		}
+		conv = userConversation(reader, other)
+	case "group":
+		if d.Receiver == "" {
+			return webhook.Event{}, webhook.Missing("data.receiver")
+		}
+		conv = d.Receiver // as message_sent names a group's conversation
+	default:
+		return webhook.Event{}, &webhook.FieldError{Field: "data.receiverType", Reason: `must be "user" or "group"`}
+	}
+	ev.Kind = webhook.KindRead
+	ev.ID = webhook.DerivedID(Name, env.Webhook, env.Trigger, string(d.Body.MessageID), reader)
+	ev.Conversation = conv
+	ev.Message = string(d.Body.MessageID)
+	ev.Recipients = []string{reader}
+	ev.Created = d.Body.Timestamp.Time
+	ev.Data = map[string]any{"conversationId": conv, "messageId": ev.Message}
+	return ev, nil
+}
+
+// userConversation is the conversationId CometChat gives a one-to-one
+// chat, which message_sent events carry and the receipt lacks: the two
+// uids, the lesser first, joined by "_user_". Every example in CometChat's
+// docs is of this form whoever sent the message (cometchat-uid-4_user_
+// cometchat-uid-5 for a message from uid-5 to uid-4).
+func userConversation(a, b string) string {
+	if b < a {
+		a, b = b, a
+	}
+	return a + "_user_" + b
 }
 
 // memberRef is a user as a group-member event names it: a uid string or

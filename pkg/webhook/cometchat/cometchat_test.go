@@ -133,7 +133,24 @@ func TestParse(t *testing.T) {
 			Conversation: "hiking-club", ConversationName: "Hiking club",
 			Members: &notification.Membership{Conversation: "hiking-club", Remove: []string{"cometchat-uid-5"}},
 		}},
-		{"message_read_receipt.json", webhook.Event{Provider: Name, Type: "message_read_receipt"}},
+		// message_read_receipt as the general webhooks' events reference
+		// shows it: the reader is data.sender (and data.body.user), the
+		// receiver the original message's sender, or the group.
+		{"message_read_receipt.json", webhook.Event{
+			Provider: Name, ID: "cometchat:webhook-1:message_read_receipt:1:cometchat-uid-2", Type: "message_read_receipt", Kind: webhook.KindRead,
+			Conversation: conv1, Message: "1", Recipients: []string{"cometchat-uid-2"},
+			Data:    map[string]any{"conversationId": conv1, "messageId": "1"},
+			Created: time.Unix(1696934950, 0).UTC(),
+		}},
+		{"message_read_receipt_group.json", webhook.Event{
+			Provider: Name, ID: "cometchat:webhook-1:message_read_receipt:2:cometchat-uid-3", Type: "message_read_receipt", Kind: webhook.KindRead,
+			Conversation: "hiking-club", Message: "2", Recipients: []string{"cometchat-uid-3"},
+			Data:    map[string]any{"conversationId": "hiking-club", "messageId": "2"},
+			Created: time.Unix(1696935050, 0).UTC(),
+		}},
+		// The legacy webhooks' receipt (legacy events reference) names no
+		// reader and no conversation.
+		{"message_read_receipt_legacy.json", webhook.Event{Provider: Name, Type: "message_read_receipt"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.fixture, func(t *testing.T) {
@@ -220,12 +237,93 @@ func TestParseErrorsNameTheField(t *testing.T) {
 		{"message_sent_user.json", "data.message.receiverType", "channel", "data.message.receiverType"},
 		{"message_sent_user.json", "data.message.id", true, "data.message.id"},
 		{"message_deleted.json", "data.message.id", nil, "data.message.id"},
+		{"message_read_receipt.json", "data", nil, "data"},
+		{"message_read_receipt.json", "data.body", nil, "data.body.messageId"},
+		{"message_read_receipt.json", "data.body.messageId", nil, "data.body.messageId"},
+		{"message_read_receipt.json", "data.receiverType", "channel", "data.receiverType"},
+		{"message_read_receipt.json", "data.sender", 2, "data.sender"},
+		{"message_read_receipt_group.json", "data.receiver", nil, "data.receiver"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.fixture+"/"+tt.path, func(t *testing.T) {
 			_, err := New(user, password).Parse(nil, webhooktest.Edit(t, webhooktest.Fixture(t, tt.fixture), tt.path, tt.value))
 			var fe *webhook.FieldError
 			if !errors.As(err, &fe) || fe.Field != tt.field {
+				t.Fatalf("Parse error = %v, want a FieldError for %q", err, tt.field)
+			}
+		})
+	}
+}
+
+func TestParseReadReceipt(t *testing.T) {
+	p := New(user, password)
+	parse := func(t *testing.T, body []byte) webhook.Event {
+		t.Helper()
+		ev, err := p.Parse(nil, body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := webhook.CheckEvent(ev); err != nil {
+			t.Fatal(err)
+		}
+		return ev
+	}
+	body := webhooktest.Fixture(t, "message_read_receipt.json")
+	read := parse(t, body)
+
+	t.Run("a one-to-one read is of message_sent's conversation", func(t *testing.T) {
+		// The reader received the message: its notification was tagged
+		// with the conversation message_sent named.
+		sent := parse(t, webhooktest.Fixture(t, "message_sent_user.json"))
+		if read.Conversation != sent.Conversation || !reflect.DeepEqual(read.Recipients, sent.Recipients) {
+			t.Fatalf("read of %q by %v; message in %q to %v", read.Conversation, read.Recipients, sent.Conversation, sent.Recipients)
+		}
+		// Whichever uid sorts first, the key is the same.
+		b := webhooktest.Edit(t, body, "data.sender", "cometchat-uid-0")
+		b = webhooktest.Edit(t, b, "data.body.user.uid", "cometchat-uid-0")
+		if got := parse(t, b); got.Conversation != "cometchat-uid-0_user_cometchat-uid-1" {
+			t.Fatalf("reader sorting first: %q", got.Conversation)
+		}
+	})
+	t.Run("a group read is of message_sent's conversation", func(t *testing.T) {
+		sent := parse(t, webhooktest.Fixture(t, "message_sent_group.json"))
+		if got := parse(t, webhooktest.Fixture(t, "message_read_receipt_group.json")); got.Conversation != sent.Conversation {
+			t.Fatalf("read of %q, message in %q", got.Conversation, sent.Conversation)
+		}
+	})
+	t.Run("the id differs per reader and per message", func(t *testing.T) {
+		other := parse(t, webhooktest.Edit(t, body, "data.sender", "cometchat-uid-7"))
+		later := parse(t, webhooktest.Edit(t, body, "data.body.messageId", "2"))
+		if other.ID == read.ID || later.ID == read.ID || parse(t, body).ID != read.ID {
+			t.Fatalf("ids %q, %q; first %q", other.ID, later.ID, read.ID)
+		}
+	})
+	t.Run("the reader is body.user without data.sender", func(t *testing.T) {
+		got := parse(t, webhooktest.Edit(t, body, "data.sender", nil))
+		if !reflect.DeepEqual(got.Recipients, []string{"cometchat-uid-2"}) {
+			t.Fatalf("recipients %v", got.Recipients)
+		}
+	})
+	t.Run("the other party is messageSender without data.receiver", func(t *testing.T) {
+		if got := parse(t, webhooktest.Edit(t, body, "data.receiver", nil)); got.Conversation != read.Conversation {
+			t.Fatalf("conversation %q, want %q", got.Conversation, read.Conversation)
+		}
+	})
+	for _, tt := range []struct {
+		name   string
+		remove []string
+		field  string
+	}{
+		{"no reader", []string{"data.sender", "data.body.user"}, "data.sender"},
+		{"no other party", []string{"data.receiver", "data.messageSender"}, "data.receiver"},
+	} {
+		t.Run(tt.name+" is a missing field", func(t *testing.T) {
+			b := body
+			for _, path := range tt.remove {
+				b = webhooktest.Edit(t, b, path, nil)
+			}
+			var fe *webhook.FieldError
+			if _, err := p.Parse(nil, b); !errors.As(err, &fe) || fe.Field != tt.field {
 				t.Fatalf("Parse error = %v, want a FieldError for %q", err, tt.field)
 			}
 		})

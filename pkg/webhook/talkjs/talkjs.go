@@ -1,5 +1,5 @@
 // Package talkjs adapts TalkJS webhooks: it verifies X-TalkJS-Signature and
-// turns message.sent, message.updated, message.deleted,
+// turns message.sent, message.updated, message.deleted, message.read,
 // notification.triggered and conversation.deleted into webhook Events.
 package talkjs
 
@@ -40,7 +40,7 @@ func New(secret string) *Provider { return &Provider{secret: []byte(secret)} }
 func (p *Provider) Name() string { return Name }
 
 var (
-	eventTypes = []string{"message.sent", "message.updated", "message.deleted", "notification.triggered", "conversation.deleted"}
+	eventTypes = []string{"message.sent", "message.updated", "message.deleted", "message.read", "notification.triggered", "conversation.deleted"}
 	knownTypes = []string{
 		"user.created", "user.updated",
 		"message.sent", "message.read", "message.updated", "message.deleted",
@@ -116,16 +116,25 @@ type conversation struct {
 }
 
 type message struct {
-	ID        string            `json:"id"`
-	Text      string            `json:"text"`
-	SenderID  string            `json:"senderId"`
-	CreatedAt webhook.Timestamp `json:"createdAt"`
+	ID             string            `json:"id"`
+	ConversationID string            `json:"conversationId"`
+	Text           string            `json:"text"`
+	SenderID       string            `json:"senderId"`
+	CreatedAt      webhook.Timestamp `json:"createdAt"`
 }
 
 type messageData struct {
 	Conversation *conversation `json:"conversation"`
 	Message      *message      `json:"message"`
 	Sender       *user         `json:"sender"`
+}
+
+// readData is message.read's: the message, its conversation, and the
+// recipient, who is the user that read it.
+type readData struct {
+	Conversation *conversation `json:"conversation"`
+	Message      *message      `json:"message"`
+	Recipient    *user         `json:"recipient"`
 }
 
 type notificationData struct {
@@ -163,6 +172,8 @@ func (p *Provider) Parse(_ http.Header, body []byte) (webhook.Event, error) {
 		switch one.Type {
 		case "message.sent", "message.updated", "message.deleted":
 			return parseMessage(ev, messageData{Conversation: d.Conversation, Message: d.Message, Sender: d.Sender})
+		case "message.read":
+			return parseRead(ev, readData{Conversation: d.Conversation, Message: d.Message, Recipient: d.Recipient})
 		case "notification.triggered":
 			return parseNotification(ev, notificationData{Recipient: d.Recipient, Sender: d.Sender, Conversation: d.Conversation, Messages: d.Messages})
 		}
@@ -188,6 +199,12 @@ func (p *Provider) Parse(_ http.Header, body []byte) (webhook.Event, error) {
 			return webhook.Event{}, err
 		}
 		return parseMessage(ev, d)
+	case "message.read":
+		var d readData
+		if err := webhook.Decode(env.Data, "data", &d); err != nil {
+			return webhook.Event{}, err
+		}
+		return parseRead(ev, d)
 	case "notification.triggered":
 		var d notificationData
 		if err := webhook.Decode(env.Data, "data", &d); err != nil {
@@ -263,6 +280,32 @@ func parseMessage(ev webhook.Event, d messageData) (webhook.Event, error) {
 		}
 		ev.Members = &notification.Membership{Conversation: ev.Conversation, Set: all}
 	}
+	return ev, nil
+}
+
+// parseRead reads message.read, which TalkJS sends once per member other
+// than the sender, when the member's chat UI shows the message: that
+// member read the conversation up to the message. TalkJS's event id is
+// per event, so per reader.
+func parseRead(ev webhook.Event, d readData) (webhook.Event, error) {
+	switch {
+	case d.Recipient == nil || d.Recipient.ID == "":
+		return webhook.Event{}, webhook.Missing("data.recipient.id")
+	case d.Message == nil || d.Message.ID == "":
+		return webhook.Event{}, webhook.Missing("data.message.id")
+	}
+	conv := d.Message.ConversationID
+	if d.Conversation != nil && d.Conversation.ID != "" {
+		conv = d.Conversation.ID // what message.sent names the conversation by
+	}
+	if conv == "" {
+		return webhook.Event{}, webhook.Missing("data.conversation.id")
+	}
+	ev.Kind = webhook.KindRead
+	ev.Conversation = conv
+	ev.Message = d.Message.ID
+	ev.Recipients = []string{d.Recipient.ID}
+	ev.Data = eventData(ev)
 	return ev, nil
 }
 

@@ -137,6 +137,16 @@ func TestParse(t *testing.T) {
 			Members:      &notification.Membership{Conversation: "c1", Deleted: true},
 			Created:      time.UnixMilli(1659016583145).UTC(),
 		}},
+		// message.read: the envelope of every event, with the data the
+		// Reference/Webhooks page and TalkJS's own webhook example read:
+		// the conversation, the message (readBy lists its readers) and the
+		// recipient, the member who read it.
+		{"message_read.json", webhook.Event{
+			Provider: Name, ID: "evt_read1", Type: "message.read", Kind: webhook.KindRead,
+			Conversation: "c1", Message: "msg_1", Recipients: []string{"alice"},
+			Data:    data("c1", "msg_1", ""),
+			Created: time.UnixMilli(1659016213145).UTC(),
+		}},
 		{"user_created.json", webhook.Event{
 			Provider: Name, ID: "evt_usr1", Type: "user.created", Kind: webhook.KindIgnore,
 			Created: time.UnixMilli(1659016683145).UTC(),
@@ -201,6 +211,14 @@ func TestParseErrorsNameTheField(t *testing.T) {
 		{"notification_triggered.json", "data.messages", nil, "data.messages"},
 		{"notification_triggered.json", "data.messages", []any{}, "data.messages"},
 		{"conversation_deleted.json", "data.conversation", nil, "data.conversation.id"},
+		{"message_read.json", "id", nil, "id"},
+		{"message_read.json", "data", nil, "data"},
+		{"message_read.json", "data.recipient", nil, "data.recipient.id"},
+		{"message_read.json", "data.recipient.id", nil, "data.recipient.id"},
+		{"message_read.json", "data.recipient.id", "", "data.recipient.id"},
+		{"message_read.json", "data.message", nil, "data.message.id"},
+		{"message_read.json", "data.message.id", nil, "data.message.id"},
+		{"message_read.json", "data.recipient", "alice", "data.recipient"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.fixture+"/"+tt.path, func(t *testing.T) {
@@ -210,6 +228,35 @@ func TestParseErrorsNameTheField(t *testing.T) {
 				t.Fatalf("Parse error = %v, want a FieldError for %q", err, tt.field)
 			}
 		})
+	}
+}
+
+func TestParseRead(t *testing.T) {
+	p := New(secret)
+	body := webhooktest.Fixture(t, "message_read.json")
+	read, err := p.Parse(nil, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent, err := p.Parse(nil, webhooktest.Fixture(t, "message_sent.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if read.Conversation != sent.Conversation || read.Message != sent.Message {
+		t.Fatalf("read of %q/%q, message sent in %q/%q", read.Conversation, read.Message, sent.Conversation, sent.Message)
+	}
+	// Without the conversation object, the message's conversationId names
+	// the same conversation; without either there is nothing to mark.
+	noConv := webhooktest.Edit(t, body, "data.conversation", nil)
+	if ev, err := p.Parse(nil, noConv); err != nil || ev.Conversation != "c1" || ev.Kind != webhook.KindRead {
+		t.Fatalf("from message.conversationId: %+v, %v", ev, err)
+	}
+	var fe *webhook.FieldError
+	if _, err := p.Parse(nil, webhooktest.Edit(t, noConv, "data.message.conversationId", nil)); !errors.As(err, &fe) || fe.Field != "data.conversation.id" {
+		t.Fatalf("no conversation: %v", err)
+	}
+	if _, err := p.Parse(nil, webhooktest.Edit(t, body, "data.conversation.id", "")); err != nil {
+		t.Fatalf("empty conversation.id with message.conversationId: %v", err)
 	}
 }
 
@@ -311,6 +358,7 @@ func TestOnePassAndTwoPassParseAlike(t *testing.T) {
 		{"message_updated.json", "data.recipient"},
 		{"message_deleted.json", "data.messages"},
 		{"notification_triggered.json", "data.message"},
+		{"message_read.json", "data.messages"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.fixture, func(t *testing.T) {

@@ -19,11 +19,11 @@ import (
 	"github.com/heraldhq/herald/server/cmd/herald/loadgen"
 )
 
-// runBench drives a running node: "herald bench idle|unicast|fanout|ingest";
+// runBench drives a running node: "herald bench idle|unicast|fanout|read|ingest";
 // with --peer, a Centrifugo server instead, for comparison.
 func runBench(ctx context.Context, args []string, out io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("bench: scenario required: idle, unicast, fanout or ingest")
+		return errors.New("bench: scenario required: idle, unicast, fanout, read or ingest")
 	}
 	scenario, args := args[0], args[1:]
 	fs := flag.NewFlagSet("bench "+scenario, flag.ContinueOnError)
@@ -46,6 +46,7 @@ func runBench(ctx context.Context, args []string, out io.Writer) error {
 	rate := fs.Float64("rate", 0, "unicast: notifications per second (0: as fast as possible)")
 	workers := fs.Int("workers", 32, "unicast: concurrent API callers")
 	rounds := fs.Int("rounds", 20, "fanout: rounds")
+	reads := fs.Int("reads", 5000, "read: notifications to mark read, one API call each")
 	timeout := fs.Duration("timeout", 5*time.Minute, "hard bound on the run")
 	provider := fs.String("provider", "talkjs", "ingest: talkjs or herald (Standard Webhooks)")
 	secret := fs.String("secret", "", "ingest: the provider's signing secret (default: $HERALD_TALKJS_SECRET / $HERALD_WEBHOOK_SECRET, else the data dir's)")
@@ -92,6 +93,8 @@ func runBench(ctx context.Context, args []string, out io.Writer) error {
 		res, err = loadgen.Unicast(ctx, loadgen.UnicastOptions{Options: opts, Messages: *messages, Rate: *rate, Workers: *workers})
 	case "fanout":
 		res, err = loadgen.Fanout(ctx, loadgen.FanoutOptions{Options: opts, Rounds: *rounds})
+	case "read":
+		res, err = loadgen.Read(ctx, loadgen.ReadOptions{Options: opts, Reads: *reads, Workers: *workers})
 	default:
 		return fmt.Errorf("bench: unknown scenario %q", scenario)
 	}

@@ -79,6 +79,7 @@ func TestBenchDrivesANode(t *testing.T) {
 		{"unicast", "--transport", "ws", "--sessions", "20", "--messages", "400", "--rate", "500", "--pid", fmt.Sprint(n.cmd.Process.Pid)},
 		{"unicast", "--transport", "sse", "--sessions", "20", "--messages", "200"},
 		{"fanout", "--transport", "ws", "--sessions", "20", "--rounds", "3"},
+		{"read", "--transport", "ws", "--sessions", "20", "--reads", "60", "--pid", fmt.Sprint(n.cmd.Process.Pid)},
 	} {
 		cmd := exec.Command(heraldBin, append(append([]string{"bench"}, args...),
 			"--server", n.base, "--api-key", procAPIKey, "--jwt-secret", procSecret, "--timeout", "60s")...)
@@ -93,6 +94,8 @@ func TestBenchDrivesANode(t *testing.T) {
 			Sessions   int
 			Incomplete int `json:"incomplete_rounds"`
 			Rounds     int
+			Reads      int
+			Errors     int
 			CPU        struct {
 				Server float64 `json:"server_us_per_op"`
 				Tool   float64 `json:"tool_us_per_op"`
@@ -101,7 +104,7 @@ func TestBenchDrivesANode(t *testing.T) {
 		if err := json.Unmarshal(out, &res); err != nil {
 			t.Fatalf("bench %v printed %q: %v", args, out, err)
 		}
-		if res.Scenario != args[0] || res.Sent != res.Delivered || res.Incomplete != 0 {
+		if res.Scenario != args[0] || res.Sent != res.Delivered || res.Incomplete != 0 || res.Errors != 0 || (args[0] == "read" && res.Reads != 60) {
 			t.Fatalf("bench %v: %+v", args, res)
 		}
 		// Idle reports memory; the others the tool's CPU per operation,

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"slices"
 	"time"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"github.com/heraldhq/herald/pkg/broker"
 	"github.com/heraldhq/herald/pkg/delivery"
 	"github.com/heraldhq/herald/pkg/notification"
 	"github.com/heraldhq/herald/pkg/push"
@@ -153,14 +155,21 @@ func (s *Server) mark(ctx context.Context, user string, m *notification.Mark) ([
 	if m.State != notification.StateSeen && s.push != nil && s.push.fallback != nil {
 		s.push.fallback.Acked(user, changed)
 	}
+	// Which devices to clear is known from the state before the mark.
+	var clear *push.Message
+	if m.State != notification.StateSeen {
+		clear = clearingPush(rs, user, changed, ev.Cursor, m.At)
+	}
 	// The counts as of the mark, folded from the history up to it: the
-	// same whichever node computes them, whatever was appended since.
-	unread, err := s.unreadAsOf(ctx, user, ev.Cursor)
+	// same whichever node computes them, whatever was appended since. Only
+	// what came after the fold above is read again.
+	unread, err := s.unreadAsOf(ctx, user, rs, ev)
 	if err != nil {
 		return nil, nil, err
 	}
-	if m.State != notification.StateSeen {
-		s.clearDevices(ctx, user, rs, changed, unread, ev.Cursor, m.At)
+	if clear != nil {
+		clear.Badge = &unread.Total
+		s.scheduleClear(ctx, clear)
 	}
 	uev, err := notification.NewUnreadEvent(user, unread, m.At)
 	if err != nil {
@@ -174,30 +183,36 @@ func (s *Server) mark(ctx context.Context, user string, m *notification.Mark) ([
 	return changed, unread, nil
 }
 
-// clearDevices schedules the clearing push of notifications ids that
-// were read or dismissed: to the devices they were pushed to, and no
-// others, carrying the unread total as of the mark. A failure is logged:
-// the mark stands, and the next push carries the right badge.
-func (s *Server) clearDevices(ctx context.Context, user string, rs *notification.ReadState, ids []string, unread *notification.Unread, at notification.Cursor, now time.Time) {
-	if s.push == nil || s.push.dispatch == nil {
-		return
-	}
-	// A dismissal of what was read already closed nothing new.
+// clearingPush is the clearing push of notifications ids, read or
+// dismissed by the mark at cursor at: to the devices they were pushed
+// to, and no others; nil when there are none. rs is the state before the
+// mark. The badge is set once the counts as of the mark are known.
+func clearingPush(rs *notification.ReadState, user string, ids []string, at notification.Cursor, now time.Time) *push.Message {
+	// A dismissal of what was read already closes nothing new.
 	ids = slices.DeleteFunc(slices.Clone(ids), func(id string) bool { return !rs.Marks(id).Unread() })
 	devices := rs.ShownOn(ids)
 	if len(devices) == 0 {
-		return
+		return nil
 	}
-	m := push.Message{ID: "read:" + at.String(), User: user, Clear: ids, Badge: &unread.Total, Devices: devices, Created: now}
+	m := &push.Message{ID: "read:" + at.String(), User: user, Clear: ids, Devices: devices, Created: now}
 	if tags := rs.Tags(ids); len(tags) == 1 {
 		m.Tag = tags[0]
 	}
-	body, err := json.Marshal(&m)
+	return m
+}
+
+// scheduleClear schedules clearing push m, due at once. A failure is
+// logged: the mark stands, and the next push carries the right badge.
+func (s *Server) scheduleClear(ctx context.Context, m *push.Message) {
+	if s.push == nil || s.push.dispatch == nil {
+		return
+	}
+	body, err := json.Marshal(m)
 	if err == nil {
-		err = s.backends.push.SchedulePush(ctx, []push.Pending{{User: user, ID: m.ID, Due: now, Message: body}})
+		err = s.backends.push.SchedulePush(ctx, []push.Pending{{User: m.User, ID: m.ID, Due: m.Created, Message: body}})
 	}
 	if err != nil {
-		s.log.Warn("clearing push not scheduled", "user", user, "err", err)
+		s.log.Warn("clearing push not scheduled", "user", m.User, "err", err)
 		return
 	}
 	s.push.dispatch.Kick()
@@ -246,14 +261,26 @@ func (s *Server) readState(ctx context.Context, user string) (*notification.Read
 	return notification.Fold(events), nil
 }
 
-// unreadAsOf folds the user's history up to and including cur.
-func (s *Server) unreadAsOf(ctx context.Context, user string, cur notification.Cursor) (*notification.Unread, error) {
-	events, _, err := s.broker.History(ctx, user, notification.Cursor{}, s.historyLimit())
+// unreadAsOf folds into rs (the user's history folded up to its head) the
+// events after that head up to and including mark, just published, and
+// returns the counts. When mark came right after the head, nothing is
+// read; when the history cannot be resumed from rs's head (trimmed
+// meanwhile), it is folded again from the start.
+func (s *Server) unreadAsOf(ctx context.Context, user string, rs *notification.ReadState, mark *notification.Event) (*notification.Unread, error) {
+	cur, head := mark.Cursor, rs.Head()
+	if cur.Epoch == head.Epoch && cur.Seq == head.Seq+1 {
+		rs.Apply(mark)
+		return rs.Unread(), nil
+	}
+	events, _, err := s.broker.History(ctx, user, rs.Head(), s.historyLimit())
+	if errors.Is(err, broker.ErrReset) {
+		rs = notification.Fold(nil)
+		events, _, err = s.broker.History(ctx, user, notification.Cursor{}, s.historyLimit())
+	}
 	if err != nil {
 		s.log.Warn("read state: history read failed", "err", err)
 		return nil, errUnavailable
 	}
-	rs := notification.Fold(nil)
 	for _, ev := range events {
 		if ev.Cursor.Epoch == cur.Epoch && ev.Cursor.Seq > cur.Seq {
 			break

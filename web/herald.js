@@ -327,6 +327,26 @@ export class Herald extends EventTarget {
       this.#quietCatchUp();
     }
     this.#setState('open');
+    this.#refreshUnread();
+  }
+
+  /** Fetches the unread counts (on connect, and when a retraction may have changed them). */
+  #refreshUnread() {
+    this.#api('GET', '/v1/unread').then((u) => this.#onUnread(u ?? {})).catch(() => {});
+  }
+
+  /**
+   * A new notification after the counts' position is one more unread: the
+   * server sends counts only when something is read, so the client adds
+   * what arrives since.
+   * @param {HeraldNotification} n
+   */
+  #countNew(n) {
+    const u = this.#unreadCount;
+    if (!u || !n.cursor || (u.asOf && !cursorAfter(n.cursor, u.asOf))) return;
+    const tags = { ...u.tags };
+    if (n.tag) tags[n.tag] = (tags[n.tag] ?? 0) + 1;
+    this.#setUnread(u.total + 1, tags, n.cursor);
   }
 
   /**
@@ -494,6 +514,7 @@ export class Herald extends EventTarget {
     this.#ack(n.id); // ack repeats too: the first ack may have been lost
     if (this.#seen.has(n.id)) return;
     this.#seen.add(n.id);
+    this.#countNew(n);
     if (this.#seen.size > SEEN_MAX) this.#seen.delete(this.#seen.values().next().value);
     this.#emit('notification', n);
     if (this.#opts.popups === false || this.#isOwn(n)) return;
@@ -573,6 +594,7 @@ export class Herald extends EventTarget {
     }).catch(() => {});
     removeToast(id, tag);
     this.#emit('retract', { id, tag });
+    if (this.#unreadCount) this.#refreshUnread();
   }
 
   /**
@@ -604,9 +626,13 @@ export class Herald extends EventTarget {
     // Counts arrive in history order, but a later one may describe an
     // earlier position: keep the newest position's.
     if (this.#unreadCount && asOf && cursorSeq(asOf) < cursorSeq(this.#unreadCount.asOf)) return;
-    this.#unreadCount = { total, tags: tags ?? {}, asOf };
+    this.#setUnread(total ?? 0, tags ?? {}, asOf);
+  }
+
+  #setUnread(total, tags, asOf) {
+    this.#unreadCount = { total, tags, asOf };
     navigator.setAppBadge?.(total).catch?.(() => {});
-    this.#emit('unread', { total, tags: tags ?? {} });
+    this.#emit('unread', { total, tags });
   }
 
   /** The unread counts last received ({total, tags}), or undefined. */

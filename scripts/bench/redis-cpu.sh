@@ -13,7 +13,8 @@
 #
 #   ROUNDS (3) SESSIONS (10000) MESSAGES (10000) FANOUT_ROUNDS (10)
 #   FANOUT_USERS (10000) TOPOLOGIES ("single cluster") NODES ("1 2")
-#   SERVERS ("herald centrifugo") SCENARIOS ("unicast fanout")
+#   SERVERS ("herald centrifugo") SCENARIOS ("unicast fanout"; "read" too
+#   for the cost of a read, Herald only) READS (5000)
 #   HERALD_BIN (bin/herald, built when missing) CENTRIFUGO_BIN (centrifugo on
 #   PATH; `go install github.com/centrifugal/centrifugo/v6@v6.9.1`)
 #   OUT_DIR (a temporary directory: the JSON lines, logs and each Redis's
@@ -31,6 +32,7 @@ SESSIONS=${SESSIONS:-10000}
 MESSAGES=${MESSAGES:-10000}
 FANOUT_ROUNDS=${FANOUT_ROUNDS:-10}
 FANOUT_USERS=${FANOUT_USERS:-10000}
+READS=${READS:-5000}
 TOPOLOGIES=${TOPOLOGIES:-single cluster}
 NODES=${NODES:-1 2}
 SERVERS=${SERVERS:-herald centrifugo}
@@ -217,6 +219,7 @@ run_one() { # ROUND TOPOLOGY NODES SERVER
   local scenario line roles
   roles=$(roles)
   for scenario in $SCENARIOS; do
+    [ "$scenario" = read ] && [ "$server" != herald ] && continue
     local n_open=$SESSIONS
     [ "$scenario" = fanout ] && n_open=$FANOUT_USERS
     reset_stats_when_open "$dir/$scenario.err" "$n_open" &
@@ -224,6 +227,7 @@ run_one() { # ROUND TOPOLOGY NODES SERVER
     case $scenario in
     unicast) line=$("$HERALD_BIN" bench unicast "${common[@]}" --sessions "$SESSIONS" --messages "$MESSAGES" --rate 0 --workers 64 2>"$dir/unicast.err") ;;
     fanout) line=$("$HERALD_BIN" bench fanout "${common[@]}" --sessions "$FANOUT_USERS" --rounds "$FANOUT_ROUNDS" 2>"$dir/fanout.err") ;;
+    read) line=$("$HERALD_BIN" bench read "${common[@]}" --sessions "$SESSIONS" --reads "$READS" --workers 64 2>"$dir/read.err") ;;
     esac
     kill "$watcher" 2>/dev/null || true
     wait "$watcher" 2>/dev/null || true
@@ -232,7 +236,13 @@ run_one() { # ROUND TOPOLOGY NODES SERVER
     local redis node
     redis=$(num "$(field "$line" redis_us_per_op 1)")
     node=$(num "$(field "$line" server_us_per_op 1)")
-    if [ "$scenario" = unicast ]; then
+    if [ "$scenario" = read ]; then
+      printf '%s\t%s\t%s\t%s\tredis_us_per_read\t%s\n' "$topo" "$nodes" "$server" "$scenario" "$redis" >>"$SUMMARY"
+      split_summary "$topo" "$nodes" "$server" "$scenario" "$(split "$line" "$roles")"
+      printf 'round %s  %-7s %s node(s)  %-10s read     Redis %6s µs/read  node A %6s µs  rate %s/s  p50 %s ms  errors %s\n' \
+        "$round" "$topo" "$nodes" "$server" "$redis" "$node" "$(field "$line" achieved_rate 1 | cut -d. -f1)" \
+        "$(field "$line" p50_ms 1)" "$(field "$line" errors 1)"
+    elif [ "$scenario" = unicast ]; then
       printf '%s\t%s\t%s\t%s\tredis_us_per_notification\t%s\n' "$topo" "$nodes" "$server" "$scenario" "$redis" >>"$SUMMARY"
       split_summary "$topo" "$nodes" "$server" "$scenario" "$(split "$line" "$roles")"
       printf 'round %s  %-7s %s node(s)  %-10s unicast  Redis %6s µs/notification  node A %6s µs  rate %s/s  delivered %s/%s\n' \

@@ -832,6 +832,11 @@ func TestReadClosesPopupsInEveryTab(t *testing.T) {
 		tabs[0].fatalf("no tab shows %s", what)
 	}
 
+	// The count is there from the connection on and follows new
+	// notifications before anything is read.
+	for _, tb := range tabs {
+		tb.waitFor("the count of the two", `herald.unread?.total === 2 && herald.unread.tags.c1 === 1 && herald.unread.tags.c2 === 1`)
+	}
 	req, _ := http.NewRequest(http.MethodPost, n.URL()+"/v1/users/alice/read", strings.NewReader(`{"tag":"c1"}`))
 	req.Header.Set("Authorization", "Bearer "+testAPIKey)
 	resp, err := http.DefaultClient.Do(req)
@@ -852,5 +857,9 @@ func TestReadClosesPopupsInEveryTab(t *testing.T) {
 	anyTab("the c2 popup closed", closed("c2"))
 	for _, tb := range tabs {
 		tb.waitFor("the read in every tab", `window.events.some((e) => e.type === 'read' && e.tag === 'c2') && herald.unread.total === 0`)
+	}
+	send(t, n.srv.Handler(), map[string]any{"to": []string{"alice"}, "title": "c3", "body": "b", "tag": "c3"})
+	for _, tb := range tabs {
+		tb.waitFor("the count of a new one", `herald.unread.total === 1 && herald.unread.tags.c3 === 1`)
 	}
 }

@@ -341,10 +341,18 @@ func TestParseMalformed(t *testing.T) {
 }
 
 func TestKnownButUnhandledTriggerIsIgnored(t *testing.T) {
-	ev, err := New(user, password).Parse(nil, []byte(`{"trigger":"user_connection_status_change","data":{},"webhook":"w"}`))
-	if err != nil || ev.Kind != webhook.KindIgnore || ev.Type != "user_connection_status_change" || ev.ID == "" {
-		t.Fatalf("Parse = %+v, %v", ev, err)
+	// message_read_by_all names no reader (its sender is app_system): the
+	// readers' own message_read_receipt events do the marking.
+	for _, trigger := range []string{"user_connection_status_change", "message_read_by_all", "message_delivered_to_all"} {
+		ev, err := New(user, password).Parse(nil, []byte(`{"trigger":"`+trigger+`","data":{},"webhook":"w"}`))
+		if err != nil || ev.Kind != webhook.KindIgnore || ev.Type != trigger || ev.ID == "" {
+			t.Fatalf("Parse = %+v, %v", ev, err)
+		}
 	}
+}
+
+func TestEventTypesAreKnown(t *testing.T) {
+	webhooktest.EventTypesAreKnown(t, New(user, password))
 }
 
 func FuzzParse(f *testing.F) {

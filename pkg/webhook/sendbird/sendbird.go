@@ -1,6 +1,7 @@
 // Package sendbird adapts Sendbird Chat webhooks: it verifies
 // x-sendbird-signature and turns group channel message events into message
-// events and join/leave/removal into membership changes.
+// events, message_read into a read of the channel, and join/leave/removal
+// into membership changes.
 package sendbird
 
 import (
@@ -37,6 +38,7 @@ func (p *Provider) Name() string { return Name }
 var (
 	eventTypes = []string{
 		"group_channel:message_send", "group_channel:message_update", "group_channel:message_delete",
+		"group_channel:message_read",
 		"group_channel:join", "group_channel:leave", "group_channel:remove",
 	}
 	knownTypes = []string{
@@ -88,16 +90,21 @@ type payload struct {
 		ChannelURL string `json:"channel_url"`
 		Name       string `json:"name"`
 	} `json:"channel"`
-	Members   []user            `json:"members"`
-	Users     []user            `json:"users"`
+	Members []user `json:"members"`
+	Users   []user `json:"users"`
+	// message_read: the members whose read receipt moved, and to when.
+	ReadUpdates []struct {
+		UserID string            `json:"user_id"`
+		ReadTS webhook.Timestamp `json:"read_ts"`
+	} `json:"read_updates"`
 	CreatedAt webhook.Timestamp `json:"created_at"`
 }
 
 // Parse implements webhook.Provider. The conversation is the channel_url.
 // Sendbird's payloads carry no event id; it is derived as
 // "sendbird:<category>:<channel_url>:<message_id>" (plus updated_at for
-// message_update), or "sendbird:<category>:<hash of the body>" for
-// membership events. When the payload lists the members they are the
+// message_update), or "sendbird:<category>:<hash of the body>" for reads
+// and membership events. When the payload lists the members they are the
 // recipients, less the sender.
 func (p *Provider) Parse(_ http.Header, body []byte) (webhook.Event, error) {
 	var d payload
@@ -119,6 +126,9 @@ func (p *Provider) Parse(_ http.Header, body []byte) (webhook.Event, error) {
 	ev.Conversation = conv
 	ev.ConversationName = d.Channel.Name
 	switch d.Category {
+	case "group_channel:message_read":
+		ev.ID = webhook.DerivedID(Name, d.Category, webhook.BodyID(body))
+		return parseRead(ev, &d)
 	case "group_channel:join", "group_channel:leave", "group_channel:remove":
 		ev.ID = webhook.DerivedID(Name, d.Category, webhook.BodyID(body))
 		ev.Kind = webhook.KindMembership
@@ -180,5 +190,28 @@ func (p *Provider) Parse(_ http.Header, body []byte) (webhook.Event, error) {
 		ev.Members = &notification.Membership{Conversation: conv, Set: webhook.Recipients(ids)}
 		ev.Recipients = webhook.Recipients(ids, ev.Sender)
 	}
+	return ev, nil
+}
+
+// parseRead reads group_channel:message_read: each user in read_updates
+// marked the channel read (Sendbird's read receipt is a time, not a
+// message, so the whole channel up to then). The readers are sorted, so
+// that one body always gives one event; Created is the latest read.
+func parseRead(ev webhook.Event, d *payload) (webhook.Event, error) {
+	ids := make([]string, len(d.ReadUpdates))
+	for i, u := range d.ReadUpdates {
+		ids[i] = u.UserID
+		if u.ReadTS.After(ev.Created) {
+			ev.Created = u.ReadTS.Time
+		}
+	}
+	ids = webhook.Recipients(ids)
+	if len(ids) == 0 {
+		return webhook.Event{}, webhook.Missing("read_updates")
+	}
+	slices.Sort(ids)
+	ev.Kind = webhook.KindRead
+	ev.Recipients = ids
+	ev.Data = map[string]any{"conversationId": ev.Conversation}
 	return ev, nil
 }

@@ -76,7 +76,15 @@ func TestParse(t *testing.T) {
 			Conversation: conv, ConversationName: "Trip planning",
 			Members: &notification.Membership{Conversation: conv, Add: []string{"dave"}},
 		}},
-		{"message_read.json", webhook.Event{Provider: Name, Type: "group_channel:message_read"}},
+		// group_channel:message_read as Sendbird's group channel webhook
+		// events page shows it: channel, members (when included) and
+		// read_updates, one {user_id, read_ts, unread counts} per reader.
+		{"message_read.json", webhook.Event{
+			Provider: Name, Type: "group_channel:message_read", Kind: webhook.KindRead,
+			Conversation: conv, ConversationName: "Trip planning", Recipients: []string{"alice", "carol"},
+			Data:    map[string]any{"conversationId": conv},
+			Created: time.UnixMilli(1795341800000).UTC(),
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.fixture, func(t *testing.T) {
@@ -112,6 +120,12 @@ func TestParseErrorsNameTheField(t *testing.T) {
 		{"message_send.json", "sender", nil, "sender.user_id"},
 		{"message_send.json", "members", map[string]any{}, "members"},
 		{"join.json", "users", nil, "users"},
+		{"message_read.json", "read_updates", nil, "read_updates"},
+		{"message_read.json", "read_updates", []any{}, "read_updates"},
+		{"message_read.json", "read_updates", []any{map[string]any{"user_id": ""}}, "read_updates"},
+		{"message_read.json", "read_updates", map[string]any{"alice": 1795341790000}, "read_updates"},
+		{"message_read.json", "channel", nil, "channel.channel_url"},
+		{"message_read.json", "channel.channel_url", nil, "channel.channel_url"},
 	} {
 		t.Run(tt.fixture+"/"+tt.path, func(t *testing.T) {
 			_, err := New(token).Parse(nil, webhooktest.Edit(t, webhooktest.Fixture(t, tt.fixture), tt.path, tt.value))
@@ -127,6 +141,43 @@ func TestParseErrorsNameTheField(t *testing.T) {
 			t.Errorf("Parse(%q) = %v, want a FieldError", b, err)
 		}
 	}
+}
+
+func TestParseRead(t *testing.T) {
+	p := New(token)
+	body := webhooktest.Fixture(t, "message_read.json")
+	read, err := p.Parse(nil, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := webhook.CheckEvent(read); err != nil {
+		t.Fatal(err)
+	}
+	sent, err := p.Parse(nil, webhooktest.Fixture(t, "message_send.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if read.Conversation != sent.Conversation {
+		t.Fatalf("read of %q, message in %q", read.Conversation, sent.Conversation)
+	}
+	// A reader named twice, or not at all, counts once or not at all.
+	b := webhooktest.Edit(t, body, "read_updates", []any{
+		map[string]any{"user_id": "alice", "read_ts": 1},
+		map[string]any{"user_id": ""},
+		map[string]any{"user_id": "alice", "read_ts": 2},
+	})
+	if ev, err := p.Parse(nil, b); err != nil || !reflect.DeepEqual(ev.Recipients, []string{"alice"}) {
+		t.Fatalf("Parse = %+v, %v", ev, err)
+	}
+	// Another reader, or a later read, is another event.
+	later, err := p.Parse(nil, webhooktest.Edit(t, body, "read_updates.0.read_ts", 1795341900000))
+	if err != nil || later.ID == read.ID {
+		t.Fatalf("later read: id %q, first %q, %v", later.ID, read.ID, err)
+	}
+}
+
+func TestEventTypesAreKnown(t *testing.T) {
+	webhooktest.EventTypesAreKnown(t, New(token))
 }
 
 func FuzzParse(f *testing.F) {

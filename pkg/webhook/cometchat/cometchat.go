@@ -209,6 +209,11 @@ func parsePush(ev webhook.Event, env *envelope) (webhook.Event, error) {
 	ev.Conversation = n.ConversationID
 	if n.ReceiverType == "group" {
 		ev.ConversationName = n.ReceiverName
+		// CometChat's conversation id of a group is "group_<guid>"; the
+		// general webhooks (messages, read receipts, members) name the
+		// group by its guid. One conversation, one tag: a read receipt of
+		// the group then clears what this path notified.
+		ev.Conversation = strings.TrimPrefix(n.ConversationID, "group_")
 	}
 	ev.Title = first(n.Title, n.NotificationTitle)
 	ev.Body = first(n.Body, n.NotificationBody)

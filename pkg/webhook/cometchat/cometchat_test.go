@@ -84,10 +84,10 @@ func TestParse(t *testing.T) {
 		}},
 		{"push_group_chat_edited.json", webhook.Event{
 			Provider: Name, ID: "cometchat:app123:456:cometchat-uid-3:edited", Type: TriggerPush, Kind: webhook.KindUpdate,
-			Conversation: "group_hiking-club", ConversationName: "Hiking club", Message: "456",
+			Conversation: "hiking-club", ConversationName: "Hiking club", Message: "456",
 			Sender: "cometchat-uid-1", SenderName: "Andrew Joseph", Text: "Meet at 8, not 7",
 			Recipients: []string{"cometchat-uid-3"}, Title: "Hiking club", Body: "Andrew Joseph: Meet at 8, not 7",
-			Data:    map[string]any{"conversationId": "group_hiking-club", "messageId": "456", "senderId": "cometchat-uid-1"},
+			Data:    map[string]any{"conversationId": "hiking-club", "messageId": "456", "senderId": "cometchat-uid-1"},
 			Created: time.UnixMilli(1741847500000).UTC(),
 		}},
 		{"push_call_initiated.json", webhook.Event{

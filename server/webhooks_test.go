@@ -13,7 +13,9 @@ import (
 	"github.com/heraldhq/herald/pkg/webhook/amity"
 	"github.com/heraldhq/herald/pkg/webhook/cometchat"
 	"github.com/heraldhq/herald/pkg/webhook/notifly"
+	"github.com/heraldhq/herald/pkg/webhook/sendbird"
 	"github.com/heraldhq/herald/pkg/webhook/standard"
+	"github.com/heraldhq/herald/pkg/webhook/stream"
 	"github.com/heraldhq/herald/pkg/webhook/talkjs"
 )
 
@@ -25,6 +27,8 @@ const (
 	ccPassword    = "cc-password"
 	// whsec_ + base64("herald-standard-webhooks-key!")
 	standardSecret = "whsec_aGVyYWxkLXN0YW5kYXJkLXdlYmhvb2tzLWtleSE="
+	streamSecret   = "stream-test-secret"
+	sendbirdToken  = "sendbird-test-token"
 )
 
 func webhookConfig(c *configT) {
@@ -33,6 +37,7 @@ func webhookConfig(c *configT) {
 	c.NotiflySecret = notiflySecret
 	c.CometChatUser, c.CometChatPassword = ccUser, ccPassword
 	c.WebhookSecret = standardSecret
+	c.StreamSecret, c.SendbirdToken = streamSecret, sendbirdToken
 	c.WebhookRetryAfter = 500 * time.Millisecond
 	c.ThrottleWindow = 0
 }
@@ -53,6 +58,10 @@ func signed(t *testing.T, provider string, body []byte, at time.Time) http.Heade
 		h.Set("x-notifly-signature", notifly.Sign(notiflySecret, body))
 	case "cometchat":
 		h.Set("Authorization", cometchat.BasicAuth(ccUser, ccPassword))
+	case "stream":
+		h.Set("X-Signature", stream.Sign(streamSecret, body))
+	case "sendbird":
+		h.Set("x-sendbird-signature", sendbird.Sign(sendbirdToken, body))
 	case "herald":
 		id := fmt.Sprintf("msg_%x", at.UnixNano())
 		sig, err := standard.Sign(standardSecret, id, at, body)

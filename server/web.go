@@ -35,8 +35,12 @@ var webAssets = sync.OnceValue(func() map[string]*webAsset {
 	// credentials are involved, so "*" is enough.
 	const anyOrigin = "*"
 	files := map[string]*webAsset{
-		"/herald.js":   {contentType: "text/javascript; charset=utf-8", cache: revalidate, header: map[string]string{"Access-Control-Allow-Origin": anyOrigin}},
-		"/herald.d.ts": {contentType: "text/plain; charset=utf-8", cache: revalidate, header: map[string]string{"Access-Control-Allow-Origin": anyOrigin}},
+		"/herald.js": {contentType: "text/javascript; charset=utf-8", cache: revalidate, header: map[string]string{"Access-Control-Allow-Origin": anyOrigin}},
+		// The modules herald.js imports, beside it.
+		"/herald-util.js":    {contentType: "text/javascript; charset=utf-8", cache: revalidate, header: map[string]string{"Access-Control-Allow-Origin": anyOrigin}},
+		"/herald-storage.js": {contentType: "text/javascript; charset=utf-8", cache: revalidate, header: map[string]string{"Access-Control-Allow-Origin": anyOrigin}},
+		"/herald-toast.js":   {contentType: "text/javascript; charset=utf-8", cache: revalidate, header: map[string]string{"Access-Control-Allow-Origin": anyOrigin}},
+		"/herald.d.ts":       {contentType: "text/plain; charset=utf-8", cache: revalidate, header: map[string]string{"Access-Control-Allow-Origin": anyOrigin}},
 		"/herald-sw.js": {contentType: "text/javascript; charset=utf-8", cache: revalidate, header: map[string]string{
 			"Service-Worker-Allowed": "/", "Access-Control-Allow-Origin": anyOrigin,
 		}},
@@ -64,7 +68,7 @@ var webAssets = sync.OnceValue(func() map[string]*webAsset {
 // declarations, the service worker and, in demo mode, the demo page with
 // its development helpers; otherwise / is a plain-text index.
 func (s *Server) webRoutes(r *mux.Router) {
-	for _, p := range []string{"/herald.js", "/herald.d.ts", "/herald-sw.js", "/favicon.svg"} {
+	for _, p := range []string{"/herald.js", "/herald-util.js", "/herald-storage.js", "/herald-toast.js", "/herald.d.ts", "/herald-sw.js", "/favicon.svg"} {
 		r.Handle(p, serveAsset(p)).Methods(http.MethodGet, http.MethodHead)
 	}
 	if !s.cfg.Demo {

@@ -9,7 +9,7 @@ import (
 	"io/fs"
 )
 
-//go:embed herald.js herald.d.ts herald-sw.js index.html demo.js favicon.svg manifest.webmanifest icon-192.png icon-512.png
+//go:embed herald.js herald-util.js herald-storage.js herald-toast.js herald.d.ts herald-sw.js index.html demo.js favicon.svg manifest.webmanifest icon-192.png icon-512.png
 var assets embed.FS
 
 // Assets returns the browser files, at the root of the returned FS.

@@ -1,7 +1,15 @@
 // Herald browser client: live notifications over WebSocket with a
 // Server-Sent Events fallback, resume by cursor, popups coordinated across
 // tabs, an in-page toast fallback, acks, and Web Push registration.
-// One ES module, no build step. Types: herald.d.ts.
+// ES modules, no build step: this one, with herald-util.js,
+// herald-storage.js and herald-toast.js beside it. Types: herald.d.ts.
+
+import {
+  activated, cursorAfter, cursorSeq, expiresWithin, fromBase64url, openableURL, sameBytes, subscriptionBody,
+  tokenSubject, withTimeout,
+} from './herald-util.js';
+import { claimPopup, idb } from './herald-storage.js';
+import { removeToast, showToast } from './herald-toast.js';
 
 /**
  * @typedef {object} HeraldNotification
@@ -35,7 +43,6 @@
  */
 
 const SEEN_MAX = 1000; // ids remembered per tab to drop duplicates
-const SHOWN_MAX_AGE = 7 * 24 * 3600 * 1000; // how long popup claims are kept
 const ACK_DELAY = 100; // ms to batch SSE acks
 const STABLE_AFTER = 5000; // ms a connection must live before backoff resets
 const CATCH_UP_QUIET = 500; // ms without a replayed notification that end a catch-up
@@ -773,264 +780,5 @@ export class Herald extends EventTarget {
 }
 
 // --- helpers --------------------------------------------------------------
-
-/**
- * The URL a click may open: http(s) only, relative URLs resolved against
- * base. Anything else (javascript:, data:, …) opens nothing: a
- * notification's url comes from whoever sent it.
- * @param {string | undefined} url @param {string} base
- * @returns {URL | null}
- */
-function openableURL(url, base) {
-  if (!url) return null;
-  try {
-    const u = new URL(url, base);
-    return u.protocol === 'https:' || u.protocol === 'http:' ? u : null;
-  } catch {
-    return null;
-  }
-}
-
-/**
- * Whether cursor a comes after b. Cursors are "<epoch>-<seq>"; a different
- * epoch is a new history, which always wins.
- * @param {string} a @param {string} b
- */
-function cursorAfter(a, b) {
-  const i = a.lastIndexOf('-'), j = b.lastIndexOf('-');
-  if (a.slice(0, i) !== b.slice(0, j)) return true;
-  return Number(a.slice(i + 1)) > Number(b.slice(j + 1));
-}
-
-/** @param {string} token */
-function tokenClaims(token) {
-  try {
-    const part = token.split('.')[1];
-    return JSON.parse(new TextDecoder().decode(fromBase64url(part)));
-  } catch {
-    return {};
-  }
-}
-
-/** @param {string} token */
-function tokenSubject(token) {
-  const sub = tokenClaims(token).sub;
-  return sub == null ? null : String(sub);
-}
-
-/** @param {string} token @param {number} ms */
-function expiresWithin(token, ms) {
-  const exp = tokenClaims(token).exp;
-  return typeof exp === 'number' && exp * 1000 < Date.now() + ms;
-}
-
-/** @param {string} s */
-function fromBase64url(s) {
-  const b64 = s.replace(/-/g, '+').replace(/_/g, '/').padEnd(Math.ceil(s.length / 4) * 4, '=');
-  return Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
-}
-
-/** @param {ArrayBuffer | null} a @param {Uint8Array} b */
-function sameBytes(a, b) {
-  if (!a) return false;
-  const x = new Uint8Array(a);
-  return x.length === b.length && x.every((v, i) => v === b[i]);
-}
-
-/** @param {PushSubscription} sub */
-/** The seq of a cursor "<epoch>-<seq>" (0 when there is none). @param {string} [c] */
-function cursorSeq(c) {
-  const n = Number(String(c ?? '').split('-').pop());
-  return Number.isFinite(n) ? n : 0;
-}
-
-function subscriptionBody(sub) {
-  const { endpoint, keys } = sub.toJSON();
-  return { endpoint, keys: { p256dh: keys?.p256dh, auth: keys?.auth } };
-}
-
-/**
- * p, or a rejection with message (code 'timeout') after ms.
- * @template T @param {Promise<T>} p @param {number} ms @param {string} message
- * @returns {Promise<T>}
- */
-function withTimeout(p, ms, message) {
-  /** @type {ReturnType<typeof setTimeout> | undefined} */
-  let timer;
-  const expired = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(Object.assign(new Error(message), { code: 'timeout' })), ms);
-  });
-  return /** @type {Promise<T>} */ (Promise.race([p, expired])).finally(() => clearTimeout(timer));
-}
-
-/** @param {ServiceWorkerRegistration} reg */
-function activated(reg) {
-  if (reg.active) return Promise.resolve(reg);
-  const w = /** @type {ServiceWorker} */ (reg.installing ?? reg.waiting);
-  return new Promise((resolve, reject) => {
-    w.addEventListener('statechange', () => {
-      if (w.state === 'activated') resolve(reg);
-      if (w.state === 'redundant') reject(new Error('Herald: service worker failed to install'));
-    });
-  });
-}
-
-/**
- * Claim the popup of notification id for this tab: true for exactly one
- * tab (or the service worker) however many race. The Web Lock keeps tabs
- * that get the notification at the same moment from all reaching the store;
- * the IndexedDB insert is the record that decides, shared with the service
- * worker and kept across reloads.
- * @param {string} id
- */
-async function claimPopup(id) {
-  const claim = async () => {
-    try {
-      return await idb.add('shown', id, Date.now());
-    } catch {
-      return claimInStorage(id); // no IndexedDB (private mode in some browsers)
-    }
-  };
-  if (!navigator.locks) return claim();
-  return navigator.locks.request('herald-popup-' + id, { ifAvailable: true }, (lock) => (lock ? claim() : false));
-}
-
-/** @param {string} id */
-function claimInStorage(id) {
-  try {
-    const key = 'herald:shown:' + id;
-    if (localStorage.getItem(key)) return false;
-    localStorage.setItem(key, String(Date.now()));
-  } catch { /* no storage at all: show it */ }
-  return true;
-}
-
-/** A small IndexedDB wrapper; the schema is shared with herald-sw.js. */
-const idb = (() => {
-  /** @type {Promise<IDBDatabase> | undefined} */
-  let db;
-  const open = () => db ??= new Promise((resolve, reject) => {
-    const req = indexedDB.open('herald', 1);
-    req.onupgradeneeded = () => {
-      req.result.createObjectStore('shown');
-      req.result.createObjectStore('config');
-    };
-    req.onsuccess = () => {
-      resolve(req.result);
-      prune(req.result);
-    };
-    req.onerror = () => { db = undefined; reject(req.error); };
-  });
-  /** @param {IDBDatabase} d */
-  const prune = (d) => {
-    const cutoff = Date.now() - SHOWN_MAX_AGE;
-    const tx = d.transaction('shown', 'readwrite');
-    tx.objectStore('shown').openCursor().onsuccess = (e) => {
-      const cur = /** @type {IDBRequest<IDBCursorWithValue | null>} */ (e.target).result;
-      if (!cur) return;
-      if (cur.value < cutoff) cur.delete();
-      cur.continue();
-    };
-  };
-  /**
-   * @template T
-   * @param {string} store @param {IDBTransactionMode} mode
-   * @param {(s: IDBObjectStore, done: (v: T) => void) => void} fn
-   * @returns {Promise<T>}
-   */
-  const run = async (store, mode, fn) => {
-    const tx = (await open()).transaction(store, mode);
-    return new Promise((resolve, reject) => {
-      /** @type {any} */ let result;
-      fn(tx.objectStore(store), (v) => { result = v; });
-      tx.oncomplete = () => resolve(result);
-      tx.onabort = () => reject(tx.error);
-    });
-  };
-  return {
-    /** @param {string} store @param {string} key */
-    get: (store, key) => run(store, 'readonly', (s, done) => { s.get(key).onsuccess = (e) => done(/** @type {IDBRequest} */ (e.target).result); }),
-    /** @param {string} store @param {string} key @param {any} value */
-    put: (store, key, value) => run(store, 'readwrite', (s) => { s.put(value, key); }),
-    /** @param {string} store @param {string} key */
-    del: (store, key) => run(store, 'readwrite', (s) => { s.delete(key); }),
-    /** Insert only if absent; resolves whether it was inserted. @param {string} store @param {string} key @param {any} value */
-    add: (store, key, value) => run(store, 'readwrite', (s, done) => {
-      done(false);
-      const req = s.add(value, key);
-      req.onsuccess = () => done(true);
-      req.onerror = (e) => { // ConstraintError: already there; keep the transaction
-        e.preventDefault();
-        e.stopPropagation();
-      };
-    }),
-    /** @param {string} store @param {string} key @param {(v: any) => any} fn */
-    update: (store, key, fn) => run(store, 'readwrite', (s) => {
-      s.get(key).onsuccess = (e) => {
-        const next = fn(/** @type {IDBRequest} */ (e.target).result);
-        if (next) s.put(next, key);
-      };
-    }),
-  };
-})();
-
-// --- the default toast ----------------------------------------------------
-
-const TOAST_MS = 8000;
-
-function toastBox() {
-  let box = document.getElementById('herald-toasts');
-  if (box) return box;
-  box = document.createElement('div');
-  box.id = 'herald-toasts';
-  box.setAttribute('role', 'region');
-  box.setAttribute('aria-label', 'Notifications');
-  Object.assign(box.style, {
-    position: 'fixed', right: '1rem', bottom: '1rem', zIndex: '2147483647',
-    display: 'flex', flexDirection: 'column', gap: '.5rem', maxWidth: '22rem',
-  });
-  document.body.append(box);
-  return box;
-}
-
-/** @param {HeraldNotification} n @param {() => void} onOpen */
-function showToast(n, onOpen) {
-  removeToast(undefined, n.tag); // a newer one replaces its tag
-  const el = document.createElement('div');
-  el.className = 'herald-toast';
-  el.setAttribute('role', 'status'); // announced politely, as docs/browser.md says
-  el.dataset.id = n.id;
-  if (n.tag) el.dataset.tag = n.tag;
-  Object.assign(el.style, {
-    background: '#1f2937', color: '#fff', padding: '.75rem 2.25rem .75rem 1rem', borderRadius: '.5rem',
-    boxShadow: '0 4px 12px rgba(0,0,0,.25)', font: '14px/1.4 system-ui, sans-serif', position: 'relative',
-    cursor: n.url ? 'pointer' : 'default',
-  });
-  const title = document.createElement('strong');
-  title.textContent = n.title ?? '';
-  const body = document.createElement('div');
-  body.textContent = n.body ?? '';
-  const close = document.createElement('button');
-  close.type = 'button';
-  close.textContent = '×';
-  close.setAttribute('aria-label', 'Dismiss');
-  Object.assign(close.style, {
-    position: 'absolute', top: '.25rem', right: '.25rem', background: 'none', border: '0',
-    color: 'inherit', font: '18px/1 system-ui, sans-serif', cursor: 'pointer', padding: '.25rem .5rem',
-  });
-  close.onclick = (e) => { e.stopPropagation(); el.remove(); };
-  el.append(title, body, close);
-  el.onclick = () => { el.remove(); onOpen(); };
-  toastBox().append(el);
-  setTimeout(() => el.remove(), TOAST_MS);
-}
-
-/** @param {string | undefined} id @param {string | undefined} tag */
-function removeToast(id, tag) {
-  for (const el of globalThis.document?.querySelectorAll('#herald-toasts .herald-toast') ?? []) {
-    const d = /** @type {HTMLElement} */ (el).dataset;
-    if ((id && d.id === id) || (tag && d.tag === tag)) el.remove();
-  }
-}
 
 export default Herald;

@@ -60,6 +60,9 @@ func TestAssetsServedWithTypesAndValidators(t *testing.T) {
 		path, contentType, swAllowed, contains string
 	}{
 		{"/herald.js", "text/javascript; charset=utf-8", "", "export class Herald"},
+		{"/herald-util.js", "text/javascript; charset=utf-8", "", "export function cursorAfter"},
+		{"/herald-storage.js", "text/javascript; charset=utf-8", "", "export async function claimPopup"},
+		{"/herald-toast.js", "text/javascript; charset=utf-8", "", "export function showToast"},
 		{"/herald-sw.js", "text/javascript; charset=utf-8", "/", "notificationclick"},
 		{"/herald.d.ts", "text/plain; charset=utf-8", "", "export class Herald"},
 	}

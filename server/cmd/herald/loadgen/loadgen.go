@@ -108,6 +108,15 @@ func (o *Options) serverPIDs() []int {
 
 func userName(i int) string { return "lg" + strconv.Itoa(i) }
 
+// userNames are the first n users' names.
+func userNames(n int) []string {
+	users := make([]string, n)
+	for i := range users {
+		users[i] = userName(i)
+	}
+	return users
+}
+
 // RSS returns the resident set size of pid in bytes (Linux).
 func RSS(pid int) (int64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))

@@ -64,10 +64,7 @@ func Read(ctx context.Context, o ReadOptions) (*ReadResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	users := make([]string, o.Users)
-	for i := range users {
-		users[i] = userName(i)
-	}
+	users := userNames(o.Users)
 	perUser := (o.Reads + o.Users - 1) / o.Users
 	for j := 0; j < perUser; j++ {
 		if err := postTagged(ctx, client, &o.Options, users, readTag(j)); err != nil {

@@ -203,10 +203,7 @@ func Fanout(ctx context.Context, o FanoutOptions) (*FanoutResult, error) {
 	}
 	defer closeAll(sessions)
 	time.Sleep(time.Second)
-	users := make([]string, o.Users)
-	for i := range users {
-		users[i] = userName(i)
-	}
+	users := userNames(o.Users)
 	client, err := newPoster(o.SendURL, o.Sources)
 	if err != nil {
 		return nil, err

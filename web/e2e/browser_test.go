@@ -222,7 +222,9 @@ func TestDeniedPermissionShowsToast(t *testing.T) {
 	}
 }
 
-func TestTwoTabsShowOnePopup(t *testing.T) {
+// twoTabs opens two connected tabs of alice, popups permitted, on a fresh
+// node.
+func twoTabs(t *testing.T) (*node, []*tab) {
 	n := startNode(t, testConfig(t, nil))
 	a := startApp(t, n)
 	ctx := newBrowser(t)
@@ -234,6 +236,11 @@ func TestTwoTabsShowOnePopup(t *testing.T) {
 	for _, tb := range tabs {
 		tb.waitFor("the connection", connected)
 	}
+	return n, tabs
+}
+
+func TestTwoTabsShowOnePopup(t *testing.T) {
+	n, tabs := twoTabs(t)
 	var ids []string
 	for i := range 3 {
 		ids = append(ids, send(t, n.srv.Handler(), map[string]any{
@@ -790,17 +797,7 @@ func TestTabClosedForTooManySessionsStaysClosed(t *testing.T) {
 // the popup of that conversation in whichever tab showed it and sends both
 // tabs the count; a read from one tab (markRead) closes the other's.
 func TestReadClosesPopupsInEveryTab(t *testing.T) {
-	n := startNode(t, testConfig(t, nil))
-	a := startApp(t, n)
-	ctx := newBrowser(t)
-	setNotificationPermission(t, ctx, a.URL, browser.PermissionSettingGranted)
-	tabs := []*tab{
-		openTab(t, ctx, "tab 1", a.URL+"/app.html?user=alice", true),
-		openTab(t, ctx, "tab 2", a.URL+"/app.html?user=alice", false),
-	}
-	for _, tb := range tabs {
-		tb.waitFor("the connection", connected)
-	}
+	n, tabs := twoTabs(t)
 	for _, tag := range []string{"c1", "c2"} {
 		send(t, n.srv.Handler(), map[string]any{"to": []string{"alice"}, "title": tag, "body": "b", "tag": tag})
 	}

@@ -56,22 +56,11 @@ func BenchmarkPublishUnicastRedisCPU(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	var script float64
-	for _, line := range strings.Split(info, "\n") {
-		name, rest, ok := strings.Cut(strings.TrimSpace(line), ":")
-		if !ok || !strings.HasPrefix(name, "cmdstat_") {
-			continue
-		}
-		for _, f := range strings.Split(rest, ",") {
-			if v, ok := strings.CutPrefix(f, "usec="); ok {
-				usec, _ := strconv.ParseFloat(v, 64)
-				if name == "cmdstat_evalsha" {
-					script += usec
-				}
-			}
-		}
-		b.Logf("%s", strings.TrimSpace(line))
+	stats := commandStats(info)
+	for cmd, f := range stats {
+		b.Logf("%s: calls=%v usec=%v", cmd, f["calls"], f["usec"])
 	}
+	script := stats["evalsha"]["usec"]
 	b.ReportMetric(cpu/float64(b.N), "redis-cpu-usec/op")
 	b.ReportMetric(script/float64(b.N), "script-usec/op")
 }

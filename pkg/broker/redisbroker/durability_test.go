@@ -286,11 +286,26 @@ func scriptCalls(t *testing.T, c *redis.Client) int {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return int(commandStats(info)["evalsha"]["calls"])
+}
+
+// commandStats parses INFO commandstats: command → field (calls, usec, …)
+// → value.
+func commandStats(info string) map[string]map[string]float64 {
+	out := map[string]map[string]float64{}
 	for _, line := range strings.Split(info, "\n") {
-		if rest, ok := strings.CutPrefix(strings.TrimSpace(line), "cmdstat_evalsha:calls="); ok {
-			n, _ := strconv.Atoi(rest[:strings.IndexByte(rest, ',')])
-			return n
+		name, rest, ok := strings.Cut(strings.TrimSpace(line), ":")
+		cmd, isStat := strings.CutPrefix(name, "cmdstat_")
+		if !ok || !isStat {
+			continue
 		}
+		fields := map[string]float64{}
+		for _, f := range strings.Split(rest, ",") {
+			if k, v, ok := strings.Cut(f, "="); ok {
+				fields[k], _ = strconv.ParseFloat(v, 64)
+			}
+		}
+		out[cmd] = fields
 	}
-	return 0
+	return out
 }

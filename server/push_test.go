@@ -297,9 +297,11 @@ func TestWebPushDeviceWithAScopeGetsDeclarativePush(t *testing.T) {
 // (Web Push read frame, APNs badge-only push under the conversation's
 // collapse id, FCM data) with the new total, and nothing to a device
 // registered after the pushes.
-func TestReadClearsTheDevicesThatWereShown(t *testing.T) {
+func TestReadClearsTheDevicesThatWereShown(t *testing.T) { testReadClearsDevices(t, embedded) }
+
+func testReadClearsDevices(t *testing.T, backend nodeBackend) {
 	f, push := newPushFakes(t)
-	n := startNode(t, push)
+	n := startNodeOn(t, backend, push)
 	endpoint := n.registerDevices(f, "alice")
 	var ids []string
 	for i := 1; i <= 2; i++ {

@@ -56,6 +56,7 @@ func redisModeTests() map[string]func(*testing.T, nodeBackend) {
 		"Shutdown":       testShutdownClosesWebSocketsWithServiceRestart,
 		"OwnStreamOnly":  testUsersOnlyReceiveTheirOwnStream,
 		"ReadState":      testReadState,
+		"ClearDevices":   testReadClearsDevices,
 	}
 }
 

@@ -370,3 +370,43 @@ func testReadClearsDevices(t *testing.T, backend nodeBackend) {
 	}
 	f.check(t)
 }
+
+// TestPushRecordedAfterTheReadStillClearsItsDevice: a push whose record
+// lands after the notification was read (the read's own clearing push
+// could not know of it) clears its device at once, with the new badge.
+func TestPushRecordedAfterTheReadStillClearsItsDevice(t *testing.T) {
+	f, push := newPushFakes(t)
+	n := startNode(t, push)
+	sent := n.mustSend([]string{"alice"}, "read before its push was recorded")
+	id := sent.Notifications[0].ID
+	n.mustSend([]string{"alice"}, "still unread")
+	if status, body := n.do(http.MethodPost, "/v1/users/alice/read", testAPIKey, map[string]any{"ids": []string{id}}); status != http.StatusOK {
+		t.Fatalf("read: %d %s", status, body)
+	}
+	// The device registers now, so nothing was pushed to it; its push is
+	// recorded as the dispatcher would after the read.
+	status, body := n.do(http.MethodGet, "/v1/push/vapid-public-key", "", nil)
+	var vk struct{ PublicKey string }
+	if status != 200 || json.Unmarshal(body, &vk) != nil {
+		t.Fatalf("vapid key: %d %s", status, body)
+	}
+	f.web.RequireVAPIDKey(vk.PublicKey)
+	endpoint, p256dh, auth := f.web.NewSubscription()
+	status, body = n.do(http.MethodPost, "/v1/devices", mintToken(t, "alice"), map[string]any{"platform": "webpush",
+		"subscription": map[string]any{"endpoint": endpoint, "keys": map[string]string{"p256dh": p256dh, "auth": auth}}})
+	var dev struct{ ID string }
+	if status != http.StatusCreated || json.Unmarshal(body, &dev) != nil {
+		t.Fatalf("register: %d %s", status, body)
+	}
+	n.srv.recordDelivered(context.Background(), "alice", id, []string{dev.ID})
+	wp := f.web.WaitPushes(t, 1, 15*time.Second)[0]
+	var frame struct {
+		Type  string
+		IDs   []string
+		Badge *int
+	}
+	if err := wp.JSON(&frame); err != nil || frame.Type != "read" || fmt.Sprint(frame.IDs) != "["+id+"]" || frame.Badge == nil || *frame.Badge != 1 {
+		t.Fatalf("clearing push %s, want a read of %s with badge 1", wp.Payload, id)
+	}
+	f.check(t)
+}

@@ -155,10 +155,11 @@ func (s *Server) mark(ctx context.Context, user string, m *notification.Mark) ([
 	if m.State != notification.StateSeen && s.push != nil && s.push.fallback != nil {
 		s.push.fallback.Acked(user, changed)
 	}
-	// Which devices to clear is known from the state before the mark.
-	var clear *push.Message
+	// What the mark newly closes is known from the state before it (a
+	// dismissal of what was read closes nothing new).
+	var closes []string
 	if m.State != notification.StateSeen {
-		clear = clearingPush(rs, user, changed, ev.Cursor, m.At)
+		closes = slices.DeleteFunc(slices.Clone(changed), func(id string) bool { return !rs.Marks(id).Unread() })
 	}
 	// The counts as of the mark, folded from the history up to it: the
 	// same whichever node computes them, whatever was appended since. Only
@@ -167,7 +168,10 @@ func (s *Server) mark(ctx context.Context, user string, m *notification.Mark) ([
 	if err != nil {
 		return nil, nil, err
 	}
-	if clear != nil {
+	// The devices, from the state as of the mark: a push recorded while
+	// the mark was on its way is cleared too. One recorded after the mark
+	// is cleared by recordDelivered.
+	if clear := clearingPush(rs, user, closes, ev.Cursor, m.At); clear != nil {
 		clear.Badge = &unread.Total
 		s.scheduleClear(ctx, clear)
 	}
@@ -183,13 +187,13 @@ func (s *Server) mark(ctx context.Context, user string, m *notification.Mark) ([
 	return changed, unread, nil
 }
 
-// clearingPush is the clearing push of notifications ids, read or
-// dismissed by the mark at cursor at: to the devices they were pushed
-// to, and no others; nil when there are none. rs is the state before the
-// mark. The badge is set once the counts as of the mark are known.
+// clearingPush is the clearing push of notifications ids, closed by the
+// event at cursor at: to the devices rs says they were pushed to, and no
+// others; nil when there are none. The caller sets the badge.
 func clearingPush(rs *notification.ReadState, user string, ids []string, at notification.Cursor, now time.Time) *push.Message {
-	// A dismissal of what was read already closes nothing new.
-	ids = slices.DeleteFunc(slices.Clone(ids), func(id string) bool { return !rs.Marks(id).Unread() })
+	if len(ids) == 0 {
+		return nil
+	}
 	devices := rs.ShownOn(ids)
 	if len(devices) == 0 {
 		return nil
@@ -315,7 +319,10 @@ func (s *Server) unreadTotal(ctx context.Context, m *push.Message) (int, error) 
 }
 
 // recordDelivered records in the user's history that notification id was
-// pushed to devices, for the clearing push of its read.
+// pushed to devices, for the clearing push of its read. When the
+// notification was read or dismissed before the record landed, the
+// devices are cleared at once: a read's own clearing push only sees the
+// pushes recorded before it.
 func (s *Server) recordDelivered(ctx context.Context, user, id string, devices []string) {
 	m := &notification.Mark{State: notification.StateDelivered, IDs: []string{id}, At: time.Now().UTC(), Devices: devices}
 	ev, err := notification.NewMarkEvent(user, m)
@@ -324,7 +331,19 @@ func (s *Server) recordDelivered(ctx context.Context, user, id string, devices [
 	}
 	if err != nil {
 		s.log.Warn("push delivery not recorded; its read will not clear the devices", "user", user, "id", id, "err", err)
+		return
 	}
+	rs, err := s.readState(ctx, user)
+	if err != nil || !rs.Has(id) || rs.Marks(id).Unread() {
+		return
+	}
+	clear := &push.Message{ID: "read:" + ev.Cursor.String(), User: user, Clear: []string{id}, Devices: devices, Created: m.At}
+	if tags := rs.Tags(clear.Clear); len(tags) == 1 {
+		clear.Tag = tags[0]
+	}
+	total := rs.Unread().Total
+	clear.Badge = &total
+	s.scheduleClear(ctx, clear)
 }
 
 // providerReads applies the chat platforms' read events (ingest.Reader).

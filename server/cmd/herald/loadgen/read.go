@@ -54,16 +54,11 @@ func Read(ctx context.Context, o ReadOptions) (*ReadResult, error) {
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
 	var recv atomic.Int64
-	sessions, _, err := openSessions(ctx, &o.Options, func(time.Time, int64) { recv.Add(1) })
+	sessions, client, err := openRun(ctx, &o.Options, func(time.Time, int64) { recv.Add(1) })
 	if err != nil {
 		return nil, err
 	}
 	defer closeAll(sessions)
-	time.Sleep(time.Second)
-	client, err := newPoster(o.SendURL, o.Sources)
-	if err != nil {
-		return nil, err
-	}
 	users := userNames(o.Users)
 	perUser := (o.Reads + o.Users - 1) / o.Users
 	for j := 0; j < perUser; j++ {

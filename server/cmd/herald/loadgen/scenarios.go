@@ -124,17 +124,11 @@ func Unicast(ctx context.Context, o UnicastOptions) (*UnicastResult, error) {
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
 	lat := &latencies{d: make([]time.Duration, 0, o.Messages)}
-	sessions, _, err := openSessions(ctx, &o.Options, lat.observe)
+	sessions, client, err := openRun(ctx, &o.Options, lat.observe)
 	if err != nil {
 		return nil, err
 	}
 	defer closeAll(sessions)
-	time.Sleep(time.Second) // let subscriptions settle
-
-	client, err := newPoster(o.SendURL, o.Sources)
-	if err != nil {
-		return nil, err
-	}
 	var sent, errs atomic.Int64
 	start := time.Now()
 	cpu := startCPU(o.serverPIDs(), o.RedisPIDs)
@@ -197,17 +191,12 @@ func Fanout(ctx context.Context, o FanoutOptions) (*FanoutResult, error) {
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
 	var recv atomic.Int64
-	sessions, _, err := openSessions(ctx, &o.Options, func(time.Time, int64) { recv.Add(1) })
+	sessions, client, err := openRun(ctx, &o.Options, func(time.Time, int64) { recv.Add(1) })
 	if err != nil {
 		return nil, err
 	}
 	defer closeAll(sessions)
-	time.Sleep(time.Second)
 	users := userNames(o.Users)
-	client, err := newPoster(o.SendURL, o.Sources)
-	if err != nil {
-		return nil, err
-	}
 	res := &FanoutResult{Scenario: "fanout", Transport: o.Transport, Peer: o.Peer, Users: o.Users, Rounds: o.Rounds}
 	var times []time.Duration
 	cpu, first := startCPU(o.serverPIDs(), o.RedisPIDs), recv.Load()
@@ -236,6 +225,22 @@ func Fanout(ctx context.Context, o FanoutOptions) (*FanoutResult, error) {
 	res.CPU = cpu.per(recv.Load() - first)
 	res.PerFanout = cpu.per(sent)
 	return res, nil
+}
+
+// openRun opens the sessions of a run, lets their subscriptions settle,
+// and makes the API client; on failure nothing stays open.
+func openRun(ctx context.Context, o *Options, onFrame frameFunc) ([]*session, *poster, error) {
+	sessions, _, err := openSessions(ctx, o, onFrame)
+	if err != nil {
+		return nil, nil, err
+	}
+	time.Sleep(time.Second) // let subscriptions settle
+	client, err := newPoster(o.SendURL, o.Sources)
+	if err != nil {
+		closeAll(sessions)
+		return nil, nil, err
+	}
+	return sessions, client, nil
 }
 
 func postNotification(ctx context.Context, p *poster, o *Options, to []string) error {
